@@ -1,0 +1,221 @@
+/**
+ * From command-line values to a checked configuration. Everything here that can fail is bad usage
+ * (exit 2), and it is all checked before anything is created: a bad invocation touches nothing.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { UsageError, describe } from './errors.js';
+import { compileExcludes, type ExcludeMatcher } from './filter.js';
+
+export interface RawOptions {
+  once?: boolean;
+  manifest?: string;
+  exclude?: string[];
+  dryRun?: boolean;
+  checksum?: boolean;
+  maxDelete?: string;
+  fsync?: boolean;
+}
+
+export interface Config {
+  /** Real, absolute path of the source folder. */
+  source: string;
+  /** Absolute path of the replica folder (symlinks in existing parents resolved). */
+  replica: string;
+  intervalMinutes: number;
+  logFile: string;
+  manifestPath: string;
+  once: boolean;
+  dryRun: boolean;
+  checksum: boolean;
+  maxDelete: number | undefined;
+  fsync: boolean;
+  excludes: string[];
+  exclude: ExcludeMatcher;
+  /** Our own files (log, manifest) that live inside the source or replica and are never synced. */
+  ownPaths: string[];
+}
+
+export function parseInterval(text: string): number {
+  const value = /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new UsageError(`interval must be a positive number of minutes (like 5 or 0.5), got '${text}'`);
+  }
+  return value;
+}
+
+export function parseMaxDelete(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\s*\d+\s*$/.test(text)) throw new UsageError(`--max-delete must be a whole number ≥ 0, got '${text}'`);
+  return Number(text);
+}
+
+/** The manifest's default home: one file per source/replica pair under the XDG state folder. */
+export function defaultManifestPath(source: string, replica: string, env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_STATE_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME || os.homedir(), '.local', 'state');
+  const id = createHash('sha256').update(`${source}\0${replica}`).digest('hex').slice(0, 12);
+  const name = (path.basename(replica) || 'root').replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40);
+  return path.join(base, 'folder-sync', `${name}-${id}.json`);
+}
+
+export function buildConfig(
+  args: { source: string; replica: string; interval: string; logFile: string },
+  raw: RawOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
+  const intervalMinutes = parseInterval(args.interval);
+  const maxDelete = parseMaxDelete(raw.maxDelete);
+  const excludes = raw.exclude ?? [];
+
+  const source = checkSource(args.source);
+  const replica = resolveReplica(args.replica);
+  checkOverlap(source, replica);
+
+  const logFile = path.resolve(args.logFile);
+  checkWritableFile(logFile, 'log file');
+  const manifestPath = raw.manifest !== undefined ? path.resolve(raw.manifest) : defaultManifestPath(source, replica, env);
+  if (!raw.dryRun) checkWritableFile(manifestPath, 'manifest location');
+
+  const ownPaths = [logFile, manifestPath];
+  const userExclude = compileExcludes(excludes);
+  const own = ownRelPaths(ownPaths, [source, replica]);
+  const exclude: ExcludeMatcher =
+    own.length === 0 ? userExclude : (relPath, isDir) => isOwn(relPath, own) || userExclude(relPath, isDir);
+
+  return {
+    source,
+    replica,
+    intervalMinutes,
+    logFile,
+    manifestPath,
+    once: raw.once === true,
+    dryRun: raw.dryRun === true,
+    checksum: raw.checksum === true,
+    maxDelete,
+    fsync: raw.fsync !== false,
+    excludes,
+    exclude,
+    ownPaths,
+  };
+}
+
+function checkSource(given: string): string {
+  let real: string;
+  try {
+    real = fs.realpathSync(given);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(code === 'ENOENT' ? `source '${given}' does not exist` : `source '${given}': ${describe(error)}`);
+  }
+  if (!fs.statSync(real).isDirectory()) throw new UsageError(`source '${given}' is not a folder`);
+  return real;
+}
+
+/** The replica's absolute path with symlinks in its existing part resolved (it may not exist yet). */
+function resolveReplica(given: string): string {
+  const absolute = path.resolve(given);
+  const missing: string[] = [];
+  let existing = absolute;
+  for (;;) {
+    try {
+      const real = fs.realpathSync(existing);
+      const stats = fs.statSync(real);
+      if (!stats.isDirectory()) {
+        throw new UsageError(
+          missing.length === 0 ? `replica '${given}' exists and is not a folder` : `replica '${given}': '${existing}' is not a folder`,
+        );
+      }
+      return path.join(real, ...missing.reverse());
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || path.dirname(existing) === existing) throw new UsageError(`replica '${given}': ${describe(error)}`);
+      missing.push(path.basename(existing));
+      existing = path.dirname(existing);
+    }
+  }
+}
+
+function inside(parent: string, child: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel !== '' && !rel.startsWith('..' + path.sep) && rel !== '..' && !path.isAbsolute(rel);
+}
+
+function checkOverlap(source: string, replica: string): void {
+  if (source === replica) throw new UsageError(`source and replica are the same folder (${source})`);
+  if (inside(source, replica)) throw new UsageError(`replica ${replica} is inside source ${source}`);
+  if (inside(replica, source)) throw new UsageError(`source ${source} is inside replica ${replica}`);
+}
+
+/**
+ * A file we will create or append to: it must not be a folder, and the nearest existing folder on
+ * its way must be writable. Checked without creating anything.
+ */
+function checkWritableFile(file: string, what: string): void {
+  try {
+    const stats = fs.statSync(file);
+    if (stats.isDirectory()) throw new UsageError(`${what} '${file}' is a folder`);
+    fs.accessSync(file, fs.constants.W_OK);
+    return;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw new UsageError(`${what} '${file}' is not writable: ${describe(error)}`);
+  }
+  let dir = path.dirname(file);
+  for (;;) {
+    try {
+      const stats = fs.statSync(dir);
+      if (!stats.isDirectory()) throw new UsageError(`${what} '${file}' cannot be created: '${dir}' is not a folder`);
+      fs.accessSync(dir, fs.constants.W_OK);
+      return;
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || path.dirname(dir) === dir) throw new UsageError(`${what} '${file}' cannot be created: ${describe(error)}`);
+      dir = path.dirname(dir);
+    }
+  }
+}
+
+/** Our files' paths relative to whichever root holds them (POSIX). */
+function ownRelPaths(files: string[], roots: string[]): string[] {
+  const out: string[] = [];
+  for (const file of files) {
+    for (const root of roots) {
+      if (inside(root, file)) out.push(path.relative(root, file).split(path.sep).join('/'));
+    }
+  }
+  return out;
+}
+
+/** The log, the manifest and its companions (`.d`, `.lock`, lowdb's `.name.tmp`, set-aside copies). */
+function isOwn(relPath: string, own: string[]): boolean {
+  for (const file of own) {
+    if (relPath === file || relPath.startsWith(file + '.')) return true;
+    const slash = file.lastIndexOf('/');
+    const dir = slash < 0 ? '' : file.slice(0, slash + 1);
+    const name = file.slice(slash + 1);
+    if (relPath.startsWith(dir) && relPath.slice(dir.length).startsWith('.' + name + '.')) return true;
+  }
+  return false;
+}
+
+/** Creates what the configuration needs to exist (log and manifest folders): after all checks. */
+export function prepareLocations(config: Config): void {
+  try {
+    fs.mkdirSync(path.dirname(config.logFile), { recursive: true });
+    fs.closeSync(fs.openSync(config.logFile, 'a'));
+  } catch (error) {
+    throw new UsageError(`log file '${config.logFile}' is not writable: ${describe(error)}`);
+  }
+  if (config.dryRun) return;
+  try {
+    fs.mkdirSync(path.dirname(config.manifestPath), { recursive: true });
+  } catch (error) {
+    throw new UsageError(`manifest location '${config.manifestPath}' is not writable: ${describe(error)}`);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Pure decisions about one path present on both sides. No disk access: the walk hands in what
+ * lstat and readlink saw, and the manifest's record.
+ */
+import type { CacheLookup } from './fingerprint.js';
+import type { Change, Entry, FileRecord, Reason } from './types.js';
+
+/**
+ * libuv sets times with microsecond precision, and a float of seconds can be off by one more
+ * microsecond: mtimes within this many nanoseconds are the same mtime. (rsync compares seconds.)
+ */
+export const MTIME_TOLERANCE_NS = 2_000n;
+
+export function sameMtime(a: Entry, b: Entry): boolean {
+  const delta = a.mtimeNs - b.mtimeNs;
+  return delta < MTIME_TOLERANCE_NS && delta > -MTIME_TOLERANCE_NS;
+}
+
+/** Which metadata of the replica differs from the source's, as a reason, or undefined. */
+export function metaReason(source: Entry, replica: Entry): Reason | undefined {
+  const mode = source.mode !== replica.mode;
+  const mtime = !sameMtime(source, replica);
+  if (mode && mtime) return 'permissions, mtime';
+  if (mode) return 'permissions';
+  if (mtime) return 'mtime';
+  return undefined;
+}
+
+/**
+ * Two regular files at the same path. Early returns, cheapest first:
+ * both sides vouched for by the cache → in sync, or only metadata to fix;
+ * sizes differ → the content differs, no need to read;
+ * otherwise → read the side(s) the cache cannot vouch for.
+ */
+export function compareFiles(
+  relPath: string,
+  source: Entry,
+  replica: Entry,
+  record: FileRecord | undefined,
+  lookup: CacheLookup,
+): Change | undefined {
+  const sourceMd5 = lookup(record, source, 'src');
+  const replicaMd5 = lookup(record, replica, 'rep');
+  if (sourceMd5 !== undefined && replicaMd5 !== undefined) {
+    return metaReason(source, replica) === undefined ? undefined : { type: 'meta', relPath, source, replica, md5: sourceMd5 };
+  }
+  if (source.size !== replica.size) {
+    const reason: Reason = sourceMd5 !== undefined ? 'changed in replica' : 'content changed';
+    return { type: 'update', relPath, source, replica, reason };
+  }
+  return { type: 'file', relPath, source, replica, sourceMd5, replicaMd5 };
+}
+
+/** Settles a `file` change once both MD5s are known. */
+export function settleFile(change: Extract<Change, { type: 'file' }>, sourceMd5: string, replicaMd5: string): Change {
+  const { relPath, source, replica } = change;
+  if (sourceMd5 === replicaMd5) return { type: 'meta', relPath, source, replica, md5: sourceMd5 };
+  // The cache vouched for the source: the replica is the side that moved.
+  const reason: Reason = change.sourceMd5 !== undefined ? 'changed in replica' : 'content changed';
+  return { type: 'update', relPath, source, replica, reason };
+}
+
+/** Two symlinks at the same path: the target text must match, and the link's own mtime. */
+export function compareLinks(relPath: string, source: Entry, replica: Entry, sourceTarget: string, replicaTarget: string): Change | undefined {
+  if (sourceTarget !== replicaTarget) return { type: 'link', relPath, source, replica, reason: 'link target changed' };
+  if (!sameMtime(source, replica)) return { type: 'link', relPath, source, replica, reason: 'mtime' };
+  return undefined;
+}
+
+/** Two folders at the same path: only permission bits (folder mtimes move with every child). */
+export function compareDirs(relPath: string, source: Entry, replica: Entry): Change | undefined {
+  return source.mode === replica.mode ? undefined : { type: 'dirmode', relPath, source, replica };
+}

@@ -1,0 +1,60 @@
+/** Errors and the one place that turns outcomes into exit statuses. */
+
+/** Bad usage or configuration: reported in one line, exit 2, nothing touched. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Another folder-sync holds the lock on this manifest. Exit 2. */
+export class LockedError extends UsageError {
+  override name = 'LockedError';
+}
+
+/** A step on one entry failed; the message names the step and the path, `cause` keeps the original. */
+export class StepError extends Error {
+  override name = 'StepError';
+  readonly code: string | undefined;
+  constructor(step: string, relPath: string, cause: unknown) {
+    super(`${step} ${relPath || '.'}: ${describe(cause)}`, { cause });
+    this.code = errorCode(cause);
+  }
+}
+
+/** The short `CODE: message` text of an error, without a stack. */
+export function describe(error: unknown): string {
+  if (error instanceof StepError) return error.message;
+  if (error instanceof Error) {
+    const code = errorCode(error);
+    // Node's fs messages already start with the code ("ENOENT: no such file…").
+    return code && !error.message.startsWith(code) ? `${code}: ${error.message}` : error.message;
+  }
+  return String(error);
+}
+
+export function errorCode(error: unknown): string | undefined {
+  if (error instanceof StepError) return error.code;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** "The tree moved under us": the entry vanished or a parent stopped being a folder. */
+export function isVanished(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+export const EXIT_OK = 0;
+export const EXIT_PARTIAL = 1;
+export const EXIT_USAGE = 2;
+
+/** Decides the exit status once, from what happened. */
+export function exitStatus(outcome: { usageError?: boolean; passesWithErrors: number }): number {
+  switch (true) {
+    case outcome.usageError:
+      return EXIT_USAGE;
+    case outcome.passesWithErrors > 0:
+      return EXIT_PARTIAL;
+    default:
+      return EXIT_OK;
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The only code that changes the replica. Each function does one operation atomically and
+ * returns what it observed afterwards (for the manifest); failures throw a `StepError` naming
+ * the step and the path, after cleaning up their temporary file.
+ */
+import { createHash } from 'node:crypto';
+import { StepError } from './errors.js';
+import { fingerprint } from './fingerprint.js';
+import { nsToSeconds, type Io } from './io.js';
+import { TEMP_PREFIX, toEntry } from './scan.js';
+import type { Entry } from './types.js';
+
+export interface ExecContext {
+  io: Io;
+  sourceRoot: string;
+  replicaRoot: string;
+  /** Flush file contents before the rename (off with --no-fsync). */
+  fsync: boolean;
+  /** A reusable read buffer (Perf: one allocation per pass, not per file). */
+  buffer: Buffer;
+  /** Lets the event loop run during long copies. */
+  tick(): Promise<boolean>;
+}
+
+/** The source changed while we read it: not an error, the next pass copies the settled file. */
+export class ChangedWhileReading extends Error {
+  override name = 'ChangedWhileReading';
+  constructor(readonly relPath: string) {
+    super(`${relPath} changed while it was being read; it will be copied next pass`);
+  }
+}
+
+/**
+ * Our temporary name for a file about to land at `name`: in the same folder (so the rename is
+ * atomic), hidden, recognisable (`isTempName`), fixed length whatever the name's length, and the
+ * same for the same target (a retry reuses, never accumulates).
+ */
+export function tempName(name: string): string {
+  return TEMP_PREFIX + createHash('md5').update(name).digest('hex').slice(0, 16) + '.tmp';
+}
+
+function split(relPath: string): [dir: string, name: string] {
+  const slash = relPath.lastIndexOf('/');
+  return slash < 0 ? ['', relPath] : [relPath.slice(0, slash), relPath.slice(slash + 1)];
+}
+
+export function tempPathFor(replicaRoot: string, relPath: string): string {
+  const [dir, name] = split(relPath);
+  return replicaRoot + (dir ? '/' + dir : '') + '/' + tempName(name);
+}
+
+/** The parent folder of a replica path (for flushing its entries). */
+export function replicaParent(replicaRoot: string, relPath: string): string {
+  const [dir] = split(relPath);
+  return replicaRoot + (dir ? '/' + dir : '');
+}
+
+export interface CopyResult {
+  md5: string;
+  /** The source as it was read (fstat), unchanged from start to end of the read. */
+  source: Entry;
+  /** The replica file after the rename. */
+  replica: Entry;
+}
+
+function sameContentStat(a: Entry, b: Entry): boolean {
+  return fingerprint(a) === fingerprint(b);
+}
+
+/**
+ * Copies a source file to the replica: temporary file in the target's folder, content hashed while
+ * copied (the source is read once), permissions, flush, mtime, then rename over the target.
+ */
+export async function copyFile(ctx: ExecContext, relPath: string): Promise<CopyResult> {
+  const { io, buffer } = ctx;
+  const sourceAbs = ctx.sourceRoot + '/' + relPath;
+  const replicaAbs = ctx.replicaRoot + '/' + relPath;
+  const tempAbs = tempPathFor(ctx.replicaRoot, relPath);
+  const [, name] = split(relPath);
+
+  let step = 'opening';
+  let input: number | undefined;
+  let output: number | undefined;
+  try {
+    input = io.openRead(sourceAbs);
+    step = 'reading';
+    const before = toEntry(name, io.fstat(input));
+    step = 'creating temporary file for';
+    output = io.openWrite(tempAbs, 'create');
+    const hash = createHash('md5');
+    for (;;) {
+      step = 'reading';
+      const n = io.read(input, buffer, null);
+      if (n === 0) break;
+      const chunk = n === buffer.length ? buffer : buffer.subarray(0, n);
+      hash.update(chunk);
+      step = 'writing';
+      writeAll(io, output, chunk, n);
+      if (await ctx.tick()) throw new Interrupted();
+    }
+    step = 'reading';
+    const after = toEntry(name, io.fstat(input));
+    if (!sameContentStat(before, after)) throw new ChangedWhileReading(relPath);
+    // syncthing's order: permissions before the rename, flush, mtime last (nothing moves it after).
+    step = 'setting permissions of';
+    io.fchmod(output, before.mode);
+    if (ctx.fsync) {
+      step = 'flushing';
+      io.fsync(output);
+    }
+    step = 'setting mtime of';
+    io.futimes(output, nsToSeconds(before.atimeNs), nsToSeconds(before.mtimeNs));
+    step = 'closing';
+    io.close(output);
+    output = undefined;
+    step = 'renaming into place';
+    io.rename(tempAbs, replicaAbs);
+    step = 'checking';
+    const replica = toEntry(name, io.lstat(replicaAbs));
+    return { md5: hash.digest('hex'), source: before, replica };
+  } catch (error) {
+    if (output !== undefined) closeQuietly(io, output);
+    removeQuietly(io, tempAbs);
+    if (error instanceof ChangedWhileReading || error instanceof Interrupted) throw error;
+    throw new StepError(`copying (${step})`, relPath, error);
+  } finally {
+    if (input !== undefined) closeQuietly(io, input);
+  }
+}
+
+/** The pass was asked to stop in the middle of a copy; the temporary file is removed. */
+export class Interrupted extends Error {
+  override name = 'Interrupted';
+}
+
+function writeAll(io: Io, fd: number, chunk: Buffer, length: number): void {
+  let written = 0;
+  while (written < length) {
+    const n = io.write(fd, written === 0 ? chunk : chunk.subarray(written), length - written);
+    if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
+    written += n;
+  }
+}
+
+/** Creates (or replaces) a symlink with the source's target text, via a temporary link and rename. */
+export function copyLink(ctx: ExecContext, relPath: string, source: Entry): { target: string; replica: Entry } {
+  const { io } = ctx;
+  const tempAbs = tempPathFor(ctx.replicaRoot, relPath);
+  const replicaAbs = ctx.replicaRoot + '/' + relPath;
+  let step = 'reading link';
+  try {
+    const target = io.readlink(ctx.sourceRoot + '/' + relPath);
+    step = 'creating link';
+    removeQuietly(io, tempAbs);
+    io.symlink(target, tempAbs);
+    step = 'setting mtime of link';
+    io.lutimes(tempAbs, nsToSeconds(source.atimeNs), nsToSeconds(source.mtimeNs));
+    step = 'renaming link into place';
+    io.rename(tempAbs, replicaAbs);
+    return { target, replica: toEntry(source.name, io.lstat(replicaAbs)) };
+  } catch (error) {
+    removeQuietly(io, tempAbs);
+    throw new StepError(step, relPath, error);
+  }
+}
+
+/** Sets a link's own mtime (its target text is already right). */
+export function touchLink(ctx: ExecContext, relPath: string, source: Entry): void {
+  try {
+    ctx.io.lutimes(ctx.replicaRoot + '/' + relPath, nsToSeconds(source.atimeNs), nsToSeconds(source.mtimeNs));
+  } catch (error) {
+    throw new StepError('setting mtime of link', relPath, error);
+  }
+}
+
+/** Brings a replica file's permission bits and mtime to the source's without rewriting it. */
+export function fixMeta(ctx: ExecContext, relPath: string, source: Entry, replica: Entry): Entry {
+  const { io } = ctx;
+  const replicaAbs = ctx.replicaRoot + '/' + relPath;
+  let step = 'setting permissions of';
+  try {
+    if (source.mode !== replica.mode) io.chmod(replicaAbs, source.mode);
+    step = 'setting mtime of';
+    io.utimes(replicaAbs, nsToSeconds(source.atimeNs), nsToSeconds(source.mtimeNs));
+    step = 'checking';
+    return toEntry(replica.name, io.lstat(replicaAbs));
+  } catch (error) {
+    throw new StepError(step, relPath, error);
+  }
+}
+
+/** Creates a folder, private until its permission bits are set at the end of the pass. */
+export function makeDir(ctx: ExecContext, relPath: string): void {
+  try {
+    ctx.io.mkdir(ctx.replicaRoot + '/' + relPath, 0o700);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST' && isDir(ctx, relPath)) return;
+    throw new StepError('creating folder', relPath, error);
+  }
+}
+
+function isDir(ctx: ExecContext, relPath: string): boolean {
+  try {
+    return ctx.io.lstat(ctx.replicaRoot + '/' + relPath).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export function setDirMode(ctx: ExecContext, relPath: string, mode: number): boolean {
+  const abs = relPath ? ctx.replicaRoot + '/' + relPath : ctx.replicaRoot;
+  try {
+    const current = Number(ctx.io.lstat(abs).mode) & 0o7777;
+    if (current === mode) return false;
+    ctx.io.chmod(abs, mode);
+    return true;
+  } catch (error) {
+    throw new StepError('setting permissions of folder', relPath, error);
+  }
+}
+
+/** Removes one replica entry (a folder only once empty: children are deleted first). */
+export function deleteEntry(ctx: ExecContext, relPath: string, entry: Entry): boolean {
+  const abs = ctx.replicaRoot + '/' + relPath;
+  try {
+    if (entry.kind === 'dir') ctx.io.rmdir(abs);
+    else ctx.io.unlink(abs);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false; // already gone
+    throw new StepError('deleting', relPath, error);
+  }
+}
+
+export function removeQuietly(io: Io, absPath: string): void {
+  try {
+    io.unlink(absPath);
+  } catch {
+    // not there, or not ours to worry about: the next pass sweeps temporary files
+  }
+}
+
+function closeQuietly(io: Io, fd: number): void {
+  try {
+    io.close(fd);
+  } catch {
+    // already closed
+  }
+}

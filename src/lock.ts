@@ -1,0 +1,78 @@
+/**
+ * One folder-sync at a time per manifest: a lock file `P.lock` beside the manifest holding the
+ * holder's pid. A lock whose pid is no longer running (kill -9, power cut) is stale and taken over.
+ */
+import * as fs from 'node:fs';
+import { LockedError, describe } from './errors.js';
+
+export interface Lock {
+  readonly path: string;
+  release(): void;
+}
+
+export function acquireLock(manifestPath: string): Lock {
+  const lockPath = manifestPath + '.lock';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = fs.openSync(lockPath, 'wx', 0o644);
+      fs.writeSync(fd, `${process.pid}\n`);
+      fs.closeSync(fd);
+      return {
+        path: lockPath,
+        release() {
+          try {
+            // Safety: only remove the lock if it is still ours.
+            if (readPid(lockPath) === process.pid) fs.unlinkSync(lockPath);
+          } catch {
+            // already gone
+          }
+        },
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new LockedError(`cannot create lock file ${lockPath}: ${describe(error)}`);
+      }
+    }
+    const holder = readPid(lockPath);
+    if (holder !== undefined && holder !== process.pid && isRunning(holder)) {
+      throw new LockedError(`another folder-sync (pid ${holder}) is using manifest ${manifestPath} (lock file ${lockPath})`);
+    }
+    if (holder === undefined && isFresh(lockPath)) {
+      // Another process has just created it and not yet written its pid.
+      throw new LockedError(`another folder-sync is starting on manifest ${manifestPath} (lock file ${lockPath})`);
+    }
+    // Stale (dead holder): take it over.
+    try {
+      fs.unlinkSync(lockPath);
+    } catch {
+      // someone else removed it first; try again
+    }
+  }
+  throw new LockedError(`cannot take the lock ${lockPath}: another folder-sync keeps taking it`);
+}
+
+function readPid(lockPath: string): number | undefined {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(lockPath, 'utf8').trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isFresh(lockPath: string): boolean {
+  try {
+    return Date.now() - fs.statSync(lockPath).mtimeMs < 5000;
+  } catch {
+    return false;
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

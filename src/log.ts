@@ -1,0 +1,109 @@
+/**
+ * Logging through winston: one line per action, the same words on the console and in the log
+ * file (the file adds a timestamp and the level). Warnings and errors go to stderr, the rest to
+ * stdout.
+ */
+import winston from 'winston';
+
+/** What the pass needs of a logger. */
+export interface Reporter {
+  /** Something done (or that would be done, in a dry run) to the replica. */
+  action(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface LogOptions {
+  /** Absolute path of the log file (its folder exists and is writable: checked by config). */
+  logFile: string;
+  /** Console output: `normal`, or `quiet` (warnings and errors only), or `silent`. */
+  console?: 'normal' | 'quiet' | 'silent';
+}
+
+export interface Logger extends Reporter {
+  /** Ends the logger and waits until the log file has every line. */
+  close(): Promise<void>;
+}
+
+const consoleLine = winston.format.printf(({ level, message }) => {
+  if (level === 'warn') return `warning: ${String(message)}`;
+  if (level === 'error') return `error: ${String(message)}`;
+  return String(message);
+});
+
+const fileLine = winston.format.printf(({ level, message, timestamp }) => `${String(timestamp)} ${level.toUpperCase().padEnd(5)} ${String(message)}`);
+
+export function createLogger(options: LogOptions): Logger {
+  const file = new winston.transports.File({
+    filename: options.logFile,
+    format: winston.format.combine(winston.format.timestamp(), fileLine),
+  });
+  const transports: winston.transport[] = [file];
+  const mode = options.console ?? 'normal';
+  if (mode !== 'silent') {
+    transports.push(
+      new winston.transports.Console({
+        level: mode === 'quiet' ? 'warn' : 'info',
+        stderrLevels: ['error', 'warn'],
+        format: consoleLine,
+      }),
+    );
+  }
+  const logger = winston.createLogger({ level: 'info', transports, exitOnError: false });
+
+  return {
+    action: (message) => logger.info(message),
+    info: (message) => logger.info(message),
+    warn: (message) => logger.warn(message),
+    error: (message) => logger.error(message),
+    close: () =>
+      new Promise<void>((resolve) => {
+        // winston's file transport can lose the last lines if the process ends first: wait for
+        // the transport's 'finish' (its stream flushed), with a bound in case it never comes.
+        const timer = setTimeout(resolve, 3000);
+        file.once('finish', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        logger.end();
+      }),
+  };
+}
+
+/**
+ * A path as it appears in a log line: control characters (a newline in a file name) escaped,
+ * so every action stays on one line.
+ */
+export function show(relPath: string): string {
+  // eslint-disable-next-line no-control-regex
+  return relPath === '' ? '.' : relPath.replace(/[\x00-\x1f\x7f\\]/g, escapeChar);
+}
+
+function escapeChar(char: string): string {
+  switch (char) {
+    case '\n':
+      return '\\n';
+    case '\t':
+      return '\\t';
+    case '\r':
+      return '\\r';
+    case '\\':
+      return '\\\\';
+    default:
+      return '\\x' + char.charCodeAt(0).toString(16).padStart(2, '0');
+  }
+}
+
+/** `12 B`, `12.0 KiB`, `3.4 MiB`. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}

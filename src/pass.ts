@@ -1,0 +1,390 @@
+/**
+ * One pass: walk both trees → read what the cache cannot vouch for → plan → guard → execute,
+ * recording in the manifest what was observed after each effect. Per-entry failures are logged,
+ * counted and skipped; only bad configuration throws (and that is checked before a pass).
+ */
+import { metaReason, settleFile } from './diff.js';
+import { describe, errorCode, isVanished } from './errors.js';
+import {
+  ChangedWhileReading,
+  Interrupted,
+  copyFile,
+  copyLink,
+  deleteEntry,
+  fixMeta,
+  makeDir,
+  removeQuietly,
+  replicaParent,
+  setDirMode,
+  touchLink,
+  type ExecContext,
+} from './execute.js';
+import type { ExcludeMatcher } from './filter.js';
+import { CHUNK_SIZE, distrustCache, fingerprint, hashFile, isRacy, nowNs, trustCache } from './fingerprint.js';
+import type { Io } from './io.js';
+import { formatBytes, show, type Reporter } from './log.js';
+import type { Manifest } from './manifest.js';
+import { planOps, type Plan } from './plan.js';
+import { toEntry } from './scan.js';
+import { emptyStats, type Change, type Entry, type Op, type PassStats } from './types.js';
+import { Walker } from './walk.js';
+
+export interface PassOptions {
+  /** Absolute, resolved roots. */
+  source: string;
+  replica: string;
+  exclude: ExcludeMatcher;
+  dryRun: boolean;
+  checksum: boolean;
+  /** Refuse all deletes when a pass would delete more entries than this. */
+  maxDelete: number | undefined;
+  fsync: boolean;
+  io: Io;
+  log: Reporter;
+  manifest: Manifest;
+  /** True once the pass should stop starting work (a signal). */
+  shouldStop(): boolean;
+  /** Checkpoint the manifest after this many recorded operations, or this many ms. */
+  checkpointEvery?: { ops: number; ms: number };
+}
+
+export interface PassResult {
+  stats: PassStats;
+  /** 0 all synced, 1 some entries failed or deletes were refused. */
+  exitStatus: 0 | 1;
+  interrupted: boolean;
+  durationMs: number;
+  summary: string;
+}
+
+/** Runs one pass. Never throws for a per-entry problem. */
+export async function runPass(options: PassOptions): Promise<PassResult> {
+  return new Pass(options).run();
+}
+
+class Pass {
+  private readonly stats = emptyStats();
+  private readonly started = Date.now();
+  private lastYield = Date.now();
+  private interrupted = false;
+  private readonly buffer = Buffer.allocUnsafe(CHUNK_SIZE);
+  private readonly exec: ExecContext;
+  private readonly dirtyDirs = new Set<string>();
+  private opsSinceCheckpoint = 0;
+  private lastCheckpoint = Date.now();
+
+  constructor(private readonly o: PassOptions) {
+    this.exec = {
+      io: o.io,
+      sourceRoot: o.source,
+      replicaRoot: o.replica,
+      fsync: o.fsync,
+      buffer: this.buffer,
+      tick: () => this.tick(),
+    };
+  }
+
+  /** Yields to the event loop every ~50 ms (so signals are seen); true when the pass must stop. */
+  private async tick(): Promise<boolean> {
+    const now = Date.now();
+    if (now - this.lastYield >= 50) {
+      this.lastYield = now;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (!this.interrupted && this.o.shouldStop()) this.interrupted = true;
+    return this.interrupted;
+  }
+
+  private warn(message: string): void {
+    this.stats.warnings++;
+    this.o.log.warn(message);
+  }
+
+  private error(message: string): void {
+    this.stats.errors++;
+    this.o.log.error(message);
+  }
+
+  async run(): Promise<PassResult> {
+    const { o } = this;
+    o.manifest.beginPass();
+    let refusedDeletes = false;
+
+    const roots = this.statRoots();
+    if (roots !== undefined) {
+      const changes: Change[] = [];
+      const temps: string[] = [];
+      const walker = new Walker({
+        io: o.io,
+        sourceRoot: o.source,
+        replicaRoot: o.replica,
+        exclude: o.exclude,
+        record: (relPath) => o.manifest.get(relPath),
+        lookup: o.checksum ? distrustCache : trustCache,
+        onChange: (change) => changes.push(change),
+        onTemp: (absPath) => temps.push(absPath),
+        warn: (message) => this.warn(message),
+        error: (message) => this.error(message),
+        tick: () => this.tick(),
+      });
+      const walk = await walker.run(roots.source, roots.replica);
+
+      // Safety: temporary files are ours by name; a crash may have left them. Swept, never listed.
+      if (!o.dryRun) for (const absPath of temps) removeQuietly(o.io, absPath);
+
+      const settled = await this.settle(changes);
+      const plan = planOps(settled);
+      refusedDeletes = this.guard(plan);
+      await this.execute(plan, refusedDeletes);
+
+      if (walk.complete && !this.interrupted && !o.dryRun) o.manifest.forgetUnseen();
+      if (!o.dryRun) o.manifest.setSourceRoot({ dev: String(roots.source.dev), ino: String(roots.source.ino) });
+    }
+
+    const durationMs = Date.now() - this.started;
+    const s = this.stats;
+    const summary =
+      `${o.dryRun ? 'dry run ' : ''}pass ${this.interrupted ? 'stopped' : 'finished'}: ` +
+      `${s.copied} copied, ${s.updated} updated, ${s.deleted} deleted, ${s.hashed} hashed, ${s.errors} errors; ` +
+      `${formatBytes(s.bytesCopied)} transferred in ${(durationMs / 1000).toFixed(2)} s`;
+    const exitStatus = s.errors > 0 || refusedDeletes ? 1 : 0;
+    if (!o.dryRun) {
+      o.manifest.setLastPass({ startedAt: new Date(this.started).toISOString(), durationMs, exitStatus, summary });
+      await this.checkpoint(true);
+    }
+    o.log.info(summary);
+    return { stats: s, exitStatus, interrupted: this.interrupted, durationMs, summary };
+  }
+
+  /** The two roots. The source must be a folder; the replica is created if missing (not in a dry run). */
+  private statRoots(): { source: Entry; replica: Entry | undefined } | undefined {
+    const { io, source, replica, dryRun } = this.o;
+    let sourceEntry: Entry;
+    try {
+      sourceEntry = toEntry('', io.lstat(source));
+      if (sourceEntry.kind !== 'dir') throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+    } catch (error) {
+      this.error(`reading source ${source}: ${describe(error)}; nothing done`);
+      return undefined;
+    }
+    try {
+      return { source: sourceEntry, replica: toEntry('', io.lstat(replica)) };
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') {
+        this.error(`reading replica ${replica}: ${describe(error)}; nothing done`);
+        return undefined;
+      }
+    }
+    if (dryRun) return { source: sourceEntry, replica: undefined };
+    try {
+      io.mkdir(replica, 0o700);
+      this.created.add('');
+      return { source: sourceEntry, replica: toEntry('', io.lstat(replica)) };
+    } catch (error) {
+      this.error(`creating replica ${replica}: ${describe(error)}; nothing done`);
+      return undefined;
+    }
+  }
+
+  /** Reads the files the cache could not vouch for, turning every `file` change into `update` or `meta`. */
+  private async settle(changes: Change[]): Promise<Change[]> {
+    const settled: Change[] = [];
+    for (const change of changes) {
+      if (change.type !== 'file') {
+        settled.push(change);
+        continue;
+      }
+      if (this.interrupted) continue;
+      const sourceMd5 = change.sourceMd5 ?? (await this.hash('source', change.relPath, change.source));
+      if (sourceMd5 === undefined) continue;
+      const replicaMd5 = change.replicaMd5 ?? (await this.hash('replica', change.relPath, change.replica));
+      if (replicaMd5 === undefined) continue;
+      const result = settleFile(change, sourceMd5, replicaMd5);
+      // Content proven equal and metadata already right: only the record needs refreshing.
+      settled.push(result);
+    }
+    return settled;
+  }
+
+  /** MD5 of one side's file, checked unchanged while read; undefined (logged) when it could not be read. */
+  private async hash(side: 'source' | 'replica', relPath: string, entry: Entry): Promise<string | undefined> {
+    const abs = (side === 'source' ? this.o.source : this.o.replica) + '/' + relPath;
+    try {
+      this.stats.hashed++;
+      const md5 = await hashFile(this.o.io, abs, this.buffer, async () => {
+        if (await this.tick()) throw new Interrupted();
+      });
+      const after = toEntry(entry.name, this.o.io.lstat(abs));
+      if (fingerprint(after) !== fingerprint(entry)) {
+        this.warn(`${show(relPath)} changed in the ${side} while it was being read; it will be looked at again next pass`);
+        return undefined;
+      }
+      return md5;
+    } catch (error) {
+      if (error instanceof Interrupted) return undefined;
+      if (isVanished(error)) this.warn(`${show(relPath)} vanished from the ${side} during the pass; skipped`);
+      else this.error(`hashing ${side} ${show(relPath)}: ${describe(error)}`);
+      return undefined;
+    }
+  }
+
+  /** `--max-delete`: all or nothing. Returns true when the deletes are refused. */
+  private guard(plan: Plan): boolean {
+    const { maxDelete } = this.o;
+    if (maxDelete === undefined || plan.deleteCount <= maxDelete) return false;
+    this.o.log.error(
+      `refusing to delete ${plan.deleteCount} entries: more than --max-delete ${maxDelete}; nothing was deleted ` +
+        `(run with a higher --max-delete if this is intended)`,
+    );
+    for (const op of plan.afterDeletes) {
+      if (op.op !== 'mkdir') this.o.log.error(`cannot replace ${show(op.relPath)} (type changed): its delete was refused`);
+    }
+    return true;
+  }
+
+  private async execute(plan: Plan, refusedDeletes: boolean): Promise<void> {
+    const phases: Op[][] = refusedDeletes ? [plan.upserts] : [plan.upserts, plan.deletes, plan.afterDeletes];
+    for (const ops of phases) {
+      for (const op of ops) {
+        if (await this.tick()) return;
+        await this.apply(op);
+        await this.checkpoint(false);
+      }
+    }
+    for (const op of plan.dirModes) {
+      if (refusedDeletes && plan.afterDeletes.includes(op)) continue;
+      if (await this.tick()) return;
+      await this.apply(op);
+    }
+  }
+
+  /** Applies one op (or logs it, in a dry run), records the outcome, counts it. Never throws. */
+  private async apply(op: Op): Promise<void> {
+    const { o, stats } = this;
+    const would = o.dryRun ? 'would ' : '';
+    const path = show(op.relPath);
+    try {
+      switch (op.op) {
+        case 'mkdir': {
+          if (!o.dryRun) makeDir(this.exec, op.relPath);
+          this.touched(op.relPath);
+          o.log.action(`${would}${o.dryRun ? 'create' : 'created'} ${path}/ (new folder)`);
+          break;
+        }
+        case 'copy': {
+          const verb = op.reason === 'changed in replica' ? ['restore', 'restored'] : op.replacing ? ['update', 'updated'] : ['copy', 'copied'];
+          if (o.dryRun) {
+            o.log.action(`would ${verb[0]} ${path} (${op.reason}, ${formatBytes(op.source.size)})`);
+          } else {
+            const startedAt = nowNs();
+            stats.hashed++;
+            const result = await copyFile(this.exec, op.relPath);
+            this.touched(op.relPath);
+            o.manifest.set(op.relPath, {
+              src: isRacy(result.source, startedAt) ? '' : fingerprint(result.source),
+              md5: result.md5,
+              rep: fingerprint(result.replica),
+            });
+            stats.bytesCopied += result.source.size;
+            o.log.action(`${verb[1]} ${path} (${op.reason}, ${formatBytes(result.source.size)})`);
+          }
+          if (op.replacing) stats.updated++;
+          else stats.copied++;
+          break;
+        }
+        case 'link': {
+          if (op.reason === 'mtime') {
+            if (!o.dryRun) touchLink(this.exec, op.relPath, op.source);
+            o.log.action(`${would}${o.dryRun ? 'update' : 'updated'} ${path} (mtime)`);
+            stats.updated++;
+            break;
+          }
+          const target = o.dryRun ? undefined : copyLink(this.exec, op.relPath, op.source).target;
+          this.touched(op.relPath);
+          const shown = target === undefined ? '' : ` -> ${show(target)}`;
+          const verb = op.replacing ? (o.dryRun ? 'update' : 'updated') : o.dryRun ? 'copy' : 'copied';
+          o.log.action(`${would}${verb} ${path}${shown} (${op.reason}, symlink)`);
+          if (op.replacing) stats.updated++;
+          else stats.copied++;
+          break;
+        }
+        case 'meta': {
+          const reason = metaReason(op.source, op.replica);
+          if (!o.dryRun) {
+            const replica = reason === undefined ? op.replica : fixMeta(this.exec, op.relPath, op.source, op.replica);
+            o.manifest.set(op.relPath, {
+              src: isRacy(op.source, nowNs()) ? '' : fingerprint(op.source),
+              md5: op.md5,
+              rep: fingerprint(replica),
+            });
+          }
+          if (reason !== undefined) {
+            o.log.action(`${would}${o.dryRun ? 'update' : 'updated'} ${path} (${reason})`);
+            stats.updated++;
+          }
+          break;
+        }
+        case 'dirmode': {
+          const changed = o.dryRun ? true : setDirMode(this.exec, op.relPath, op.source.mode);
+          // A folder made by this pass gets its bits here silently; only an existing one is news.
+          if (changed && !this.created.has(op.relPath)) o.log.action(`${would}${o.dryRun ? 'update' : 'updated'} ${path}/ (permissions)`);
+          break;
+        }
+        case 'delete': {
+          const suffix = op.replica.kind === 'dir' ? '/' : '';
+          if (!o.dryRun) {
+            if (!deleteEntry(this.exec, op.relPath, op.replica)) break;
+            this.touched(op.relPath);
+          }
+          o.log.action(`${would}${o.dryRun ? 'delete' : 'deleted'} ${path}${suffix} (${op.reason})`);
+          stats.deleted++;
+          break;
+        }
+      }
+      if (op.op === 'mkdir') this.created.add(op.relPath);
+    } catch (error) {
+      if (error instanceof Interrupted) return;
+      if (error instanceof ChangedWhileReading) {
+        this.warn(`${path} changed while it was being copied; left as it was, it will be copied next pass`);
+      } else if (isVanished(error) && op.op !== 'delete') {
+        this.warn(`${path} vanished from the source during the pass; skipped`);
+      } else {
+        this.error(describe(error));
+      }
+    }
+  }
+
+  private readonly created = new Set<string>();
+
+  /** Notes a replica folder whose entries changed (flushed before the next manifest checkpoint). */
+  private touched(relPath: string): void {
+    this.opsSinceCheckpoint++;
+    if (this.o.fsync && !this.o.dryRun) this.dirtyDirs.add(replicaParent(this.o.replica, relPath));
+  }
+
+  /**
+   * Writes the manifest every `ops` operations or `ms` milliseconds (and at the end). Safety: the
+   * folders the operations renamed into are flushed first, so the manifest is never ahead of the replica.
+   */
+  private async checkpoint(force: boolean): Promise<void> {
+    const { o } = this;
+    if (o.dryRun) return;
+    const every = o.checkpointEvery ?? { ops: 1000, ms: 10_000 };
+    if (!force && this.opsSinceCheckpoint < every.ops && Date.now() - this.lastCheckpoint < every.ms) return;
+    for (const dir of this.dirtyDirs) {
+      try {
+        o.io.fsyncDir(dir);
+      } catch {
+        // a folder deleted since: nothing to flush
+      }
+    }
+    this.dirtyDirs.clear();
+    try {
+      await o.manifest.checkpoint();
+    } catch (error) {
+      this.error(`writing manifest ${o.manifest.path}: ${describe(error)} (the next pass re-reads what it could not record)`);
+    }
+    this.opsSinceCheckpoint = 0;
+    this.lastCheckpoint = Date.now();
+  }
+}

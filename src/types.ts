@@ -1,0 +1,98 @@
+/**
+ * The data that flows through one pass. Nothing here touches the disk.
+ *
+ * Paths: `relPath` is POSIX (`/`-separated), relative to its root, and `''` is the root itself.
+ * `absPath` is an absolute path on the machine.
+ */
+
+/** What lstat said a directory entry is. `special` covers FIFOs, sockets and devices. */
+export type Kind = 'file' | 'dir' | 'symlink' | 'special';
+
+/** One directory entry as lstat saw it (never following links). */
+export interface Entry {
+  readonly name: string;
+  readonly kind: Kind;
+  readonly size: number;
+  /** Permission bits only (`mode & 0o7777`). */
+  readonly mode: number;
+  /** Full precision the OS gives, in nanoseconds. */
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly atimeNs: bigint;
+  readonly ino: bigint;
+  readonly dev: bigint;
+}
+
+/**
+ * What the manifest remembers about one source file: the fingerprints of both sides the last time
+ * their content was known, and that content's MD5. Every record is a statement that was true when it
+ * was written ("the file with this fingerprint had this MD5"), so an old record is never wrong, only
+ * useless: that is what makes any mix of old and new manifest shards after a crash safe.
+ */
+export interface FileRecord {
+  /** Source fingerprint (see `fingerprint()`), or `''` when it must not be trusted (racy). */
+  src: string;
+  /** MD5 of the content, hex. */
+  md5: string;
+  /** Replica fingerprint after our last write or check, or `''` when unknown. */
+  rep: string;
+}
+
+/** Reasons printed after an action, e.g. `copied a.txt (new)`. */
+export type Reason =
+  | 'new'
+  | 'content changed'
+  | 'changed in replica'
+  | 'missing in replica'
+  | 'type changed'
+  | 'link target changed'
+  | 'permissions'
+  | 'mtime'
+  | 'permissions, mtime'
+  | 'not in source';
+
+/**
+ * What the lockstep walk found at one path that is not already in sync. The walk decides what
+ * needs no file read; `file` changes are settled by the fingerprint step (into `update` or `meta`).
+ */
+export type Change =
+  /** Only in the source (a new subtree yields one change per entry, parents first). */
+  | { type: 'new'; relPath: string; source: Entry }
+  /** Only in the replica: to delete (a subtree yields children first). */
+  | { type: 'extra'; relPath: string; replica: Entry }
+  /** A regular file on both sides whose sameness the cache could not vouch for: read to know. */
+  | { type: 'file'; relPath: string; source: Entry; replica: Entry; sourceMd5: string | undefined; replicaMd5: string | undefined }
+  /** Content differs: rewrite the replica file. */
+  | { type: 'update'; relPath: string; source: Entry; replica: Entry; reason: Reason }
+  /** Same content on both sides: fix permissions or mtime if they differ, and refresh the record. */
+  | { type: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string }
+  /** A symlink on both sides with a different target text or mtime. */
+  | { type: 'link'; relPath: string; source: Entry; replica: Entry; reason: Reason }
+  /** A folder on both sides with different permission bits. */
+  | { type: 'dirmode'; relPath: string; source: Entry; replica: Entry }
+  /** The entry changed kind (file, folder, link) between source and replica. */
+  | { type: 'kind'; relPath: string; source: Entry; replica: Entry };
+
+/** One thing the executor does to the replica. Produced by `plan`, in the order to run them. */
+export type Op =
+  | { op: 'mkdir'; relPath: string; source: Entry }
+  | { op: 'copy'; relPath: string; source: Entry; reason: Reason; replacing: Entry | undefined }
+  | { op: 'link'; relPath: string; source: Entry; reason: Reason; replacing: Entry | undefined }
+  | { op: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string }
+  | { op: 'dirmode'; relPath: string; source: Entry }
+  | { op: 'delete'; relPath: string; replica: Entry; reason: Reason };
+
+/** The counters every pass reports. */
+export interface PassStats {
+  copied: number;
+  updated: number;
+  deleted: number;
+  hashed: number;
+  errors: number;
+  warnings: number;
+  bytesCopied: number;
+}
+
+export function emptyStats(): PassStats {
+  return { copied: 0, updated: 0, deleted: 0, hashed: 0, errors: 0, warnings: 0, bytesCopied: 0 };
+}

@@ -1,0 +1,258 @@
+/**
+ * Test helpers: write a tree from an object, read one back in a comparable form, run passes.
+ * A tree spec maps relative paths to file contents (string), `{ dir }`, `{ link }` or a full file spec.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { compileExcludes } from '../../src/filter.js';
+import { nodeIo, type Io } from '../../src/io.js';
+import type { Reporter } from '../../src/log.js';
+import { Manifest } from '../../src/manifest.js';
+import { runPass, type PassOptions, type PassResult } from '../../src/pass.js';
+
+export type Spec =
+  | string
+  | Buffer
+  | { content: string | Buffer; mode?: number; mtime?: number }
+  | { dir: true; mode?: number }
+  | { link: string };
+
+export function tempDir(prefix = 'fs-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Writes `spec` under `root` (parents first). mtime in seconds since the epoch. */
+export function writeTree(root: string, spec: Record<string, Spec>): void {
+  fs.mkdirSync(root, { recursive: true });
+  const dirModes: [string, number][] = [];
+  for (const [rel, value] of Object.entries(spec)) {
+    const abs = path.join(root, rel);
+    fs.mkdirSync(path.dirname(abs), { recursive: true });
+    if (typeof value === 'string' || Buffer.isBuffer(value)) {
+      fs.writeFileSync(abs, value);
+    } else if ('dir' in value) {
+      fs.mkdirSync(abs, { recursive: true });
+      if (value.mode !== undefined) dirModes.push([abs, value.mode]);
+    } else if ('link' in value) {
+      fs.symlinkSync(value.link, abs);
+    } else {
+      fs.writeFileSync(abs, value.content);
+      if (value.mode !== undefined) fs.chmodSync(abs, value.mode);
+      if (value.mtime !== undefined) fs.utimesSync(abs, value.mtime, value.mtime);
+    }
+  }
+  for (const [abs, mode] of dirModes.reverse()) fs.chmodSync(abs, mode);
+}
+
+export interface Seen {
+  kind: 'file' | 'dir' | 'symlink' | 'other';
+  mode?: string;
+  /** mtime in microseconds (what libuv can set). */
+  mtimeUs?: number;
+  size?: number;
+  md5?: string;
+  target?: string;
+}
+
+/** Reads a tree back: every entry below `root` (not the root), by relative path. */
+export function readTree(root: string, options: { ignore?: (rel: string) => boolean } = {}): Record<string, Seen> {
+  const out: Record<string, Seen> = {};
+  const walk = (dir: string, prefix: string) => {
+    for (const name of fs.readdirSync(dir).sort()) {
+      const rel = prefix ? `${prefix}/${name}` : name;
+      if (options.ignore?.(rel)) continue;
+      const abs = path.join(dir, name);
+      const st = fs.lstatSync(abs, { bigint: true });
+      const mode = (Number(st.mode) & 0o7777).toString(8);
+      if (st.isDirectory()) {
+        out[rel] = { kind: 'dir', mode };
+        walk(abs, rel);
+      } else if (st.isSymbolicLink()) {
+        out[rel] = { kind: 'symlink', target: fs.readlinkSync(abs) };
+      } else if (st.isFile()) {
+        const md5 = createHash('md5').update(fs.readFileSync(abs)).digest('hex');
+        out[rel] = { kind: 'file', mode, mtimeUs: Math.floor(Number(st.mtimeNs / 1000n) / 1) , size: Number(st.size), md5 };
+      } else {
+        out[rel] = { kind: 'other' };
+      }
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+/** Compares mirrors: file mtimes may differ by the microsecond libuv rounds off. */
+export function mirrorDiff(source: string, replica: string, ignore?: (rel: string) => boolean): string[] {
+  const a = readTree(source, { ignore });
+  const b = readTree(replica, { ignore });
+  const problems: string[] = [];
+  for (const rel of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = a[rel];
+    const y = b[rel];
+    if (x?.kind === 'other') continue; // specials are skipped by design
+    if (!x) problems.push(`extra in replica: ${rel}`);
+    else if (!y) problems.push(`missing in replica: ${rel}`);
+    else {
+      const { mtimeUs: mx, ...restX } = x;
+      const { mtimeUs: my, ...restY } = y;
+      if (JSON.stringify(restX) !== JSON.stringify(restY)) problems.push(`differs: ${rel}: ${JSON.stringify(x)} vs ${JSON.stringify(y)}`);
+      else if (mx !== undefined && my !== undefined && Math.abs(mx - my) > 2) problems.push(`mtime differs: ${rel}: ${mx} vs ${my}`);
+    }
+  }
+  return problems;
+}
+
+/** A reporter that keeps lines in memory. */
+export class MemoryLog implements Reporter {
+  lines: string[] = [];
+  actions: string[] = [];
+  warnings: string[] = [];
+  errors: string[] = [];
+  action(message: string): void {
+    this.actions.push(message);
+    this.lines.push(message);
+  }
+  info(message: string): void {
+    this.lines.push(message);
+  }
+  warn(message: string): void {
+    this.warnings.push(message);
+    this.lines.push(`warning: ${message}`);
+  }
+  error(message: string): void {
+    this.errors.push(message);
+    this.lines.push(`error: ${message}`);
+  }
+}
+
+/** An Io that counts calls and lets a test inject failures by path. */
+export class SpyIo implements Io {
+  opens: string[] = [];
+  fail: ((call: string, absPath: string) => NodeJS.ErrnoException | undefined) | undefined;
+  private paths = new Map<number, string>();
+
+  private check(call: string, absPath: string): void {
+    const error = this.fail?.(call, absPath);
+    if (error) throw error;
+  }
+  readdir = (p: string) => (this.check('readdir', p), nodeIo.readdir(p));
+  lstat = (p: string) => (this.check('lstat', p), nodeIo.lstat(p));
+  fstat = (fd: number) => nodeIo.fstat(fd);
+  readlink = (p: string) => (this.check('readlink', p), nodeIo.readlink(p));
+  openRead = (p: string) => {
+    this.check('openRead', p);
+    this.opens.push(p);
+    const fd = nodeIo.openRead(p);
+    this.paths.set(fd, p);
+    return fd;
+  };
+  openWrite = (p: string, flags: 'create' | 'append') => {
+    this.check('openWrite', p);
+    const fd = nodeIo.openWrite(p, flags);
+    this.paths.set(fd, p);
+    return fd;
+  };
+  read = (fd: number, buffer: Buffer, position: number | null) => (this.check('read', this.paths.get(fd) ?? ''), nodeIo.read(fd, buffer, position));
+  write = (fd: number, buffer: Buffer, length: number) => (this.check('write', this.paths.get(fd) ?? ''), nodeIo.write(fd, buffer, length));
+  fsync = (fd: number) => nodeIo.fsync(fd);
+  fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
+  futimes = (fd: number, a: number, m: number) => nodeIo.futimes(fd, a, m);
+  close = (fd: number) => {
+    this.paths.delete(fd);
+    nodeIo.close(fd);
+  };
+  rename = (a: string, b: string) => (this.check('rename', b), nodeIo.rename(a, b));
+  unlink = (p: string) => (this.check('unlink', p), nodeIo.unlink(p));
+  rmdir = (p: string) => (this.check('rmdir', p), nodeIo.rmdir(p));
+  mkdir = (p: string, mode: number) => (this.check('mkdir', p), nodeIo.mkdir(p, mode));
+  chmod = (p: string, mode: number) => (this.check('chmod', p), nodeIo.chmod(p, mode));
+  utimes = (p: string, a: number, m: number) => (this.check('utimes', p), nodeIo.utimes(p, a, m));
+  lutimes = (p: string, a: number, m: number) => (this.check('lutimes', p), nodeIo.lutimes(p, a, m));
+  symlink = (t: string, p: string) => (this.check('symlink', p), nodeIo.symlink(t, p));
+  fsyncDir = (p: string) => nodeIo.fsyncDir(p);
+}
+
+export function errno(code: string, message = code): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${message}`), { code });
+}
+
+export interface SyncSetup {
+  source: string;
+  replica: string;
+  manifestPath: string;
+  log: MemoryLog;
+  io: SpyIo;
+}
+
+/** A fresh source/replica/manifest trio in a temp folder. */
+export function setup(spec: Record<string, Spec> = {}): SyncSetup {
+  const base = tempDir();
+  const source = path.join(base, 'source');
+  const replica = path.join(base, 'replica');
+  writeTree(source, spec);
+  return { source, replica, manifestPath: path.join(base, 'state', 'manifest.json'), log: new MemoryLog(), io: new SpyIo() };
+}
+
+/** Runs one pass in-process, the way the CLI does (manifest opened, checkpointed). */
+export async function sync(
+  s: SyncSetup,
+  options: Partial<Omit<PassOptions, 'exclude'>> & { excludes?: string[] } = {},
+): Promise<PassResult & { manifest: Manifest }> {
+  fs.mkdirSync(path.dirname(s.manifestPath), { recursive: true });
+  s.log.lines = [];
+  s.log.actions = [];
+  s.log.warnings = [];
+  s.log.errors = [];
+  s.io.opens = [];
+  const manifest = await Manifest.open(s.manifestPath, {
+    source: s.source,
+    replica: s.replica,
+    readOnly: options.dryRun,
+    warn: (m) => s.log.warn(m),
+  });
+  const result = await runPass({
+    source: s.source,
+    replica: s.replica,
+    exclude: compileExcludes(options.excludes ?? []),
+    dryRun: false,
+    checksum: false,
+    maxDelete: undefined,
+    fsync: true,
+    io: s.io,
+    log: s.log,
+    manifest,
+    shouldStop: () => false,
+    ...options,
+  });
+  return { ...result, manifest };
+}
+
+/** Waits until every file written so far is older than the racy window. */
+export function settle(ms = 150): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Sets mtime (seconds) of a path without following links. */
+export function setMtime(abs: string, seconds: number): void {
+  fs.utimesSync(abs, seconds, seconds);
+}
+
+export function md5(text: string | Buffer): string {
+  return createHash('md5').update(text).digest('hex');
+}
+
+/** Every temporary file of ours below `root`. */
+export function tempFiles(root: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of fs.readdirSync(dir)) {
+      const abs = path.join(dir, name);
+      if (name.startsWith('.folder-sync-')) found.push(abs);
+      if (fs.lstatSync(abs).isDirectory()) walk(abs);
+    }
+  };
+  if (fs.existsSync(root)) walk(root);
+  return found;
+}
