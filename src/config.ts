@@ -163,7 +163,7 @@ function checkWritableFile(file: string, what: string): void {
   } catch (error) {
     if (error instanceof UsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') throw new UsageError(`${what} '${file}' is not writable: ${describe(error)}`);
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new UsageError(`${what} '${file}' is not writable: ${describe(error)}`);
   }
   let dir = path.dirname(file);
   for (;;) {
@@ -175,7 +175,9 @@ function checkWritableFile(file: string, what: string): void {
     } catch (error) {
       if (error instanceof UsageError) throw error;
       const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' || path.dirname(dir) === dir) throw new UsageError(`${what} '${file}' cannot be created: ${describe(error)}`);
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || path.dirname(dir) === dir) {
+        throw new UsageError(`${what} '${file}' cannot be created: ${describe(error)}`);
+      }
       dir = path.dirname(dir);
     }
   }

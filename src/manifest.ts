@@ -63,6 +63,8 @@ export interface ManifestOptions {
   warn: (message: string) => void;
   /** Never write (dry run). */
   readOnly?: boolean;
+  /** Records per shard before splitting (tests use small ones). */
+  shardSize?: number;
 }
 
 /** A record plus the pass it was last looked up in (to forget paths that left the source). */
@@ -197,16 +199,18 @@ export class Manifest {
   }
 
   private async load(): Promise<void> {
+    if (!fs.existsSync(this.path)) return; // no manifest yet: the first pass builds it
     let data: unknown;
     try {
-      await this.main.read();
-      data = this.main.data;
+      // The adapter, not `Low.read()`: that one silently keeps the defaults for a file holding `null`.
+      data = await this.main.adapter.read();
     } catch (error) {
       return this.rebuild(`cannot read manifest ${this.path}: ${describe(error)}`);
     }
     const problem = checkMain(data, this.options);
     if (problem !== undefined) return this.rebuild(`manifest ${this.path} ${problem}`);
     const main = data as MainData;
+    this.main.data = main;
     if (main.shards === 1) {
       this.shards = [fromObject(main.entries ?? {}, this.pass)];
       return;
@@ -286,7 +290,7 @@ export class Manifest {
   private reshardIfNeeded(): void {
     const total = this.size;
     let count = this.shards.length;
-    while (total > count * SHARD_SIZE) count *= 2;
+    while (total > count * (this.options.shardSize ?? SHARD_SIZE)) count *= 2;
     if (count === this.shards.length) return;
     const old = this.shards;
     this.shards = Array.from({ length: count }, () => new Map<string, Slot>());

@@ -1,0 +1,146 @@
+/** The pure steps, table-tested: excludes, the per-file decision, the plan. */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { compareDirs, compareFiles, compareLinks, metaReason, settleFile } from '../src/diff.js';
+import { compileExcludes } from '../src/filter.js';
+import { distrustCache, fingerprint, isRacy, trustCache } from '../src/fingerprint.js';
+import { planOps } from '../src/plan.js';
+import type { Change, Entry, FileRecord } from '../src/types.js';
+
+function entry(over: Partial<Entry> = {}): Entry {
+  return { name: 'f', kind: 'file', size: 10, mode: 0o644, mtimeNs: 1_000_000_000_000n, ctimeNs: 1_000_000_000_000n, atimeNs: 0n, ino: 1n, dev: 1n, ...over };
+}
+
+describe('excludes', () => {
+  const cases: [string[], string, boolean, boolean][] = [
+    // patterns, relPath, isDir, excluded
+    [['*.tmp'], 'a.tmp', false, true],
+    [['*.tmp'], 'deep/er/a.tmp', false, true],
+    [['*.tmp'], 'a.tmp.txt', false, false],
+    [['*'], '.hidden', false, true],
+    [['*.log'], 'x/.hidden.log', false, true],
+    [['node_modules'], 'a/b/node_modules', true, true],
+    [['docs/*.md'], 'docs/a.md', false, true],
+    [['docs/*.md'], 'x/docs/a.md', false, false],
+    [['docs/*.md'], 'docs/sub/a.md', false, false],
+    [['**/build/**'], 'a/build/x.o', false, true],
+    [['/top'], 'top', false, true],
+    [['/top'], 'a/top', false, false],
+    [['cache/'], 'cache', true, true],
+    [['cache/'], 'cache', false, false],
+    [['*.txt', '!keep.txt'], 'keep.txt', false, false],
+    [['*.txt', '!keep.txt'], 'other.txt', false, true],
+    [['[ab].txt'], 'a.txt', false, true],
+    [[], 'anything', false, false],
+  ];
+  for (const [patterns, relPath, isDir, excluded] of cases) {
+    test(`${JSON.stringify(patterns)} ${relPath}${isDir ? '/' : ''} → ${excluded ? 'excluded' : 'kept'}`, () => {
+      assert.equal(compileExcludes(patterns)(relPath, isDir), excluded);
+    });
+  }
+});
+
+describe('compareFiles: when the cache vouches, and what must be read', () => {
+  const src = entry();
+  const rep = entry({ ino: 2n, ctimeNs: 2_000_000_000_000n });
+  const record: FileRecord = { src: fingerprint(src), md5: 'm', rep: fingerprint(rep) };
+  const cases: [string, Entry, Entry, FileRecord | undefined, string | undefined][] = [
+    ['both sides as recorded → nothing', src, rep, record, undefined],
+    ['both as recorded, replica mode differs → meta', src, entry({ ino: 2n, ctimeNs: 2_000_000_000_000n, mode: 0o600 }), record, 'meta'],
+    ['no record, same size → read both', src, rep, undefined, 'file'],
+    ['no record, sizes differ → copy without reading', src, entry({ size: 11 }), undefined, 'update:content changed'],
+    ['source ctime moved (touch -d) → read the source', entry({ ctimeNs: 5n }), rep, record, 'file'],
+    ['source size moved → copy', entry({ size: 12 }), rep, record, 'update:content changed'],
+    ['replica size moved → restore', src, entry({ ino: 2n, size: 3 }), record, 'update:changed in replica'],
+    ['replica inode moved (replaced) → read it', src, entry({ ino: 9n }), record, 'file'],
+    ['racy record (src empty) → read the source', src, rep, { ...record, src: '' }, 'file'],
+  ];
+  for (const [name, s, r, rec, expected] of cases) {
+    test(name, () => {
+      const change = compareFiles('p', s, r, rec, trustCache);
+      const got = change === undefined ? undefined : change.type === 'update' ? `update:${change.reason}` : change.type === 'meta' ? 'meta' : change.type;
+      assert.equal(got, expected);
+    });
+  }
+
+  test('a vouched side is not read again', () => {
+    const change = compareFiles('p', entry({ ctimeNs: 5n }), rep, record, trustCache);
+    assert.equal(change?.type, 'file');
+    if (change?.type !== 'file') return;
+    assert.equal(change.sourceMd5, undefined);
+    assert.equal(change.replicaMd5, 'm');
+  });
+
+  test('--checksum trusts nothing', () => {
+    const change = compareFiles('p', src, rep, record, distrustCache);
+    assert.equal(change?.type, 'file');
+  });
+
+  test('settleFile: equal MD5s → meta; different → update with the right reason', () => {
+    const change = compareFiles('p', entry({ ctimeNs: 5n }), rep, record, trustCache) as Extract<Change, { type: 'file' }>;
+    assert.equal(settleFile(change, 'm', 'm').type, 'meta');
+    const upd = settleFile(change, 'x', 'm');
+    assert.equal(upd.type === 'update' && upd.reason, 'content changed');
+    const drift = compareFiles('p', src, entry({ ino: 9n }), record, trustCache) as Extract<Change, { type: 'file' }>;
+    const restored = settleFile(drift, 'm', 'other');
+    assert.equal(restored.type === 'update' && restored.reason, 'changed in replica');
+  });
+});
+
+describe('metadata, links, folders, racy', () => {
+  test('metaReason', () => {
+    assert.equal(metaReason(entry(), entry()), undefined);
+    assert.equal(metaReason(entry(), entry({ mode: 0o600 })), 'permissions');
+    assert.equal(metaReason(entry(), entry({ mtimeNs: 1_000_000_001_000n })), undefined); // within libuv's microsecond
+    assert.equal(metaReason(entry(), entry({ mtimeNs: 2_000_000_000_000n })), 'mtime');
+    assert.equal(metaReason(entry(), entry({ mode: 0, mtimeNs: 0n })), 'permissions, mtime');
+  });
+  test('compareLinks and compareDirs', () => {
+    const l = entry({ kind: 'symlink' });
+    assert.equal(compareLinks('l', l, l, 'a', 'a'), undefined);
+    assert.equal(compareLinks('l', l, l, 'a', 'b')?.type, 'link');
+    assert.equal(compareDirs('d', entry({ kind: 'dir' }), entry({ kind: 'dir', mode: 0o700 }))?.type, 'dirmode');
+  });
+  test('isRacy: fine timestamps get 100 ms, whole-second ones 2 s', () => {
+    const now = 10_000_000_000_000n;
+    assert.equal(isRacy(entry({ mtimeNs: now - 50_000_000n + 1n, ctimeNs: 1n }), now), true);
+    assert.equal(isRacy(entry({ mtimeNs: now - 500_000_000n + 7n, ctimeNs: 1n }), now), false);
+    assert.equal(isRacy(entry({ mtimeNs: now - 1_000_000_000n, ctimeNs: 0n }), now), true);
+  });
+});
+
+describe('planOps', () => {
+  const dir = entry({ kind: 'dir', mode: 0o755 });
+  const file = entry();
+  const link = entry({ kind: 'symlink' });
+
+  test('creations first, deletes after (children first), folder modes deepest first', () => {
+    const plan = planOps([
+      { type: 'new', relPath: 'd', source: dir },
+      { type: 'new', relPath: 'd/e', source: dir },
+      { type: 'new', relPath: 'd/e/f', source: file },
+      { type: 'extra', relPath: 'old/x', replica: file },
+      { type: 'extra', relPath: 'old', replica: dir },
+      { type: 'new', relPath: 'l', source: link },
+    ]);
+    assert.deepEqual(plan.upserts.map((o) => `${o.op} ${o.relPath}`), ['mkdir d', 'mkdir d/e', 'copy d/e/f', 'link l']);
+    assert.deepEqual(plan.deletes.map((o) => o.relPath), ['old/x', 'old']);
+    assert.deepEqual(plan.dirModes.map((o) => o.relPath), ['d/e', 'd']);
+    assert.equal(plan.deleteCount, 2);
+    assert.equal(plan.deleteBytes, 10);
+  });
+
+  test('type changes: renames where they can, delete-then-create where a folder is involved', () => {
+    const plan = planOps([
+      { type: 'kind', relPath: 'a', source: file, replica: link },
+      { type: 'extra', relPath: 'b/child', replica: file },
+      { type: 'kind', relPath: 'b', source: file, replica: dir },
+      { type: 'kind', relPath: 'c', source: dir, replica: file },
+      { type: 'new', relPath: 'c/inner', source: file },
+    ]);
+    assert.deepEqual(plan.upserts.map((o) => `${o.op} ${o.relPath}`), ['copy a']);
+    assert.deepEqual(plan.deletes.map((o) => o.relPath), ['b/child', 'b', 'c']);
+    assert.deepEqual(plan.afterDeletes.map((o) => `${o.op} ${o.relPath}`), ['copy b', 'mkdir c', 'copy c/inner']);
+    assert.equal(plan.deleteCount, 3);
+  });
+});
