@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Manifest } from '../src/manifest.js';
+import { hasRsync, rsyncCheck } from './helpers/cli.js';
 import { errno, md5, mirrorDiff, readTree, settle, setup, sync, tempFiles, writeTree } from './helpers/tree.js';
 
 const OLD = 1_600_000_000; // an mtime well outside the racy window
@@ -24,6 +25,7 @@ describe('a first pass', () => {
     });
     const result = await sync(s);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    if (hasRsync()) assert.equal(rsyncCheck(s.source, s.replica), '');
     assert.equal(result.exitStatus, 0);
     assert.equal(result.stats.copied, 8); // 6 files + 2 links
     assert.equal(result.stats.updated, 0);
@@ -152,6 +154,7 @@ describe('change detection', () => {
     fs.utimesSync(path.join(s.replica, 'touched.txt'), OLD + 5, OLD + 5);
     const result = await sync(s);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    if (hasRsync()) assert.equal(rsyncCheck(s.source, s.replica), '');
     assert.ok(s.log.actions.includes('restored edit.txt (changed in replica, 8 B)'));
     assert.ok(s.log.actions.includes('copied gone.txt (new, 4 B)'));
     assert.ok(s.log.actions.includes('updated touched.txt (mtime)'));
@@ -222,6 +225,7 @@ describe('deletes and type changes', () => {
       const result = await sync(s);
       assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
       assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+      if (hasRsync()) assert.equal(rsyncCheck(s.source, s.replica), '');
       assert.deepEqual(tempFiles(s.replica), []);
     });
   }
