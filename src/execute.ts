@@ -18,6 +18,8 @@ export interface ExecContext {
   fsync: boolean;
   /** A reusable read buffer (Perf: one allocation per pass, not per file). */
   buffer: Buffer;
+  /** A second one, for comparing a resumed temporary file; allocated when first needed. */
+  compareBuffer?: Buffer;
   /** Lets the event loop run during long copies. */
   tick(): Promise<boolean>;
 }
@@ -61,7 +63,12 @@ export interface CopyResult {
   source: Entry;
   /** The replica file after the rename. */
   replica: Entry;
+  /** Bytes of a crashed copy's temporary file that were verified equal and kept (0: none). */
+  resumedBytes: number;
 }
+
+/** A cut-short copy's temporary file is resumed only from this size on; smaller ones are redone. */
+export const RESUME_MIN_BYTES = 1 << 20;
 
 function sameContentStat(a: Entry, b: Entry): boolean {
   return fingerprint(a) === fingerprint(b);
@@ -70,8 +77,13 @@ function sameContentStat(a: Entry, b: Entry): boolean {
 /**
  * Copies a source file to the replica: temporary file in the target's folder, content hashed while
  * copied (the source is read once), permissions, flush, mtime, then rename over the target.
+ *
+ * Resume (rsync's --append-verify idea): when `resumable` holds a temporary file that a crashed or
+ * killed copy of this target left behind, its bytes are compared with the source's as both are
+ * read; the matching prefix is kept, and writing starts at the first difference. The whole source
+ * is still hashed, so the recorded MD5 is the source's, verified end to end.
  */
-export async function copyFile(ctx: ExecContext, relPath: string): Promise<CopyResult> {
+export async function copyFile(ctx: ExecContext, relPath: string, resumable?: ReadonlySet<string>): Promise<CopyResult> {
   const { io, buffer } = ctx;
   const sourceAbs = ctx.sourceRoot + '/' + relPath;
   const replicaAbs = ctx.replicaRoot + '/' + relPath;
@@ -86,18 +98,28 @@ export async function copyFile(ctx: ExecContext, relPath: string): Promise<CopyR
     step = 'reading';
     const before = toEntry(name, io.fstat(input));
     step = 'creating temporary file for';
-    output = io.openWrite(tempAbs, 'create');
+    let reusable = resumable?.has(tempAbs) ? partialSize(io, tempAbs) : 0;
+    output = io.openWrite(tempAbs, reusable > 0 ? 'resume' : 'create');
     const hash = createHash('md5');
+    let position = 0;
+    let resumedBytes = 0;
     for (;;) {
       step = 'reading';
       const n = io.read(input, buffer, null);
       if (n === 0) break;
       const chunk = n === buffer.length ? buffer : buffer.subarray(0, n);
       hash.update(chunk);
-      step = 'writing';
-      writeAll(io, output, chunk, n);
+      if (reusable >= position + n && samePrefix(ctx, output, position, chunk)) {
+        resumedBytes = position + n;
+      } else {
+        reusable = 0; // from the first difference on, everything is written
+        step = 'writing';
+        writeAll(io, output, chunk, n, position);
+      }
+      position += n;
       if (await ctx.tick()) throw new Interrupted();
     }
+    if (resumedBytes > 0) io.ftruncate(output, position);
     step = 'reading';
     const after = toEntry(name, io.fstat(input));
     if (!sameContentStat(before, after)) throw new ChangedWhileReading(relPath);
@@ -117,7 +139,7 @@ export async function copyFile(ctx: ExecContext, relPath: string): Promise<CopyR
     io.rename(tempAbs, replicaAbs);
     step = 'checking';
     const replica = toEntry(name, io.lstat(replicaAbs));
-    return { md5: hash.digest('hex'), source: before, replica };
+    return { md5: hash.digest('hex'), source: before, replica, resumedBytes };
   } catch (error) {
     if (output !== undefined) closeQuietly(io, output);
     removeQuietly(io, tempAbs);
@@ -128,15 +150,38 @@ export async function copyFile(ctx: ExecContext, relPath: string): Promise<CopyR
   }
 }
 
+/** Size of a left-over temporary file worth resuming, or 0. */
+function partialSize(io: Io, tempAbs: string): number {
+  try {
+    const stats = io.lstat(tempAbs);
+    const size = Number(stats.size);
+    return stats.isFile() && size >= RESUME_MIN_BYTES ? size : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Whether the temporary file already holds `chunk` at `position`. */
+function samePrefix(ctx: ExecContext, fd: number, position: number, chunk: Buffer): boolean {
+  const existing = (ctx.compareBuffer ??= Buffer.allocUnsafe(ctx.buffer.length)).subarray(0, chunk.length);
+  let got = 0;
+  while (got < chunk.length) {
+    const n = ctx.io.read(fd, got === 0 ? existing : existing.subarray(got), position + got);
+    if (n === 0) return false;
+    got += n;
+  }
+  return existing.equals(chunk);
+}
+
 /** The pass was asked to stop in the middle of a copy; the temporary file is removed. */
 export class Interrupted extends Error {
   override name = 'Interrupted';
 }
 
-function writeAll(io: Io, fd: number, chunk: Buffer, length: number): void {
+function writeAll(io: Io, fd: number, chunk: Buffer, length: number, position: number): void {
   let written = 0;
   while (written < length) {
-    const n = io.write(fd, written === 0 ? chunk : chunk.subarray(written), length - written);
+    const n = io.write(fd, written === 0 ? chunk : chunk.subarray(written), length - written, position + written);
     if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
     written += n;
   }

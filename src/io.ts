@@ -15,10 +15,15 @@ export interface Io {
   readlink(absPath: string): string;
   /** Opens for reading (hashing, copying). */
   openRead(absPath: string): number;
-  /** Creates or truncates a file for writing, private until it is renamed into place. */
-  openWrite(absPath: string, flags: 'create' | 'append'): number;
+  /**
+   * Opens a temporary file for writing, private (0600) until it is renamed into place:
+   * `create` truncates it, `resume` keeps what a crashed copy left in it.
+   */
+  openWrite(absPath: string, flags: 'create' | 'resume'): number;
   read(fd: number, buffer: Buffer, position: number | null): number;
-  write(fd: number, buffer: Buffer, length: number): number;
+  /** Writes at `position` (a byte offset). */
+  write(fd: number, buffer: Buffer, length: number, position: number): number;
+  ftruncate(fd: number, length: number): void;
   fsync(fd: number): void;
   fchmod(fd: number, mode: number): void;
   futimes(fd: number, atime: number, mtime: number): void;
@@ -44,7 +49,8 @@ export const nodeIo: Io = {
   openWrite: (p, flags) =>
     fs.openSync(p, flags === 'create' ? 'w' : 'r+', 0o600),
   read: (fd, buffer, position) => fs.readSync(fd, buffer, 0, buffer.length, position),
-  write: (fd, buffer, length) => fs.writeSync(fd, buffer, 0, length),
+  write: (fd, buffer, length, position) => fs.writeSync(fd, buffer, 0, length, position),
+  ftruncate: (fd, length) => fs.ftruncateSync(fd, length),
   fsync: (fd) => fs.fsyncSync(fd),
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
   futimes: (fd, atime, mtime) => fs.futimesSync(fd, atime, mtime),

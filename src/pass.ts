@@ -8,6 +8,7 @@ import { describe, errorCode, isVanished } from './errors.js';
 import {
   ChangedWhileReading,
   Interrupted,
+  RESUME_MIN_BYTES,
   copyFile,
   copyLink,
   deleteEntry,
@@ -16,6 +17,7 @@ import {
   removeQuietly,
   replicaParent,
   setDirMode,
+  tempPathFor,
   touchLink,
   type ExecContext,
 } from './execute.js';
@@ -129,13 +131,23 @@ class Pass {
       });
       const walk = await walker.run(roots.source, roots.replica);
 
-      // Safety: temporary files are ours by name; a crash may have left them. Swept, never listed.
-      if (!o.dryRun) for (const absPath of temps) removeQuietly(o.io, absPath);
-
       const settled = await this.settle(changes);
       const plan = planOps(settled);
       refusedDeletes = this.guard(plan);
+
+      // Safety: temporary files are ours by name; a crash or kill may have left them. Those of a
+      // file this pass copies again are kept to resume from; the rest are swept now (before any
+      // folder holding one is deleted), and the kept ones once the copies are done.
+      const copyTemps = new Set<string>();
+      for (const op of [...plan.upserts, ...plan.afterDeletes]) {
+        if (op.op === 'copy' && op.source.size >= RESUME_MIN_BYTES) copyTemps.add(tempPathFor(o.replica, op.relPath));
+      }
+      for (const absPath of temps) {
+        if (copyTemps.has(absPath)) this.resumable.add(absPath);
+        else if (!o.dryRun) removeQuietly(o.io, absPath);
+      }
       await this.execute(plan, refusedDeletes);
+      if (!o.dryRun) for (const absPath of this.resumable) removeQuietly(o.io, absPath);
 
       if (walk.complete && !this.interrupted && !o.dryRun) o.manifest.forgetUnseen();
       if (!o.dryRun) o.manifest.setSourceRoot({ dev: String(roots.source.dev), ino: String(roots.source.ino) });
@@ -278,15 +290,17 @@ class Pass {
           } else {
             const startedAt = nowNs();
             stats.hashed++;
-            const result = await copyFile(this.exec, op.relPath);
+            const result = await copyFile(this.exec, op.relPath, this.resumable);
+            this.resumable.delete(tempPathFor(o.replica, op.relPath));
             this.touched(op.relPath);
             o.manifest.set(op.relPath, {
               src: isRacy(result.source, startedAt) ? '' : fingerprint(result.source),
               md5: result.md5,
               rep: fingerprint(result.replica),
             });
-            stats.bytesCopied += result.source.size;
-            o.log.action(`${verb[1]} ${path} (${op.reason}, ${formatBytes(result.source.size)})`);
+            stats.bytesCopied += result.source.size - result.resumedBytes;
+            const resumed = result.resumedBytes > 0 ? `, resumed after ${formatBytes(result.resumedBytes)}` : '';
+            o.log.action(`${verb[1]} ${path} (${op.reason}, ${formatBytes(result.source.size)}${resumed})`);
           }
           if (op.replacing) stats.updated++;
           else stats.copied++;
@@ -355,6 +369,8 @@ class Pass {
   }
 
   private readonly created = new Set<string>();
+  /** Left-over temporary files of files this pass copies: resumed, not swept. */
+  private readonly resumable = new Set<string>();
 
   /** Notes a replica folder whose entries changed (flushed before the next manifest checkpoint). */
   private touched(relPath: string): void {

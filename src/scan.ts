@@ -13,9 +13,11 @@ import type { Entry, Kind } from './types.js';
 /** Temporary files of ours: `.folder-sync-` + 16 hex + `.tmp`. Never a user's file name in practice. */
 export const TEMP_PREFIX = '.folder-sync-';
 const TEMP_RE = /^\.folder-sync-[0-9a-f]{16}\.tmp$/;
+const TEMP_LENGTH = TEMP_PREFIX.length + 16 + '.tmp'.length;
 
 export function isTempName(name: string): boolean {
-  return name.length === 34 && name.startsWith(TEMP_PREFIX) && TEMP_RE.test(name);
+  // Perf: the length and prefix tests reject nearly every name before the regex runs.
+  return name.length === TEMP_LENGTH && name.startsWith(TEMP_PREFIX) && TEMP_RE.test(name);
 }
 
 export function kindOf(stats: BigIntStats): Kind {

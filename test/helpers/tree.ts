@@ -148,14 +148,15 @@ export class SpyIo implements Io {
     this.paths.set(fd, p);
     return fd;
   };
-  openWrite = (p: string, flags: 'create' | 'append') => {
+  openWrite = (p: string, flags: 'create' | 'resume') => {
     this.check('openWrite', p);
     const fd = nodeIo.openWrite(p, flags);
     this.paths.set(fd, p);
     return fd;
   };
   read = (fd: number, buffer: Buffer, position: number | null) => (this.check('read', this.paths.get(fd) ?? ''), nodeIo.read(fd, buffer, position));
-  write = (fd: number, buffer: Buffer, length: number) => (this.check('write', this.paths.get(fd) ?? ''), nodeIo.write(fd, buffer, length));
+  write = (fd: number, buffer: Buffer, length: number, position: number) => (this.check('write', this.paths.get(fd) ?? ''), nodeIo.write(fd, buffer, length, position));
+  ftruncate = (fd: number, length: number) => nodeIo.ftruncate(fd, length);
   fsync = (fd: number) => nodeIo.fsync(fd);
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
   futimes = (fd: number, a: number, m: number) => nodeIo.futimes(fd, a, m);

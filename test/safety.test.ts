@@ -1,0 +1,111 @@
+/** Crash safety in-process: resume, changes while copying, vanishing files, stale locks. */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { tempPathFor } from '../src/execute.js';
+import { acquireLock } from '../src/lock.js';
+import { Manifest } from '../src/manifest.js';
+import { md5, mirrorDiff, settle, setup, sync, tempDir, tempFiles } from './helpers/tree.js';
+
+function bigContent(mib: number): Buffer {
+  const buffer = Buffer.alloc(mib << 20);
+  for (let i = 0; i < buffer.length; i += 4) buffer.writeUInt32LE(i * 2654435761 >>> 0, i);
+  return buffer;
+}
+
+describe('resuming a copy cut short', () => {
+  test('a left-over temporary file with a matching prefix is resumed, not rewritten', async () => {
+    const content = bigContent(6);
+    const s = setup({ 'big.bin': content, 'small.txt': 's' });
+    fs.mkdirSync(s.replica, { recursive: true });
+    const temp = tempPathFor(s.replica, 'big.bin');
+    fs.writeFileSync(temp, content.subarray(0, 4 << 20)); // what a killed copy left
+    let written = 0;
+    const write = s.io.write;
+    s.io.write = (fd, buffer, length, position) => ((written += length), write(fd, buffer, length, position));
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0);
+    assert.ok(s.log.actions.includes('copied big.bin (new, 6.0 MiB, resumed after 4.0 MiB)'), s.log.actions.join('\n'));
+    assert.equal(written, (2 << 20) + 1); // the rest of big.bin, and small.txt
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    assert.deepEqual(tempFiles(s.replica), []);
+    const manifest = await Manifest.open(s.manifestPath, { source: s.source, replica: s.replica, warn: assert.fail });
+    assert.equal(manifest.get('big.bin')?.md5, md5(content));
+  });
+
+  test('a left-over temporary file that differs is overwritten from the first difference', async () => {
+    const content = bigContent(3);
+    const s = setup({ 'big.bin': content });
+    fs.mkdirSync(s.replica, { recursive: true });
+    const stale = Buffer.from(content.subarray(0, 5 << 20 > content.length ? content.length : 5 << 20));
+    stale[(2 << 20) + 5] ^= 0xff; // corrupt the third MiB
+    fs.writeFileSync(tempPathFor(s.replica, 'big.bin'), Buffer.concat([stale, Buffer.alloc(1 << 20, 9)])); // and longer than the source
+    await sync(s);
+    assert.ok(s.log.actions.includes('copied big.bin (new, 3.0 MiB, resumed after 2.0 MiB)'), s.log.actions.join('\n'));
+    assert.ok(fs.readFileSync(path.join(s.replica, 'big.bin')).equals(content));
+    assert.deepEqual(tempFiles(s.replica), []);
+  });
+
+  test('a left-over temporary file of a file not copied this pass is swept', async () => {
+    const s = setup({ 'a.txt': 'a' });
+    await sync(s);
+    fs.writeFileSync(tempPathFor(s.replica, 'gone.bin'), bigContent(2));
+    await sync(s);
+    assert.deepEqual(tempFiles(s.replica), []);
+  });
+});
+
+describe('the tree moving under the pass', () => {
+  test('a source file that changes while it is copied is not recorded; the replica keeps its old version', async () => {
+    const s = setup({ 'live.log': 'version one' });
+    await settle();
+    await sync(s);
+    await settle();
+    fs.writeFileSync(path.join(s.source, 'live.log'), 'version two, longer');
+    const read = s.io.read;
+    let appended = false;
+    s.io.read = (fd, buffer, position) => {
+      const n = read(fd, buffer, position);
+      if (!appended && n > 0) {
+        appended = true;
+        fs.appendFileSync(path.join(s.source, 'live.log'), ' and more');
+      }
+      return n;
+    };
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0);
+    assert.ok(s.log.warnings.some((w) => w.includes('live.log changed while it was being copied')));
+    assert.equal(fs.readFileSync(path.join(s.replica, 'live.log'), 'utf8'), 'version one');
+    assert.deepEqual(tempFiles(s.replica), []);
+    s.io.read = read;
+    await sync(s);
+    assert.equal(fs.readFileSync(path.join(s.replica, 'live.log'), 'utf8'), 'version two, longer and more');
+  });
+
+  test('a file deleted between the walk and its copy is a warning, not an error', async () => {
+    const s = setup({ 'a.txt': 'a', 'doomed.txt': 'd' });
+    s.io.fail = (call, p) => {
+      if (call === 'openRead' && p.endsWith('doomed.txt')) fs.rmSync(p, { force: true });
+      return undefined;
+    };
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0);
+    assert.equal(result.stats.errors, 0);
+    assert.ok(s.log.warnings.some((w) => w.includes('doomed.txt vanished')));
+    assert.ok(fs.existsSync(path.join(s.replica, 'a.txt')));
+  });
+});
+
+describe('the lock', () => {
+  test('a lock held by a live process refuses; a stale one (dead pid) is taken over', () => {
+    const manifest = path.join(tempDir(), 'm.json');
+    fs.writeFileSync(manifest + '.lock', `${process.ppid}\n`); // alive
+    assert.throws(() => acquireLock(manifest), /another folder-sync \(pid \d+\)/);
+    fs.writeFileSync(manifest + '.lock', '999999999\n'); // no such process
+    const lock = acquireLock(manifest);
+    assert.equal(fs.readFileSync(manifest + '.lock', 'utf8').trim(), String(process.pid));
+    lock.release();
+    assert.equal(fs.existsSync(manifest + '.lock'), false);
+  });
+});
