@@ -199,6 +199,10 @@ export class Manifest {
   }
 
   private async load(): Promise<void> {
+    if (!this.options.readOnly) {
+      // lowdb's own temporary file, if a kill caught it mid-write: the rename never happened.
+      fs.rmSync(path.join(path.dirname(this.path), `.${path.basename(this.path)}.tmp`), { force: true });
+    }
     if (!fs.existsSync(this.path)) return; // no manifest yet: the first pass builds it
     let data: unknown;
     try {
@@ -216,6 +220,11 @@ export class Manifest {
       return;
     }
     this.shards = Array.from({ length: main.shards }, () => new Map<string, Slot>());
+    if (!this.options.readOnly && fs.existsSync(this.shardDir)) {
+      for (const name of fs.readdirSync(this.shardDir)) {
+        if (/^\.\d+\.json\.tmp$/.test(name)) fs.rmSync(path.join(this.shardDir, name), { force: true });
+      }
+    }
     for (let index = 0; index < main.shards; index++) {
       const file = this.shardFile(index);
       let shard: unknown;

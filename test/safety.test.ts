@@ -1,5 +1,6 @@
 /** Crash safety in-process: resume, changes while copying, vanishing files, stale locks. */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
@@ -107,5 +108,25 @@ describe('the lock', () => {
     assert.equal(fs.readFileSync(manifest + '.lock', 'utf8').trim(), String(process.pid));
     lock.release();
     assert.equal(fs.existsSync(manifest + '.lock'), false);
+  });
+});
+
+describe('a full replica disk', () => {
+  test('ENOSPC on a real 2 MiB tmpfs: the file is skipped and cleaned, the rest synced, exit 1', async (t) => {
+    const s = setup({ 'a-big.bin': Buffer.alloc(1536 << 10, 1), 'b-bigger.bin': Buffer.alloc(1 << 20, 2), 'c-small.txt': 'small' });
+    fs.mkdirSync(s.replica, { recursive: true });
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', s.replica]).status === 0;
+    if (!mounted) return t.skip('cannot mount a tmpfs here (needs root); the injected ENOSPC test in pass.test.ts covers it');
+    try {
+      const result = await sync(s);
+      assert.equal(result.exitStatus, 1);
+      assert.ok(s.log.errors.some((e) => /^copying \((writing|flushing|closing)\) b-bigger\.bin: ENOSPC/.test(e)), s.log.errors.join('\n'));
+      assert.equal(fs.readFileSync(path.join(s.replica, 'c-small.txt'), 'utf8'), 'small');
+      assert.equal(fs.statSync(path.join(s.replica, 'a-big.bin')).size, 1536 << 10);
+      assert.equal(fs.existsSync(path.join(s.replica, 'b-bigger.bin')), false);
+      assert.deepEqual(tempFiles(s.replica), []);
+    } finally {
+      spawnSync('umount', [s.replica]);
+    }
   });
 });
