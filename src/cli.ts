@@ -3,7 +3,10 @@
  * `interval` minutes until SIGINT/SIGTERM, or one pass with `--once`. The exit status is decided
  * once, at the end, and the process ends by itself once the log is flushed.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { buildConfig, prepareLocations, type Config, type RawOptions } from './config.js';
 import { EXIT_USAGE, UsageError, describe } from './errors.js';
@@ -78,9 +81,16 @@ async function run(config: Config, io: Io): Promise<number> {
   const log = createLogger({ logFile: config.logFile });
   let lock: Lock | undefined;
   let status = 0;
+  let replicaLock: Lock | undefined;
   try {
-    if (!config.dryRun) lock = acquireLock(config.manifestPath);
+    if (!config.dryRun) {
+      lock = acquireLock(config.manifestPath);
+      // Two folder-syncs with different manifests must not write into the same replica either.
+      const id = createHash('sha256').update(config.replica).digest('hex').slice(0, 16);
+      replicaLock = acquireLock(config.manifestPath, { lockPath: join(tmpdir(), `folder-sync-replica-${id}.lock`), what: `replica ${config.replica}` });
+    }
   } catch (error) {
+    lock?.release();
     process.stderr.write(`folder-sync: ${describe(error)}\n`);
     await log.close();
     return EXIT_USAGE;
@@ -126,6 +136,7 @@ async function run(config: Config, io: Io): Promise<number> {
     status = Math.max(status, 1);
   } finally {
     stopper.dispose();
+    replicaLock?.release();
     lock?.release();
     await log.close();
   }

@@ -79,6 +79,9 @@ export function buildConfig(
   const manifestPath = raw.manifest !== undefined ? path.resolve(raw.manifest) : defaultManifestPath(source, replica, env);
   if (!raw.dryRun) checkWritableFile(manifestPath, 'manifest location');
 
+  if (logFile === manifestPath || logFile.startsWith(manifestPath + '.')) {
+    throw new UsageError(`log file '${logFile}' would overwrite the manifest or its files: choose another log file or --manifest`);
+  }
   const ownPaths = [logFile, manifestPath];
   const userExclude = compileExcludes(excludes);
   const own = ownRelPaths(ownPaths, [source, replica]);
@@ -194,14 +197,19 @@ function ownRelPaths(files: string[], roots: string[]): string[] {
   return out;
 }
 
-/** The log, the manifest and its companions (`.d`, `.lock`, lowdb's `.name.tmp`, set-aside copies). */
+/**
+ * The log, the manifest and exactly their companions: `.lock`, the `.d` folder, set-aside
+ * `.corrupt-…` copies, lowdb's `.name.tmp`, and rotated logs (`name.1`, …).
+ */
 function isOwn(relPath: string, own: string[]): boolean {
   for (const file of own) {
-    if (relPath === file || relPath.startsWith(file + '.')) return true;
+    if (relPath === file) return true;
+    if (relPath.startsWith(file + '.')) {
+      const rest = relPath.slice(file.length + 1);
+      if (rest === 'lock' || rest === 'd' || rest.startsWith('d/') || rest.startsWith('corrupt-') || /^\d+$/.test(rest)) return true;
+    }
     const slash = file.lastIndexOf('/');
-    const dir = slash < 0 ? '' : file.slice(0, slash + 1);
-    const name = file.slice(slash + 1);
-    if (relPath.startsWith(dir) && relPath.slice(dir.length).startsWith('.' + name + '.')) return true;
+    if (relPath === file.slice(0, slash + 1) + '.' + file.slice(slash + 1) + '.tmp') return true;
   }
   return false;
 }

@@ -9,10 +9,10 @@ import type { Change, Entry, FileRecord, Reason } from './types.js';
  * libuv sets times with microsecond precision, and a float of seconds can be off by one more
  * microsecond: mtimes within this many nanoseconds are the same mtime. (rsync compares seconds.)
  */
-export const MTIME_TOLERANCE_NS = 2_000n;
+export const MTIME_TOLERANCE_NS = 2_000;
 
 export function sameMtime(a: Entry, b: Entry): boolean {
-  const delta = a.mtimeNs - b.mtimeNs;
+  const delta = (a.mtimeS - b.mtimeS) * 1e9 + (a.mtimeN - b.mtimeN);
   return delta < MTIME_TOLERANCE_NS && delta > -MTIME_TOLERANCE_NS;
 }
 
@@ -52,9 +52,11 @@ export function compareFiles(
 }
 
 /** Settles a `file` change once both MD5s are known. */
-export function settleFile(change: Extract<Change, { type: 'file' }>, sourceMd5: string, replicaMd5: string): Change {
+export function settleFile(change: Extract<Change, { type: 'file' }>, sourceMd5: string, replicaMd5: string, readAtMs: number): Change {
   const { relPath, source, replica } = change;
-  if (sourceMd5 === replicaMd5) return { type: 'meta', relPath, source, replica, md5: sourceMd5 };
+  if (sourceMd5 === replicaMd5) {
+    return { type: 'meta', relPath, source, replica, md5: sourceMd5, readAtMs: change.sourceMd5 === undefined ? readAtMs : undefined };
+  }
   // The cache vouched for the source: the replica is the side that moved.
   const reason: Reason = change.sourceMd5 !== undefined ? 'changed in replica' : 'content changed';
   return { type: 'update', relPath, source, replica, reason };

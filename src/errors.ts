@@ -15,7 +15,7 @@ export class StepError extends Error {
   override name = 'StepError';
   readonly code: string | undefined;
   constructor(step: string, relPath: string, cause: unknown) {
-    super(`${step} ${relPath || '.'}: ${describe(cause)}`, { cause });
+    super(`${step} ${show(relPath)}: ${describe(cause)}`, { cause });
     this.code = errorCode(cause);
   }
 }
@@ -58,3 +58,28 @@ export function exitStatus(outcome: { usageError?: boolean; passesWithErrors: nu
       return EXIT_OK;
   }
 }
+
+/**
+ * A path as it appears in a log line: control characters (a newline in a file name) escaped,
+ * so every action stays on one line.
+ */
+export function show(relPath: string): string {
+  // eslint-disable-next-line no-control-regex
+  return relPath === '' ? '.' : relPath.replace(/[\x00-\x1f\x7f\\]/g, escapeChar);
+}
+
+function escapeChar(char: string): string {
+  switch (char) {
+    case '\n':
+      return '\\n';
+    case '\t':
+      return '\\t';
+    case '\r':
+      return '\\r';
+    case '\\':
+      return '\\\\';
+    default:
+      return '\\x' + char.charCodeAt(0).toString(16).padStart(2, '0');
+  }
+}
+

@@ -4,9 +4,9 @@
  * the step and the path, after cleaning up their temporary file.
  */
 import { createHash } from 'node:crypto';
-import { StepError } from './errors.js';
-import { fingerprint } from './fingerprint.js';
-import { nsToSeconds, type Io } from './io.js';
+import { StepError, errorCode } from './errors.js';
+import { sameFingerprint } from './fingerprint.js';
+import { toSeconds, type Io } from './io.js';
 import { TEMP_PREFIX, toEntry } from './scan.js';
 import type { Entry } from './types.js';
 
@@ -70,10 +70,6 @@ export interface CopyResult {
 /** A cut-short copy's temporary file is resumed only from this size on; smaller ones are redone. */
 export const RESUME_MIN_BYTES = 1 << 20;
 
-function sameContentStat(a: Entry, b: Entry): boolean {
-  return fingerprint(a) === fingerprint(b);
-}
-
 /**
  * Copies a source file to the replica: temporary file in the target's folder, content hashed while
  * copied (the source is read once), permissions, flush, mtime, then rename over the target.
@@ -93,13 +89,20 @@ export async function copyFile(ctx: ExecContext, relPath: string, resumable?: Re
   let step = 'opening';
   let input: number | undefined;
   let output: number | undefined;
+  let restoreMode: (() => void) | undefined;
   try {
     input = io.openRead(sourceAbs);
     step = 'reading';
     const before = toEntry(name, io.fstat(input));
     step = 'creating temporary file for';
     let reusable = resumable?.has(tempAbs) ? partialSize(io, tempAbs) : 0;
-    output = io.openWrite(tempAbs, reusable > 0 ? 'resume' : 'create');
+    const resuming = reusable > 0;
+    try {
+      output = io.openWrite(tempAbs, resuming ? 'resume' : 'create');
+    } catch (error) {
+      restoreMode = unlockParent(ctx, relPath, error);
+      output = io.openWrite(tempAbs, resuming ? 'resume' : 'create');
+    }
     const hash = createHash('md5');
     let position = 0;
     let resumedBytes = 0;
@@ -119,10 +122,12 @@ export async function copyFile(ctx: ExecContext, relPath: string, resumable?: Re
       position += n;
       if (await ctx.tick()) throw new Interrupted();
     }
-    if (resumedBytes > 0) io.ftruncate(output, position);
+    // Safety: the old temporary file may be longer than the source (or differ from byte 0 on):
+    // cut it to exactly what was written.
+    if (resuming) io.ftruncate(output, position);
     step = 'reading';
     const after = toEntry(name, io.fstat(input));
-    if (!sameContentStat(before, after)) throw new ChangedWhileReading(relPath);
+    if (!sameFingerprint(before, after)) throw new ChangedWhileReading(relPath);
     // syncthing's order: permissions before the rename, flush, mtime last (nothing moves it after).
     step = 'setting permissions of';
     io.fchmod(output, before.mode);
@@ -131,7 +136,7 @@ export async function copyFile(ctx: ExecContext, relPath: string, resumable?: Re
       io.fsync(output);
     }
     step = 'setting mtime of';
-    io.futimes(output, nsToSeconds(before.atimeNs), nsToSeconds(before.mtimeNs));
+    io.futimes(output, toSeconds(before.atimeS, before.atimeN), toSeconds(before.mtimeS, before.mtimeN));
     step = 'closing';
     io.close(output);
     output = undefined;
@@ -147,6 +152,46 @@ export async function copyFile(ctx: ExecContext, relPath: string, resumable?: Re
     throw new StepError(`copying (${step})`, relPath, error);
   } finally {
     if (input !== undefined) closeQuietly(io, input);
+    restoreMode?.();
+  }
+}
+
+/**
+ * A replica folder mirrored read-only from the source (0555) refuses new entries to a user who is
+ * not root. On EACCES there, add u+w to the folder for the operation and give it back its mode
+ * after (rsync does the same). Returns the restorer; rethrows anything else.
+ */
+function unlockParent(ctx: ExecContext, relPath: string, error: unknown): () => void {
+  if (errorCode(error) !== 'EACCES') throw error;
+  const dir = replicaParent(ctx.replicaRoot, relPath);
+  let mode: number;
+  try {
+    mode = Number(ctx.io.lstat(dir).mode) & 0o7777;
+  } catch {
+    throw error;
+  }
+  if (mode & 0o200) throw error; // writable already: a real permission problem
+  ctx.io.chmod(dir, mode | 0o200);
+  return () => {
+    try {
+      ctx.io.chmod(dir, mode);
+    } catch {
+      // the folder went away
+    }
+  };
+}
+
+/** Runs `fn`, retrying once with the parent folder made writable if it was read-only. */
+function inWritableParent<T>(ctx: ExecContext, relPath: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    const restore = unlockParent(ctx, relPath, error);
+    try {
+      return fn();
+    } finally {
+      restore();
+    }
   }
 }
 
@@ -197,12 +242,14 @@ export function copyLink(ctx: ExecContext, relPath: string, source: Entry): { ta
     const target = io.readlink(ctx.sourceRoot + '/' + relPath);
     step = 'creating link';
     removeQuietly(io, tempAbs);
-    io.symlink(target, tempAbs);
-    step = 'setting mtime of link';
-    io.lutimes(tempAbs, nsToSeconds(source.atimeNs), nsToSeconds(source.mtimeNs));
-    step = 'renaming link into place';
-    io.rename(tempAbs, replicaAbs);
-    return { target, replica: toEntry(source.name, io.lstat(replicaAbs)) };
+    return inWritableParent(ctx, relPath, () => {
+      io.symlink(target, tempAbs);
+      step = 'setting mtime of link';
+      io.lutimes(tempAbs, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
+      step = 'renaming link into place';
+      io.rename(tempAbs, replicaAbs);
+      return { target, replica: toEntry(source.name, io.lstat(replicaAbs)) };
+    });
   } catch (error) {
     removeQuietly(io, tempAbs);
     throw new StepError(step, relPath, error);
@@ -212,7 +259,7 @@ export function copyLink(ctx: ExecContext, relPath: string, source: Entry): { ta
 /** Sets a link's own mtime (its target text is already right). */
 export function touchLink(ctx: ExecContext, relPath: string, source: Entry): void {
   try {
-    ctx.io.lutimes(ctx.replicaRoot + '/' + relPath, nsToSeconds(source.atimeNs), nsToSeconds(source.mtimeNs));
+    ctx.io.lutimes(ctx.replicaRoot + '/' + relPath, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
   } catch (error) {
     throw new StepError('setting mtime of link', relPath, error);
   }
@@ -226,7 +273,7 @@ export function fixMeta(ctx: ExecContext, relPath: string, source: Entry, replic
   try {
     if (source.mode !== replica.mode) io.chmod(replicaAbs, source.mode);
     step = 'setting mtime of';
-    io.utimes(replicaAbs, nsToSeconds(source.atimeNs), nsToSeconds(source.mtimeNs));
+    io.utimes(replicaAbs, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
     step = 'checking';
     return toEntry(replica.name, io.lstat(replicaAbs));
   } catch (error) {
@@ -237,7 +284,7 @@ export function fixMeta(ctx: ExecContext, relPath: string, source: Entry, replic
 /** Creates a folder, private until its permission bits are set at the end of the pass. */
 export function makeDir(ctx: ExecContext, relPath: string): void {
   try {
-    ctx.io.mkdir(ctx.replicaRoot + '/' + relPath, 0o700);
+    inWritableParent(ctx, relPath, () => ctx.io.mkdir(ctx.replicaRoot + '/' + relPath, 0o700));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST' && isDir(ctx, relPath)) return;
     throw new StepError('creating folder', relPath, error);
@@ -268,8 +315,7 @@ export function setDirMode(ctx: ExecContext, relPath: string, mode: number): boo
 export function deleteEntry(ctx: ExecContext, relPath: string, entry: Entry): boolean {
   const abs = ctx.replicaRoot + '/' + relPath;
   try {
-    if (entry.kind === 'dir') ctx.io.rmdir(abs);
-    else ctx.io.unlink(abs);
+    inWritableParent(ctx, relPath, () => (entry.kind === 'dir' ? ctx.io.rmdir(abs) : ctx.io.unlink(abs)));
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false; // already gone

@@ -1,38 +1,78 @@
 /**
  * Change detection: when may the cache vouch for a file's content, and reading it when it may not.
+ *
+ * A file's fingerprint is its size, mtime and ctime (nanoseconds) and inode. Any write, chmod,
+ * rename-over or `touch -d` moves at least the ctime, which nobody can set back.
  */
 import { createHash } from 'node:crypto';
 import type { Io } from './io.js';
-import type { Entry, FileRecord } from './types.js';
+import { FileRecord, type Entry } from './types.js';
 
-/**
- * A file's fingerprint: kind, size, mtime and ctime in nanoseconds, inode. Any write, chmod,
- * rename-over or `touch -d` moves at least the ctime, which nobody can set back.
- */
-export function fingerprint(entry: Entry): string {
-  return `f:${entry.size}:${entry.mtimeNs}:${entry.ctimeNs}:${entry.ino}`;
+/** Whether `entry` (a source file) still has the fingerprint the record was made with. */
+export function sourceMatches(record: FileRecord, entry: Entry): boolean {
+  // Perf: plain number compares, cheapest-to-differ first; this runs once per file per pass.
+  return (
+    record.trusted &&
+    record.ctimeN === entry.ctimeN &&
+    record.ctimeS === entry.ctimeS &&
+    record.mtimeN === entry.mtimeN &&
+    record.mtimeS === entry.mtimeS &&
+    record.size === entry.size &&
+    record.ino === entry.ino
+  );
+}
+
+/** Whether `entry` (a replica file) still has the fingerprint recorded after our last write. */
+export function replicaMatches(record: FileRecord, entry: Entry): boolean {
+  return (
+    record.repCtimeN === entry.ctimeN &&
+    record.repCtimeS === entry.ctimeS &&
+    record.repMtimeN === entry.mtimeN &&
+    record.repMtimeS === entry.mtimeS &&
+    record.size === entry.size &&
+    record.repIno === entry.ino
+  );
+}
+
+/** The record for content `md5` seen on both sides with these fingerprints. */
+export function makeRecord(md5: string, source: Entry, replica: Entry, trusted: boolean): FileRecord {
+  return new FileRecord(
+    md5,
+    source.size,
+    source.mtimeS,
+    source.mtimeN,
+    source.ctimeS,
+    source.ctimeN,
+    source.ino,
+    trusted,
+    replica.mtimeS,
+    replica.mtimeN,
+    replica.ctimeS,
+    replica.ctimeN,
+    replica.ino,
+  );
+}
+
+/** Whether two observations of the same file show the same fingerprint (it did not change between). */
+export function sameFingerprint(a: Entry, b: Entry): boolean {
+  return a.size === b.size && a.mtimeS === b.mtimeS && a.mtimeN === b.mtimeN && a.ctimeS === b.ctimeS && a.ctimeN === b.ctimeN && a.ino === b.ino;
 }
 
 /**
- * Racy timestamps (git's "racy clean"): a file whose mtime or ctime lies within one timestamp
- * granule of the moment we looked at it may still be written again without moving them, so its
- * fingerprint is not trusted next pass and it is read again. Linux filesystems with nanosecond
- * timestamps tick every 1-10 ms (the kernel's coarse clock): 100 ms leaves room for that and for
- * clock adjustment. A file whose timestamps have no sub-second part is taken to live on a coarse
- * filesystem (FAT's 2 s, HFS+'s 1 s) and gets the 2 s window.
+ * Racy timestamps (git's "racy clean"): a file changed within one timestamp granule of the moment
+ * we read it may be written again in that same granule without its fingerprint moving, so its
+ * fingerprint is not trusted next pass and it is read again. The ctime decides: the kernel sets it
+ * to "now" on every change (an mtime can be anything, even in the future). Linux filesystems with
+ * nanosecond timestamps tick every 1-10 ms (the kernel's coarse clock): 100 ms leaves room for that
+ * and for clock adjustment. A ctime with no sub-second part is taken to come from a coarse
+ * filesystem (FAT's 2 s, HFS+'s 1 s), which gets a 2 s window.
  */
-export const RACY_WINDOW_NS = 100_000_000n;
-export const COARSE_RACY_WINDOW_NS = 2_000_000_000n;
+export const RACY_WINDOW_MS = 100;
+export const COARSE_RACY_WINDOW_MS = 2000;
 
-export function isRacy(entry: Entry, observedAtNs: bigint): boolean {
-  const newest = entry.mtimeNs > entry.ctimeNs ? entry.mtimeNs : entry.ctimeNs;
-  const coarse = entry.mtimeNs % 1_000_000_000n === 0n && entry.ctimeNs % 1_000_000_000n === 0n;
-  return newest + (coarse ? COARSE_RACY_WINDOW_NS : RACY_WINDOW_NS) > observedAtNs;
-}
-
-/** The wall clock in nanoseconds, comparable to file timestamps. */
-export function nowNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
+export function isRacy(entry: Entry, readAtMs: number): boolean {
+  const ctime = entry.ctimeS * 1000 + entry.ctimeN / 1e6;
+  return ctime + (entry.ctimeN === 0 ? COARSE_RACY_WINDOW_MS : RACY_WINDOW_MS) > readAtMs;
 }
 
 /**
@@ -41,13 +81,10 @@ export function nowNs(): bigint {
  */
 export type CacheLookup = (record: FileRecord | undefined, entry: Entry, side: 'src' | 'rep') => string | undefined;
 
-/** The normal strategy: trust a record whose fingerprint matches exactly. */
+/** The normal strategy: trust a record whose fingerprint matches exactly (restic's fileChanged). */
 export const trustCache: CacheLookup = (record, entry, side) => {
-  // A switch of early returns, restic's fileChanged: each reason to distrust is one line.
   if (record === undefined) return undefined; // never seen
-  const cached = side === 'src' ? record.src : record.rep;
-  if (cached === '') return undefined; // recorded as racy or unknown
-  if (cached !== fingerprint(entry)) return undefined; // size, mtime, ctime or inode moved
+  if (side === 'src' ? !sourceMatches(record, entry) : !replicaMatches(record, entry)) return undefined; // moved, or racy
   return record.md5;
 };
 

@@ -26,15 +26,15 @@ export interface Io {
   ftruncate(fd: number, length: number): void;
   fsync(fd: number): void;
   fchmod(fd: number, mode: number): void;
-  futimes(fd: number, atime: number, mtime: number): void;
+  futimes(fd: number, atime: Time, mtime: Time): void;
   close(fd: number): void;
   rename(fromAbs: string, toAbs: string): void;
   unlink(absPath: string): void;
   rmdir(absPath: string): void;
   mkdir(absPath: string, mode: number): void;
   chmod(absPath: string, mode: number): void;
-  utimes(absPath: string, atime: number, mtime: number): void;
-  lutimes(absPath: string, atime: number, mtime: number): void;
+  utimes(absPath: string, atime: Time, mtime: Time): void;
+  lutimes(absPath: string, atime: Time, mtime: Time): void;
   symlink(target: string, absPath: string): void;
   /** Flushes a folder's entries (after renames into it). */
   fsyncDir(absPath: string): void;
@@ -45,9 +45,17 @@ export const nodeIo: Io = {
   lstat: (p) => fs.lstatSync(p, { bigint: true }),
   fstat: (fd) => fs.fstatSync(fd, { bigint: true }),
   readlink: (p) => fs.readlinkSync(p),
-  openRead: (p) => fs.openSync(p, 'r'),
+  // Safety: O_NOFOLLOW: a path that became a symlink since the walk is refused (ELOOP), never
+  // followed out of the tree.
+  openRead: (p) => fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW),
   openWrite: (p, flags) =>
-    fs.openSync(p, flags === 'create' ? 'w' : 'r+', 0o600),
+    fs.openSync(
+      p,
+      flags === 'create'
+        ? fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW
+        : fs.constants.O_RDWR | fs.constants.O_NOFOLLOW,
+      0o600,
+    ),
   read: (fd, buffer, position) => fs.readSync(fd, buffer, 0, buffer.length, position),
   write: (fd, buffer, length, position) => fs.writeSync(fd, buffer, 0, length, position),
   ftruncate: (fd, length) => fs.ftruncateSync(fd, length),
@@ -73,7 +81,15 @@ export const nodeIo: Io = {
   },
 };
 
-/** Seconds as a float for utimes, from nanoseconds. libuv keeps microseconds of it. */
-export function nsToSeconds(ns: bigint): number {
-  return Number(ns / 1000n) / 1e6;
+/**
+ * Seconds for utimes, from whole seconds and nanoseconds (libuv keeps microseconds of it). Node
+ * turns a negative number into "now", but takes a numeric string as it is: times before 1970 go
+ * as strings.
+ */
+export function toSeconds(seconds: number, nanoseconds: number): number | string {
+  const value = seconds + Math.trunc(nanoseconds / 1000) / 1e6;
+  return value < 0 ? String(value) : value;
 }
+
+/** A time as utimes takes it. */
+export type Time = number | string;

@@ -10,8 +10,13 @@ export interface Lock {
   release(): void;
 }
 
-export function acquireLock(manifestPath: string): Lock {
-  const lockPath = manifestPath + '.lock';
+/**
+ * Takes `<manifestPath>.lock`, or `lockPath` when given; `what` names the thing locked in messages
+ * (`manifest /x/m.json`, `replica /mnt/r`).
+ */
+export function acquireLock(manifestPath: string, options: { lockPath?: string; what?: string } = {}): Lock {
+  const lockPath = options.lockPath ?? manifestPath + '.lock';
+  const what = options.what ?? `manifest ${manifestPath}`;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = fs.openSync(lockPath, 'wx', 0o644);
@@ -35,11 +40,11 @@ export function acquireLock(manifestPath: string): Lock {
     }
     const holder = readPid(lockPath);
     if (holder !== undefined && holder !== process.pid && isRunning(holder)) {
-      throw new LockedError(`another folder-sync (pid ${holder}) is using manifest ${manifestPath} (lock file ${lockPath})`);
+      throw new LockedError(`another folder-sync (pid ${holder}) is using ${what} (lock file ${lockPath})`);
     }
     if (holder === undefined && isFresh(lockPath)) {
       // Another process has just created it and not yet written its pid.
-      throw new LockedError(`another folder-sync is starting on manifest ${manifestPath} (lock file ${lockPath})`);
+      throw new LockedError(`another folder-sync is starting on ${what} (lock file ${lockPath})`);
     }
     // Stale (dead holder): take it over.
     try {

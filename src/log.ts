@@ -71,29 +71,7 @@ export function createLogger(options: LogOptions): Logger {
   };
 }
 
-/**
- * A path as it appears in a log line: control characters (a newline in a file name) escaped,
- * so every action stays on one line.
- */
-export function show(relPath: string): string {
-  // eslint-disable-next-line no-control-regex
-  return relPath === '' ? '.' : relPath.replace(/[\x00-\x1f\x7f\\]/g, escapeChar);
-}
-
-function escapeChar(char: string): string {
-  switch (char) {
-    case '\n':
-      return '\\n';
-    case '\t':
-      return '\\t';
-    case '\r':
-      return '\\r';
-    case '\\':
-      return '\\\\';
-    default:
-      return '\\x' + char.charCodeAt(0).toString(16).padStart(2, '0');
-  }
-}
+export { show } from './errors.js';
 
 /** `12 B`, `12.0 KiB`, `3.4 MiB`. */
 export function formatBytes(bytes: number): string {

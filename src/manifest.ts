@@ -2,32 +2,40 @@
  * The manifest: a cache of what each source file's content was, kept with lowdb.
  *
  * Layout on disk, for a manifest path `P`:
- * - `P` is a lowdb JSON file: format, schema version, the pair it belongs to, the source root's
- *   identity, the last pass, and (while the tree is small) the records themselves;
- * - past `SHARD_SIZE` records, the records move to `P.d/<n>.json`, one lowdb file per shard
- *   (records assigned by a hash of their relative path), and a checkpoint rewrites only the shards
- *   whose records changed. One JSON string per shard also keeps far from V8's string limit.
+ * - `P`: a lowdb JSON file with the format, schema version, the pair it belongs to, the source
+ *   root's identity, the shard count and the last pass;
+ * - `P.d/<n>.json`: the records, split into shards by a hash of their relative path. A save
+ *   rewrites only the shards whose records changed, so its cost grows with the change, not the tree
+ *   (and no single JSON string nears V8's string limit);
+ * - `P.d/journal-<n>.json`: checkpoints during a pass, each holding only the records changed since
+ *   the previous one; the save at the end of the pass folds them into the shards and removes them.
  *
- * Safety: every record is a statement that was true when written ("the file with fingerprint F had
- * MD5 M"), and lowdb replaces each file by rename. So after a crash between two shard writes, every
- * record is either old-and-valid or new-and-valid; a stale one just does not match and costs a read.
- * The manifest is a cache, never the truth about what exists: losing it costs rehashing, never a
- * wrong mirror.
+ * A record is a flat run of 14 JSON values (Perf: numbers and two strings per file parse several
+ * times faster than an object per file): relative path, MD5, the source's size, mtime (seconds,
+ * nanoseconds), ctime (seconds, nanoseconds), inode, trusted (1, or 0 when racy), then the
+ * replica's mtime, ctime and inode.
+ *
+ * Safety: every record is a statement that was true when written ("the file with this fingerprint
+ * had this MD5"), and lowdb replaces each file by rename. So after a crash between two file writes,
+ * every record is either old-and-valid or new-and-valid; a stale one just does not match and costs
+ * a read. The manifest is a cache, never the truth about what exists: losing it costs rehashing,
+ * never a wrong mirror.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
 import { describe } from './errors.js';
-import type { FileRecord } from './types.js';
+import { FileRecord } from './types.js';
 
 export const MANIFEST_FORMAT = 'folder-sync manifest';
 /** Bump when the meaning of a record changes; older manifests are migrated or rebuilt. */
-export const SCHEMA_VERSION = 1;
-/** Records per shard before the manifest splits further. Perf: ~2k records ≈ 300 KB a write. */
+export const SCHEMA_VERSION = 2;
+/** Records per shard before the manifest splits further. Perf: ~2k records ≈ 250 KB a write. */
 export const SHARD_SIZE = 2048;
-
-type StoredTuple = [src: string, md5: string, rep: string];
+const FIELDS = 14;
+/** 2^16 shards of 2,048 records: far beyond any real tree; a larger count is a foreign file. */
+const MAX_SHARDS = 1 << 16;
 
 /** What the last pass did, for `status`. */
 export interface LastPass {
@@ -44,16 +52,18 @@ interface MainData {
   replica: string;
   /** The source root's device and inode when the manifest was last written. */
   sourceRoot?: { dev: string; ino: string };
-  /** 1: records are in `entries` here; more: in `P.d/<n>.json`. */
+  /** How many `P.d/<n>.json` shards hold the records (a power of two). */
   shards: number;
-  entries?: Record<string, StoredTuple>;
   lastPass?: LastPass;
 }
 
-interface ShardData {
+interface RecordFile {
   format: string;
   version: number;
-  entries: Record<string, StoredTuple>;
+  /** `FIELDS` values per record. */
+  records: unknown[];
+  /** Journals only: paths whose records were dropped. */
+  forgotten?: string[];
 }
 
 export interface ManifestOptions {
@@ -67,12 +77,6 @@ export interface ManifestOptions {
   shardSize?: number;
 }
 
-/** A record plus the pass it was last looked up in (to forget paths that left the source). */
-interface Slot {
-  record: FileRecord;
-  seen: number;
-}
-
 const compact = { parse: JSON.parse, stringify: (data: unknown) => JSON.stringify(data) };
 
 export class Manifest {
@@ -80,11 +84,16 @@ export class Manifest {
   private readonly shardDir: string;
   private readonly options: ManifestOptions;
   private main: Low<MainData>;
-  private shards: Map<string, Slot>[] = [new Map()];
+  private shards: Map<string, FileRecord>[] = [new Map()];
+  /** Shards changed since the last save. */
   private dirty = new Set<number>();
+  /** Changes since the last journal or save (`null`: forgotten). */
+  private pending = new Map<string, FileRecord | null>();
+  private journals: string[] = [];
+  private nextJournal = 1;
   private metaDirty = false;
   private pass = 0;
-  /** Bytes written by checkpoints since it was opened. */
+  /** Bytes written since it was opened (for the benchmark and tests). */
   bytesWritten = 0;
 
   private constructor(manifestPath: string, options: ManifestOptions) {
@@ -121,31 +130,35 @@ export class Manifest {
   }
 
   get(relPath: string): FileRecord | undefined {
-    const slot = this.shards[this.shardOf(relPath)].get(relPath);
-    if (slot === undefined) return undefined;
-    slot.seen = this.pass;
-    return slot.record;
+    const record = this.shards[this.shardOf(relPath)].get(relPath);
+    if (record !== undefined) record.seen = this.pass;
+    return record;
   }
 
   set(relPath: string, record: FileRecord): void {
     const index = this.shardOf(relPath);
-    this.shards[index].set(relPath, { record, seen: this.pass });
+    record.seen = this.pass;
+    this.shards[index].set(relPath, record);
     this.dirty.add(index);
+    this.pending.set(relPath, record);
   }
 
   delete(relPath: string): void {
     const index = this.shardOf(relPath);
-    if (this.shards[index].delete(relPath)) this.dirty.add(index);
+    if (!this.shards[index].delete(relPath)) return;
+    this.dirty.add(index);
+    this.pending.set(relPath, null);
   }
 
   /** Forgets records not looked up since `beginPass` (their paths left the source). */
   forgetUnseen(): number {
     let forgotten = 0;
     this.shards.forEach((shard, index) => {
-      for (const [relPath, slot] of shard) {
-        if (slot.seen === this.pass) continue;
+      for (const [relPath, record] of shard) {
+        if (record.seen === this.pass) continue;
         shard.delete(relPath);
         this.dirty.add(index);
+        this.pending.set(relPath, null);
         forgotten++;
       }
     });
@@ -165,33 +178,57 @@ export class Manifest {
   }
 
   /**
-   * Writes the shards that changed, then the main file. Safety: call only after the effects the new
-   * records describe are done (and flushed, when fsync is on): the manifest is never ahead of the replica.
+   * A checkpoint during a pass: writes the records changed since the last one to a new journal
+   * file (cost grows with the change). Safety: call only once the effects those records describe
+   * are done and flushed: the manifest is never ahead of the replica.
    */
   async checkpoint(): Promise<void> {
-    if (this.options.readOnly) return;
-    if (this.dirty.size === 0 && !this.metaDirty) return;
-    this.reshardIfNeeded();
-    const count = this.shards.length;
-    if (count === 1) {
-      if (this.dirty.size > 0) this.main.data.entries = toObject(this.shards[0]);
-    } else {
-      fs.mkdirSync(this.shardDir, { recursive: true });
-      for (const index of [...this.dirty].sort((a, b) => a - b)) {
-        const data: ShardData = { format: MANIFEST_FORMAT, version: SCHEMA_VERSION, entries: toObject(this.shards[index]) };
-        const text = JSON.stringify(data);
-        await new DataFile<ShardData>(this.shardFile(index), { parse: JSON.parse, stringify: () => text }).write(data);
-        this.bytesWritten += Buffer.byteLength(text);
-      }
-      delete this.main.data.entries;
+    if (this.options.readOnly || this.pending.size === 0) return;
+    const records: unknown[] = [];
+    const forgotten: string[] = [];
+    for (const [relPath, record] of this.pending) {
+      if (record === null) forgotten.push(relPath);
+      else pushRecord(records, relPath, record);
     }
-    this.main.data.shards = count;
+    fs.mkdirSync(this.shardDir, { recursive: true });
+    const file = path.join(this.shardDir, `journal-${this.nextJournal++}.json`);
+    await this.writeFile(file, { format: MANIFEST_FORMAT, version: SCHEMA_VERSION, records, forgotten });
+    this.journals.push(file);
+    this.pending.clear();
+  }
+
+  /**
+   * Writes the shards that changed and the main file, then drops the journals they include.
+   * Same safety rule as `checkpoint`.
+   */
+  async save(): Promise<void> {
+    if (this.options.readOnly) return;
+    if (this.dirty.size === 0 && !this.metaDirty && this.journals.length === 0) return;
+    this.reshardIfNeeded();
+    if (this.dirty.size > 0) fs.mkdirSync(this.shardDir, { recursive: true });
+    for (const index of [...this.dirty].sort((a, b) => a - b)) {
+      const records: unknown[] = [];
+      for (const [relPath, record] of this.shards[index]) pushRecord(records, relPath, record);
+      await this.writeFile(this.shardFile(index), { format: MANIFEST_FORMAT, version: SCHEMA_VERSION, records });
+    }
+    this.main.data.shards = this.shards.length;
+    this.main.data.version = SCHEMA_VERSION;
     const mainText = JSON.stringify(this.main.data);
     await this.main.write();
     this.bytesWritten += Buffer.byteLength(mainText);
-    if (count === 1) this.removeShardFiles(0);
+    // Safety: journals go only after the shards and main file that include them are in place.
+    for (const file of this.journals) fs.rmSync(file, { force: true });
+    this.removeShardFilesFrom(this.shards.length);
+    this.journals = [];
     this.dirty.clear();
+    this.pending.clear();
     this.metaDirty = false;
+  }
+
+  private async writeFile(file: string, data: RecordFile): Promise<void> {
+    const text = JSON.stringify(data);
+    await new DataFile<RecordFile>(file, { parse: JSON.parse, stringify: () => text }).write(data);
+    this.bytesWritten += Buffer.byteLength(text);
   }
 
   private freshMain(): MainData {
@@ -213,40 +250,93 @@ export class Manifest {
     }
     const problem = checkMain(data, this.options);
     if (problem !== undefined) return this.rebuild(`manifest ${this.path} ${problem}`);
-    const main = data as MainData;
+    const main = data as MainData & { entries?: unknown };
+    if (main.version === 1) return this.migrateV1(main);
     this.main.data = main;
-    if (main.shards === 1) {
-      this.shards = [fromObject(main.entries ?? {}, this.pass)];
-      return;
-    }
-    this.shards = Array.from({ length: main.shards }, () => new Map<string, Slot>());
-    if (!this.options.readOnly && fs.existsSync(this.shardDir)) {
-      for (const name of fs.readdirSync(this.shardDir)) {
-        if (/^\.\d+\.json\.tmp$/.test(name)) fs.rmSync(path.join(this.shardDir, name), { force: true });
-      }
+    this.shards = Array.from({ length: main.shards }, () => new Map<string, FileRecord>());
+    const names = fs.existsSync(this.shardDir) ? fs.readdirSync(this.shardDir) : [];
+    if (!this.options.readOnly) {
+      for (const name of names) if (/^\..*\.json\.tmp$/.test(name)) fs.rmSync(path.join(this.shardDir, name), { force: true });
     }
     for (let index = 0; index < main.shards; index++) {
       const file = this.shardFile(index);
-      let shard: unknown;
-      try {
-        shard = await new DataFile<ShardData>(file, compact).read();
-      } catch (error) {
-        this.setAside(file, `cannot read manifest shard ${file}: ${describe(error)}`);
-        continue;
-      }
-      if (shard === null) continue; // never written: an empty shard
-      if (!isShard(shard)) {
-        this.setAside(file, `manifest shard ${file} is not a folder-sync shard`);
-        continue;
-      }
-      // A record in the wrong shard (a crash between two shard writes of a reshard) is moved home.
-      for (const [relPath, tuple] of Object.entries(shard.entries)) {
-        if (!isTuple(tuple)) continue;
+      const shard = await this.readRecordFile(file, 'shard');
+      if (shard === undefined) continue;
+      // A record in the wrong shard (a crash in the middle of a reshard) is moved home.
+      readRecords(shard.records, (relPath, record) => {
         const home = this.shardOf(relPath);
-        this.shards[home].set(relPath, { record: { src: tuple[0], md5: tuple[1], rep: tuple[2] }, seen: this.pass });
+        this.shards[home].set(relPath, record);
         if (home !== index) this.dirty.add(home);
+      });
+    }
+    // Journals of a pass that did not reach its save (a crash): replayed in order, saved next time.
+    const journals = names.filter((n) => /^journal-\d+\.json$/.test(n)).sort((a, b) => Number(a.slice(8, -5)) - Number(b.slice(8, -5)));
+    for (const name of journals) {
+      const file = path.join(this.shardDir, name);
+      const journal = await this.readRecordFile(file, 'journal');
+      if (journal === undefined) continue;
+      this.journals.push(file);
+      this.nextJournal = Math.max(this.nextJournal, Number(name.slice(8, -5)) + 1);
+      readRecords(journal.records, (relPath, record) => this.set(relPath, record));
+      for (const relPath of journal.forgotten ?? []) if (typeof relPath === 'string') this.delete(relPath);
+    }
+  }
+
+  /** Reads a shard or journal; an unusable one is set aside (its records will be re-read from disk). */
+  private async readRecordFile(file: string, what: string): Promise<RecordFile | undefined> {
+    let data: unknown;
+    try {
+      data = await new DataFile<RecordFile>(file, compact).read();
+    } catch (error) {
+      this.setAside(file, `cannot read manifest ${what} ${file}: ${describe(error)}`);
+      return undefined;
+    }
+    if (data === null) return undefined; // never written: empty
+    const shaped = data as Partial<RecordFile> | null;
+    if (
+      typeof shaped !== 'object' || shaped === null || shaped.format !== MANIFEST_FORMAT ||
+      shaped.version !== SCHEMA_VERSION || !Array.isArray(shaped.records) || shaped.records.length % FIELDS !== 0
+    ) {
+      this.setAside(file, `manifest ${what} ${file} is not a folder-sync ${what}`);
+      return undefined;
+    }
+    return shaped as RecordFile;
+  }
+
+  /** Schema 1 (fingerprints as `f:size:mtimeNs:ctimeNs:ino` strings) → schema 2, record by record. */
+  private async migrateV1(main: MainData & { entries?: unknown }): Promise<void> {
+    const v1 = new Map<string, unknown>();
+    const take = (entries: unknown) => {
+      if (typeof entries !== 'object' || entries === null) return;
+      for (const [relPath, tuple] of Object.entries(entries)) v1.set(relPath, tuple);
+    };
+    if (main.shards === 1) take(main.entries);
+    else {
+      for (let index = 0; index < main.shards; index++) {
+        try {
+          take((JSON.parse(fs.readFileSync(this.shardFile(index), 'utf8')) as { entries?: unknown }).entries);
+        } catch {
+          // unreadable v1 shard: its files are hashed again
+        }
       }
     }
+    const { entries: _dropped, ...rest } = main;
+    void _dropped;
+    this.main.data = { ...rest, version: SCHEMA_VERSION, shards: 1 };
+    this.shards = [new Map()];
+    let migrated = 0;
+    for (const [relPath, tuple] of v1) {
+      const record = fromV1(tuple);
+      if (record === undefined) continue;
+      this.set(relPath, record);
+      migrated++;
+    }
+    this.metaDirty = true;
+    this.pending.clear();
+    if (!this.options.readOnly && fs.existsSync(this.shardDir)) {
+      for (const name of fs.readdirSync(this.shardDir)) if (/^\d+\.json$/.test(name)) fs.rmSync(path.join(this.shardDir, name), { force: true });
+    }
+    this.options.warn(`manifest ${this.path} has schema 1: migrated ${migrated} records to schema ${SCHEMA_VERSION}`);
   }
 
   /** Unusable manifest: warn, keep it aside for inspection, start empty (a full pass rebuilds it). */
@@ -302,13 +392,13 @@ export class Manifest {
     while (total > count * (this.options.shardSize ?? SHARD_SIZE)) count *= 2;
     if (count === this.shards.length) return;
     const old = this.shards;
-    this.shards = Array.from({ length: count }, () => new Map<string, Slot>());
-    for (const shard of old) for (const [relPath, slot] of shard) this.shards[this.shardOf(relPath)].set(relPath, slot);
+    this.shards = Array.from({ length: count }, () => new Map<string, FileRecord>());
+    for (const shard of old) for (const [relPath, record] of shard) this.shards[this.shardOf(relPath)].set(relPath, record);
     for (let index = 0; index < count; index++) this.dirty.add(index);
   }
 
-  /** Removes shard files from `from` on (left from a larger layout). */
-  private removeShardFiles(from: number): void {
+  /** Removes shard files from `from` on (left from a larger layout or an interrupted reshard). */
+  private removeShardFilesFrom(from: number): void {
     if (!fs.existsSync(this.shardDir)) return;
     for (const name of fs.readdirSync(this.shardDir)) {
       const match = /^(\d+)\.json$/.exec(name);
@@ -323,41 +413,47 @@ function checkMain(data: unknown, options: ManifestOptions): string | undefined 
   if (main.format !== MANIFEST_FORMAT) return 'is not a folder-sync manifest';
   if (typeof main.version !== 'number') return 'has no schema version';
   if (main.version > SCHEMA_VERSION) return `was written by a newer folder-sync (schema ${main.version}, this one reads ${SCHEMA_VERSION})`;
-  if (main.version < SCHEMA_VERSION) return `has an old schema (${main.version})`;
-  if (typeof main.shards !== 'number' || main.shards < 1 || (main.shards & (main.shards - 1)) !== 0) return 'has a bad shard count';
-  if (main.entries !== undefined && (typeof main.entries !== 'object' || main.entries === null || Array.isArray(main.entries))) return 'has malformed entries';
+  if (main.version < 1) return `has an unknown old schema (${main.version})`;
+  if (typeof main.shards !== 'number' || !Number.isInteger(main.shards) || main.shards < 1 || main.shards > MAX_SHARDS || (main.shards & (main.shards - 1)) !== 0) return 'has a bad shard count';
   if (main.source !== options.source || main.replica !== options.replica) {
     return `belongs to another pair (${String(main.source)} -> ${String(main.replica)})`;
   }
   return undefined;
 }
 
-function isShard(data: unknown): data is ShardData {
-  const shard = data as Partial<ShardData> | null;
-  return (
-    typeof shard === 'object' && shard !== null && shard.format === MANIFEST_FORMAT && shard.version === SCHEMA_VERSION &&
-    typeof shard.entries === 'object' && shard.entries !== null && !Array.isArray(shard.entries)
-  );
+function pushRecord(out: unknown[], relPath: string, r: FileRecord): void {
+  out.push(relPath, r.md5, r.size, r.mtimeS, r.mtimeN, r.ctimeS, r.ctimeN, r.ino, r.trusted ? 1 : 0, r.repMtimeS, r.repMtimeN, r.repCtimeS, r.repCtimeN, r.repIno);
 }
 
-function isTuple(value: unknown): value is StoredTuple {
-  return Array.isArray(value) && value.length === 3 && typeof value[0] === 'string' && typeof value[1] === 'string' && typeof value[2] === 'string';
-}
-
-function fromObject(entries: Record<string, StoredTuple>, pass: number): Map<string, Slot> {
-  const map = new Map<string, Slot>();
-  for (const relPath of Object.keys(entries)) {
-    const tuple = entries[relPath];
-    if (isTuple(tuple)) map.set(relPath, { record: { src: tuple[0], md5: tuple[1], rep: tuple[2] }, seen: pass });
+/** Calls `each` for every well-formed record of a flat array; malformed ones are skipped. */
+function readRecords(values: unknown[], each: (relPath: string, record: FileRecord) => void): void {
+  for (let i = 0; i + FIELDS <= values.length; i += FIELDS) {
+    const relPath = values[i];
+    const md5 = values[i + 1];
+    if (typeof relPath !== 'string' || typeof md5 !== 'string') continue;
+    let numeric = true;
+    for (let j = 2; j < FIELDS; j++) if (typeof values[i + j] !== 'number') numeric = false;
+    if (!numeric) continue;
+    const n = values as number[];
+    each(relPath, new FileRecord(md5, n[i + 2], n[i + 3], n[i + 4], n[i + 5], n[i + 6], n[i + 7], n[i + 8] === 1, n[i + 9], n[i + 10], n[i + 11], n[i + 12], n[i + 13]));
   }
-  return map;
 }
 
-function toObject(shard: Map<string, Slot>): Record<string, StoredTuple> {
-  // Safety: a null-prototype object, so a file named `__proto__` is stored like any other.
-  const out: Record<string, StoredTuple> = Object.create(null);
-  for (const [relPath, { record }] of shard) out[relPath] = [record.src, record.md5, record.rep];
-  return out;
+/** A schema-1 record `[src, md5, rep]`, fingerprints as `f:size:mtimeNs:ctimeNs:ino` ('' = unknown). */
+function fromV1(tuple: unknown): FileRecord | undefined {
+  if (!Array.isArray(tuple) || tuple.length !== 3 || !tuple.every((v) => typeof v === 'string')) return undefined;
+  const [src, md5, rep] = tuple as [string, string, string];
+  const parse = (fp: string) => {
+    const m = /^f:(\d+):(-?\d+):(-?\d+):(\d+)$/.exec(fp);
+    if (!m) return undefined;
+    const split = (ns: string) => [Number(BigInt(ns) / 1_000_000_000n), Number(BigInt(ns) % 1_000_000_000n)];
+    return { size: Number(m[1]), mtime: split(m[2]), ctime: split(m[3]), ino: Number(m[4]) };
+  };
+  const s = parse(src);
+  const r = parse(rep);
+  if (r === undefined) return undefined;
+  const from = s ?? { size: r.size, mtime: [-1, -1], ctime: [-1, -1], ino: -1 };
+  return new FileRecord(md5, from.size, from.mtime[0], from.mtime[1], from.ctime[0], from.ctime[1], from.ino, s !== undefined, r.mtime[0], r.mtime[1], r.ctime[0], r.ctime[1], r.ino);
 }
 
 /** FNV-1a, 32 bits: a fast, well-spread hash of the relative path for shard assignment. */

@@ -3,6 +3,8 @@
  * recording in the manifest what was observed after each effect. Per-entry failures are logged,
  * counted and skipped; only bad configuration throws (and that is checked before a pass).
  */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { metaReason, settleFile } from './diff.js';
 import { describe, errorCode, isVanished } from './errors.js';
 import {
@@ -22,7 +24,7 @@ import {
   type ExecContext,
 } from './execute.js';
 import type { ExcludeMatcher } from './filter.js';
-import { CHUNK_SIZE, distrustCache, fingerprint, hashFile, isRacy, nowNs, trustCache } from './fingerprint.js';
+import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
 import type { Io } from './io.js';
 import { formatBytes, show, type Reporter } from './log.js';
 import type { Manifest } from './manifest.js';
@@ -150,7 +152,7 @@ class Pass {
       if (!o.dryRun) for (const absPath of this.resumable) removeQuietly(o.io, absPath);
 
       if (walk.complete && !this.interrupted && !o.dryRun) o.manifest.forgetUnseen();
-      if (!o.dryRun) o.manifest.setSourceRoot({ dev: String(roots.source.dev), ino: String(roots.source.ino) });
+      if (!o.dryRun && this.sourceRootId) o.manifest.setSourceRoot(this.sourceRootId);
     }
 
     const durationMs = Date.now() - this.started;
@@ -173,8 +175,10 @@ class Pass {
     const { io, source, replica, dryRun } = this.o;
     let sourceEntry: Entry;
     try {
-      sourceEntry = toEntry('', io.lstat(source));
+      const stats = io.lstat(source);
+      sourceEntry = toEntry('', stats);
       if (sourceEntry.kind !== 'dir') throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+      this.sourceRootId = { dev: String(stats.dev), ino: String(stats.ino) };
     } catch (error) {
       this.error(`reading source ${source}: ${describe(error)}; nothing done`);
       return undefined;
@@ -189,6 +193,8 @@ class Pass {
     }
     if (dryRun) return { source: sourceEntry, replica: undefined };
     try {
+      // The contract: created with its parents (those get the default mode, the root its own).
+      mkdirSync(dirname(replica), { recursive: true });
       io.mkdir(replica, 0o700);
       this.created.add('');
       return { source: sourceEntry, replica: toEntry('', io.lstat(replica)) };
@@ -207,11 +213,12 @@ class Pass {
         continue;
       }
       if (this.interrupted) continue;
+      const readAtMs = Date.now();
       const sourceMd5 = change.sourceMd5 ?? (await this.hash('source', change.relPath, change.source));
       if (sourceMd5 === undefined) continue;
       const replicaMd5 = change.replicaMd5 ?? (await this.hash('replica', change.relPath, change.replica));
       if (replicaMd5 === undefined) continue;
-      const result = settleFile(change, sourceMd5, replicaMd5);
+      const result = settleFile(change, sourceMd5, replicaMd5, readAtMs);
       // Content proven equal and metadata already right: only the record needs refreshing.
       settled.push(result);
     }
@@ -227,7 +234,7 @@ class Pass {
         if (await this.tick()) throw new Interrupted();
       });
       const after = toEntry(entry.name, this.o.io.lstat(abs));
-      if (fingerprint(after) !== fingerprint(entry)) {
+      if (!sameFingerprint(after, entry)) {
         this.warn(`${show(relPath)} changed in the ${side} while it was being read; it will be looked at again next pass`);
         return undefined;
       }
@@ -244,13 +251,11 @@ class Pass {
   private guard(plan: Plan): boolean {
     const { maxDelete } = this.o;
     if (maxDelete === undefined || plan.deleteCount <= maxDelete) return false;
-    this.o.log.error(
+    this.error(
       `refusing to delete ${plan.deleteCount} entries: more than --max-delete ${maxDelete}; nothing was deleted ` +
         `(run with a higher --max-delete if this is intended)`,
     );
-    for (const op of plan.afterDeletes) {
-      if (op.op !== 'mkdir') this.o.log.error(`cannot replace ${show(op.relPath)} (type changed): its delete was refused`);
-    }
+    for (const relPath of plan.replacements) this.error(`cannot replace ${show(relPath)} (type changed): its delete was refused`);
     return true;
   }
 
@@ -263,8 +268,9 @@ class Pass {
         await this.checkpoint(false);
       }
     }
+    const deferred = new Set(refusedDeletes ? plan.afterDeletes.map((op) => op.relPath) : []);
     for (const op of plan.dirModes) {
-      if (refusedDeletes && plan.afterDeletes.includes(op)) continue;
+      if (deferred.has(op.relPath)) continue; // its folder was never created
       if (await this.tick()) return;
       await this.apply(op);
     }
@@ -288,16 +294,12 @@ class Pass {
           if (o.dryRun) {
             o.log.action(`would ${verb[0]} ${path} (${op.reason}, ${formatBytes(op.source.size)})`);
           } else {
-            const startedAt = nowNs();
+            const startedAt = Date.now();
             stats.hashed++;
             const result = await copyFile(this.exec, op.relPath, this.resumable);
             this.resumable.delete(tempPathFor(o.replica, op.relPath));
             this.touched(op.relPath);
-            o.manifest.set(op.relPath, {
-              src: isRacy(result.source, startedAt) ? '' : fingerprint(result.source),
-              md5: result.md5,
-              rep: fingerprint(result.replica),
-            });
+            o.manifest.set(op.relPath, makeRecord(result.md5, result.source, result.replica, !isRacy(result.source, startedAt)));
             stats.bytesCopied += result.source.size - result.resumedBytes;
             const resumed = result.resumedBytes > 0 ? `, resumed after ${formatBytes(result.resumedBytes)}` : '';
             o.log.action(`${verb[1]} ${path} (${op.reason}, ${formatBytes(result.source.size)}${resumed})`);
@@ -326,11 +328,8 @@ class Pass {
           const reason = metaReason(op.source, op.replica);
           if (!o.dryRun) {
             const replica = reason === undefined ? op.replica : fixMeta(this.exec, op.relPath, op.source, op.replica);
-            o.manifest.set(op.relPath, {
-              src: isRacy(op.source, nowNs()) ? '' : fingerprint(op.source),
-              md5: op.md5,
-              rep: fingerprint(replica),
-            });
+            const trusted = op.readAtMs === undefined || !isRacy(op.source, op.readAtMs);
+            o.manifest.set(op.relPath, makeRecord(op.md5, op.source, replica, trusted));
           }
           if (reason !== undefined) {
             o.log.action(`${would}${o.dryRun ? 'update' : 'updated'} ${path} (${reason})`);
@@ -369,6 +368,8 @@ class Pass {
   }
 
   private readonly created = new Set<string>();
+  /** The source root's device and inode (a different disk mounted there, or the folder recreated). */
+  private sourceRootId: { dev: string; ino: string } | undefined;
   /** Left-over temporary files of files this pass copies: resumed, not swept. */
   private readonly resumable = new Set<string>();
 
@@ -396,7 +397,8 @@ class Pass {
     }
     this.dirtyDirs.clear();
     try {
-      await o.manifest.checkpoint();
+      if (force) await o.manifest.save();
+      else await o.manifest.checkpoint();
     } catch (error) {
       this.error(`writing manifest ${o.manifest.path}: ${describe(error)} (the next pass re-reads what it could not record)`);
     }

@@ -21,11 +21,13 @@ export interface Plan {
   deleteCount: number;
   /** Bytes of regular files the deletes would remove. */
   deleteBytes: number;
+  /** Paths whose type change needs a delete first (they wait in `afterDeletes`). */
+  replacements: string[];
 }
 
 /** `changes` must come in walk order: parents before children for new entries, children first for extras. */
 export function planOps(changes: readonly Change[]): Plan {
-  const plan: Plan = { upserts: [], deletes: [], afterDeletes: [], dirModes: [], deleteCount: 0, deleteBytes: 0 };
+  const plan: Plan = { upserts: [], deletes: [], afterDeletes: [], dirModes: [], deleteCount: 0, deleteBytes: 0, replacements: [] };
   // Folders of the source that can only be created once a replica entry in their way is deleted:
   // everything beneath them waits too.
   const waiting: string[] = [];
@@ -59,7 +61,7 @@ export function planOps(changes: readonly Change[]): Plan {
         plan.upserts.push({ op: 'copy', relPath: change.relPath, source: change.source, reason: change.reason, replacing: change.replica });
         break;
       case 'meta':
-        plan.upserts.push({ op: 'meta', relPath: change.relPath, source: change.source, replica: change.replica, md5: change.md5 });
+        plan.upserts.push({ op: 'meta', relPath: change.relPath, source: change.source, replica: change.replica, md5: change.md5, readAtMs: change.readAtMs });
         break;
       case 'link':
         plan.upserts.push({ op: 'link', relPath: change.relPath, source: change.source, reason: change.reason, replacing: change.replica });
@@ -78,6 +80,7 @@ export function planOps(changes: readonly Change[]): Plan {
         // A folder cannot be renamed over, nor renamed onto a non-empty folder: delete, then create.
         // The walk has already emitted the replica folder's children as extras.
         addDelete({ op: 'delete', relPath, replica, reason: 'type changed' });
+        plan.replacements.push(relPath);
         if (source.kind === 'dir') {
           plan.afterDeletes.push({ op: 'mkdir', relPath, source });
           plan.dirModes.push({ op: 'dirmode', relPath, source });

@@ -27,17 +27,21 @@ export function kindOf(stats: BigIntStats): Kind {
   return 'special';
 }
 
+const NS_PER_S = 1_000_000_000n;
+
 export function toEntry(name: string, stats: BigIntStats): Entry {
   return {
     name,
     kind: kindOf(stats),
     size: Number(stats.size),
     mode: Number(stats.mode) & 0o7777,
-    mtimeNs: stats.mtimeNs,
-    ctimeNs: stats.ctimeNs,
-    atimeNs: stats.atimeNs,
-    ino: stats.ino,
-    dev: stats.dev,
+    mtimeS: Number(stats.mtimeNs / NS_PER_S),
+    mtimeN: Number(stats.mtimeNs % NS_PER_S),
+    ctimeS: Number(stats.ctimeNs / NS_PER_S),
+    ctimeN: Number(stats.ctimeNs % NS_PER_S),
+    atimeS: Number(stats.atimeNs / NS_PER_S),
+    atimeN: Number(stats.atimeNs % NS_PER_S),
+    ino: Number(stats.ino),
   };
 }
 
@@ -49,6 +53,8 @@ export interface Listing {
   temps: string[];
   /** Entries that vanished between readdir and lstat (the tree moved under us). */
   vanished: string[];
+  /** Names that are not valid UTF-8 (decoded with U+FFFD, they cannot be opened by name). */
+  undecodable: string[];
 }
 
 /**
@@ -60,6 +66,7 @@ export function listDir(io: Io, absDir: string): Listing {
   const entries = new Map<string, Entry>();
   const temps: string[] = [];
   const vanished: string[] = [];
+  const undecodable: string[] = [];
   const prefix = absDir.endsWith('/') ? absDir : absDir + '/';
   for (const name of names) {
     if (isTempName(name)) {
@@ -70,10 +77,11 @@ export function listDir(io: Io, absDir: string): Listing {
       entries.set(name, toEntry(name, io.lstat(prefix + name)));
     } catch (error) {
       if (!isVanished(error)) throw error;
-      vanished.push(name);
+      if (name.includes('\uFFFD')) undecodable.push(name);
+      else vanished.push(name);
     }
   }
-  return { entries, temps, vanished };
+  return { entries, temps, vanished, undecodable };
 }
 
 /** `a` + `/` + `b`, where `''` is the root. */

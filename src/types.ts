@@ -8,34 +8,55 @@
 /** What lstat said a directory entry is. `special` covers FIFOs, sockets and devices. */
 export type Kind = 'file' | 'dir' | 'symlink' | 'special';
 
-/** One directory entry as lstat saw it (never following links). */
+/**
+ * One directory entry as lstat saw it (never following links). Times are split into whole seconds
+ * and nanoseconds so they stay exact as plain numbers (Perf: no BigInt on the hot path).
+ */
 export interface Entry {
   readonly name: string;
   readonly kind: Kind;
   readonly size: number;
   /** Permission bits only (`mode & 0o7777`). */
   readonly mode: number;
-  /** Full precision the OS gives, in nanoseconds. */
-  readonly mtimeNs: bigint;
-  readonly ctimeNs: bigint;
-  readonly atimeNs: bigint;
-  readonly ino: bigint;
-  readonly dev: bigint;
+  readonly mtimeS: number;
+  readonly mtimeN: number;
+  readonly ctimeS: number;
+  readonly ctimeN: number;
+  readonly atimeS: number;
+  readonly atimeN: number;
+  readonly ino: number;
 }
 
 /**
- * What the manifest remembers about one source file: the fingerprints of both sides the last time
- * their content was known, and that content's MD5. Every record is a statement that was true when it
- * was written ("the file with this fingerprint had this MD5"), so an old record is never wrong, only
- * useless: that is what makes any mix of old and new manifest shards after a crash safe.
+ * What the manifest remembers about one source file: the fingerprint of each side (size, mtime,
+ * ctime, inode) the last time its content was known, and that content's MD5.
+ *
+ * Every record is a statement that was true when it was written ("the file with this fingerprint
+ * had this MD5"), so an old record is never wrong, only useless: that is what makes any mix of old
+ * and new manifest files after a crash safe.
  */
-export interface FileRecord {
-  /** Source fingerprint (see `fingerprint()`), or `''` when it must not be trusted (racy). */
-  src: string;
-  /** MD5 of the content, hex. */
-  md5: string;
-  /** Replica fingerprint after our last write or check, or `''` when unknown. */
-  rep: string;
+export class FileRecord {
+  constructor(
+    readonly md5: string,
+    /** Source fingerprint. The replica's size is the same by construction. */
+    readonly size: number,
+    readonly mtimeS: number,
+    readonly mtimeN: number,
+    readonly ctimeS: number,
+    readonly ctimeN: number,
+    readonly ino: number,
+    /** False when the source fingerprint must not be trusted next pass (racy timestamps). */
+    readonly trusted: boolean,
+    /** Replica fingerprint after our last write or check; `repIno` -1 when unknown. */
+    readonly repMtimeS: number,
+    readonly repMtimeN: number,
+    readonly repCtimeS: number,
+    readonly repCtimeN: number,
+    readonly repIno: number,
+  ) {}
+
+  /** The last pass that looked this record up (to forget paths that left the source). */
+  seen = 0;
 }
 
 /** Reasons printed after an action, e.g. `copied a.txt (new)`. */
@@ -64,8 +85,11 @@ export type Change =
   | { type: 'file'; relPath: string; source: Entry; replica: Entry; sourceMd5: string | undefined; replicaMd5: string | undefined }
   /** Content differs: rewrite the replica file. */
   | { type: 'update'; relPath: string; source: Entry; replica: Entry; reason: Reason }
-  /** Same content on both sides: fix permissions or mtime if they differ, and refresh the record. */
-  | { type: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string }
+  /**
+   * Same content on both sides: fix permissions or mtime if they differ, and refresh the record.
+   * `readAtMs`: when the source was read to prove it (for the racy rule); absent when the cache vouched.
+   */
+  | { type: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number }
   /** A symlink on both sides with a different target text or mtime. */
   | { type: 'link'; relPath: string; source: Entry; replica: Entry; reason: Reason }
   /** A folder on both sides with different permission bits. */
@@ -78,7 +102,7 @@ export type Op =
   | { op: 'mkdir'; relPath: string; source: Entry }
   | { op: 'copy'; relPath: string; source: Entry; reason: Reason; replacing: Entry | undefined }
   | { op: 'link'; relPath: string; source: Entry; reason: Reason; replacing: Entry | undefined }
-  | { op: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string }
+  | { op: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number }
   | { op: 'dirmode'; relPath: string; source: Entry }
   | { op: 'delete'; relPath: string; replica: Entry; reason: Reason };
 

@@ -7,7 +7,7 @@
  * an I/O or permission error never looks like an empty folder (no deletes beneath it).
  */
 import { compareDirs, compareFiles, compareLinks } from './diff.js';
-import { describe, isVanished } from './errors.js';
+import { describe, isVanished, show } from './errors.js';
 import type { ExcludeMatcher } from './filter.js';
 import type { CacheLookup } from './fingerprint.js';
 import type { Io } from './io.js';
@@ -70,11 +70,13 @@ export class Walker {
 
   private listSource(relPath: string): Listing | undefined {
     try {
-      return listDir(this.ctx.io, this.ctx.sourceRoot + (relPath ? '/' + relPath : ''));
+      const listing = listDir(this.ctx.io, this.ctx.sourceRoot + (relPath ? '/' + relPath : ''));
+      this.reportUndecodable(listing, relPath, 'source');
+      return listing;
     } catch (error) {
       this.complete = false;
-      if (isVanished(error)) this.ctx.warn(`source folder ${relPath || '.'} vanished during the pass; skipped`);
-      else this.ctx.error(`reading source folder ${relPath || '.'}: ${describe(error)} (nothing beneath it is deleted)`);
+      if (isVanished(error)) this.ctx.warn(`source folder ${show(relPath)} vanished during the pass; skipped`);
+      else this.ctx.error(`reading source folder ${show(relPath)}: ${describe(error)} (nothing beneath it is deleted)`);
       return undefined;
     }
   }
@@ -82,12 +84,24 @@ export class Walker {
   private listReplica(relPath: string): Listing | undefined {
     try {
       const listing = listDir(this.ctx.io, this.ctx.replicaRoot + (relPath ? '/' + relPath : ''));
+      this.reportUndecodable(listing, relPath, 'replica');
       for (const name of listing.temps) this.ctx.onTemp(this.ctx.replicaRoot + '/' + joinRel(relPath, name));
       return listing;
     } catch (error) {
       this.complete = false;
-      this.ctx.error(`reading replica folder ${relPath || '.'}: ${describe(error)}`);
+      this.ctx.error(`reading replica folder ${show(relPath)}: ${describe(error)}`);
       return undefined;
+    }
+  }
+
+  /**
+   * Names that are not valid UTF-8 come back from readdir with U+FFFD in them and cannot be
+   * opened again by that name: an error (exit 1), never a silent skip.
+   */
+  private reportUndecodable(listing: Listing, relPath: string, side: string): void {
+    for (const name of listing.undecodable) {
+      this.complete = false;
+      this.ctx.error(`cannot sync ${side} entry ${show(joinRel(relPath, name))}: its name is not valid UTF-8; skipped`);
     }
   }
 
@@ -106,7 +120,7 @@ export class Walker {
       const childRel = joinRel(relPath, name);
       if (ctx.exclude(childRel, s.kind === 'dir')) continue;
       if (s.kind === 'special') {
-        ctx.warn(`skipped ${childRel} (special file)`);
+        ctx.warn(`skipped ${show(childRel)} (special file)`);
         continue;
       }
       if (r === undefined) {
@@ -155,8 +169,8 @@ export class Walker {
     try {
       return [io.readlink(sourceRoot + '/' + relPath), io.readlink(replicaRoot + '/' + relPath)];
     } catch (error) {
-      if (isVanished(error)) this.ctx.warn(`${relPath} vanished during the pass; skipped`);
-      else this.ctx.error(`reading link ${relPath}: ${describe(error)}`);
+      if (isVanished(error)) this.ctx.warn(`${show(relPath)} vanished during the pass; skipped`);
+      else this.ctx.error(`reading link ${show(relPath)}: ${describe(error)}`);
       return undefined;
     }
   }
@@ -177,7 +191,7 @@ export class Walker {
       const childRel = joinRel(relPath, name);
       if (this.ctx.exclude(childRel, s.kind === 'dir')) continue;
       if (s.kind === 'special') {
-        this.ctx.warn(`skipped ${childRel} (special file)`);
+        this.ctx.warn(`skipped ${show(childRel)} (special file)`);
         continue;
       }
       await this.added(childRel, s);
@@ -218,7 +232,7 @@ export class Walker {
     if (replica.kind === 'dir') {
       // The replica folder's content goes first (children before the folder).
       if (await this.replicaOnly(relPath)) {
-        this.ctx.error(`cannot replace folder ${relPath} with a ${source.kind}: it holds excluded or unreadable paths`);
+        this.ctx.error(`cannot replace folder ${show(relPath)} with a ${source.kind}: it holds excluded or unreadable paths`);
         return;
       }
     }

@@ -153,3 +153,32 @@ describe('interval mode', () => {
     assert.equal(runCli([w.source, w.replica, '1', w.log, '--once'], w.env).status, 0);
   });
 });
+
+describe('review regressions (command line)', () => {
+  test('a replica with missing parents is created', () => {
+    const w = world();
+    const deep = path.join(w.base, 'deep', 'er', 'mirror');
+    const r = runCli([w.source, deep, '1', w.log, '--once'], w.env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(fs.existsSync(path.join(deep, 'a.txt')));
+  });
+
+  test('log file and manifest at the same path is bad usage', () => {
+    const w = world();
+    const m = path.join(w.base, 'same.json');
+    const r = runCli([w.source, w.replica, '1', m, '--once', '--manifest', m], w.env);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /would overwrite the manifest/);
+  });
+
+  test('a second folder-sync into the same replica with another manifest gets exit 2', async () => {
+    const w = world();
+    const child = startCli([w.source, w.replica, '5', w.log, '--manifest', path.join(w.base, 'one.json')], w.env);
+    await waitFor(child.output, (t) => /pass finished/.test(t));
+    const second = runCli([w.source, w.replica, '1', w.log, '--once', '--manifest', path.join(w.base, 'two.json')], w.env);
+    assert.equal(second.status, 2);
+    assert.match(second.stderr, new RegExp(`another folder-sync \\(pid ${child.pid}\\) is using replica`));
+    child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
+  });
+});

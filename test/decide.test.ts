@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compareDirs, compareFiles, compareLinks, metaReason, settleFile } from '../src/diff.js';
 import { compileExcludes } from '../src/filter.js';
-import { distrustCache, fingerprint, isRacy, trustCache } from '../src/fingerprint.js';
+import { distrustCache, isRacy, makeRecord, trustCache } from '../src/fingerprint.js';
 import { planOps } from '../src/plan.js';
 import type { Change, Entry, FileRecord } from '../src/types.js';
 
 function entry(over: Partial<Entry> = {}): Entry {
-  return { name: 'f', kind: 'file', size: 10, mode: 0o644, mtimeNs: 1_000_000_000_000n, ctimeNs: 1_000_000_000_000n, atimeNs: 0n, ino: 1n, dev: 1n, ...over };
+  return { name: 'f', kind: 'file', size: 10, mode: 0o644, mtimeS: 1000, mtimeN: 0, ctimeS: 1000, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 1, ...over };
 }
 
 describe('excludes', () => {
@@ -42,18 +42,18 @@ describe('excludes', () => {
 
 describe('compareFiles: when the cache vouches, and what must be read', () => {
   const src = entry();
-  const rep = entry({ ino: 2n, ctimeNs: 2_000_000_000_000n });
-  const record: FileRecord = { src: fingerprint(src), md5: 'm', rep: fingerprint(rep) };
+  const rep = entry({ ino: 2, ctimeS: 2000 });
+  const record: FileRecord = makeRecord('m', src, rep, true);
   const cases: [string, Entry, Entry, FileRecord | undefined, string | undefined][] = [
     ['both sides as recorded → nothing', src, rep, record, undefined],
-    ['both as recorded, replica mode differs → meta', src, entry({ ino: 2n, ctimeNs: 2_000_000_000_000n, mode: 0o600 }), record, 'meta'],
+    ['both as recorded, replica mode differs → meta', src, entry({ ino: 2, ctimeS: 2000, mode: 0o600 }), record, 'meta'],
     ['no record, same size → read both', src, rep, undefined, 'file'],
     ['no record, sizes differ → copy without reading', src, entry({ size: 11 }), undefined, 'update:content changed'],
-    ['source ctime moved (touch -d) → read the source', entry({ ctimeNs: 5n }), rep, record, 'file'],
+    ['source ctime moved (touch -d) → read the source', entry({ ctimeN: 5 }), rep, record, 'file'],
     ['source size moved → copy', entry({ size: 12 }), rep, record, 'update:content changed'],
-    ['replica size moved → restore', src, entry({ ino: 2n, size: 3 }), record, 'update:changed in replica'],
-    ['replica inode moved (replaced) → read it', src, entry({ ino: 9n }), record, 'file'],
-    ['racy record (src empty) → read the source', src, rep, { ...record, src: '' }, 'file'],
+    ['replica size moved → restore', src, entry({ ino: 2, size: 3 }), record, 'update:changed in replica'],
+    ['replica inode moved (replaced) → read it', src, entry({ ino: 9 }), record, 'file'],
+    ['racy record (untrusted) → read the source', src, rep, makeRecord('m', src, rep, false), 'file'],
   ];
   for (const [name, s, r, rec, expected] of cases) {
     test(name, () => {
@@ -64,7 +64,7 @@ describe('compareFiles: when the cache vouches, and what must be read', () => {
   }
 
   test('a vouched side is not read again', () => {
-    const change = compareFiles('p', entry({ ctimeNs: 5n }), rep, record, trustCache);
+    const change = compareFiles('p', entry({ ctimeN: 5 }), rep, record, trustCache);
     assert.equal(change?.type, 'file');
     if (change?.type !== 'file') return;
     assert.equal(change.sourceMd5, undefined);
@@ -77,12 +77,12 @@ describe('compareFiles: when the cache vouches, and what must be read', () => {
   });
 
   test('settleFile: equal MD5s → meta; different → update with the right reason', () => {
-    const change = compareFiles('p', entry({ ctimeNs: 5n }), rep, record, trustCache) as Extract<Change, { type: 'file' }>;
-    assert.equal(settleFile(change, 'm', 'm').type, 'meta');
-    const upd = settleFile(change, 'x', 'm');
+    const change = compareFiles('p', entry({ ctimeN: 5 }), rep, record, trustCache) as Extract<Change, { type: 'file' }>;
+    assert.equal(settleFile(change, 'm', 'm', 0).type, 'meta');
+    const upd = settleFile(change, 'x', 'm', 0);
     assert.equal(upd.type === 'update' && upd.reason, 'content changed');
-    const drift = compareFiles('p', src, entry({ ino: 9n }), record, trustCache) as Extract<Change, { type: 'file' }>;
-    const restored = settleFile(drift, 'm', 'other');
+    const drift = compareFiles('p', src, entry({ ino: 9 }), record, trustCache) as Extract<Change, { type: 'file' }>;
+    const restored = settleFile(drift, 'm', 'other', 0);
     assert.equal(restored.type === 'update' && restored.reason, 'changed in replica');
   });
 });
@@ -91,9 +91,9 @@ describe('metadata, links, folders, racy', () => {
   test('metaReason', () => {
     assert.equal(metaReason(entry(), entry()), undefined);
     assert.equal(metaReason(entry(), entry({ mode: 0o600 })), 'permissions');
-    assert.equal(metaReason(entry(), entry({ mtimeNs: 1_000_000_001_000n })), undefined); // within libuv's microsecond
-    assert.equal(metaReason(entry(), entry({ mtimeNs: 2_000_000_000_000n })), 'mtime');
-    assert.equal(metaReason(entry(), entry({ mode: 0, mtimeNs: 0n })), 'permissions, mtime');
+    assert.equal(metaReason(entry(), entry({ mtimeN: 1_000 })), undefined); // within libuv's microsecond
+    assert.equal(metaReason(entry(), entry({ mtimeS: 2000 })), 'mtime');
+    assert.equal(metaReason(entry(), entry({ mode: 0, mtimeS: 0 })), 'permissions, mtime');
   });
   test('compareLinks and compareDirs', () => {
     const l = entry({ kind: 'symlink' });
@@ -101,11 +101,12 @@ describe('metadata, links, folders, racy', () => {
     assert.equal(compareLinks('l', l, l, 'a', 'b')?.type, 'link');
     assert.equal(compareDirs('d', entry({ kind: 'dir' }), entry({ kind: 'dir', mode: 0o700 }))?.type, 'dirmode');
   });
-  test('isRacy: fine timestamps get 100 ms, whole-second ones 2 s', () => {
-    const now = 10_000_000_000_000n;
-    assert.equal(isRacy(entry({ mtimeNs: now - 50_000_000n + 1n, ctimeNs: 1n }), now), true);
-    assert.equal(isRacy(entry({ mtimeNs: now - 500_000_000n + 7n, ctimeNs: 1n }), now), false);
-    assert.equal(isRacy(entry({ mtimeNs: now - 1_000_000_000n, ctimeNs: 0n }), now), true);
+  test('isRacy: the ctime decides; fine timestamps get 100 ms, whole-second ones 2 s', () => {
+    const nowMs = 10_000_000;
+    assert.equal(isRacy(entry({ ctimeS: 9_999, ctimeN: 950_000_001 }), nowMs), true);
+    assert.equal(isRacy(entry({ ctimeS: 9_999, ctimeN: 500_000_007 }), nowMs), false);
+    assert.equal(isRacy(entry({ ctimeS: 9_999, ctimeN: 0 }), nowMs), true); // whole seconds: coarse filesystem
+    assert.equal(isRacy(entry({ mtimeS: 99_999, ctimeS: 9_000, ctimeN: 5 }), nowMs), false); // a future mtime is not racy
   });
 });
 

@@ -23,6 +23,7 @@ describe('a first pass', () => {
       'dangling': { link: 'nowhere/at/all' },
       'zero': '',
     });
+    await settle();
     const result = await sync(s);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
     if (hasRsync()) assert.equal(rsyncCheck(s.source, s.replica), '');
@@ -42,7 +43,11 @@ describe('a first pass', () => {
     const record = manifest.get('docs/deep/c.bin');
     assert.equal(record?.md5, md5(Buffer.alloc(300_000, 7)));
     const st = fs.lstatSync(path.join(s.replica, 'docs/deep/c.bin'), { bigint: true });
-    assert.equal(record?.rep, `f:300000:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`);
+    assert.equal(record?.size, 300_000);
+    assert.equal(`${record?.repMtimeS}${String(record?.repMtimeN).padStart(9, '0')}`, String(st.mtimeNs));
+    assert.equal(`${record?.repCtimeS}${String(record?.repCtimeN).padStart(9, '0')}`, String(st.ctimeNs));
+    assert.equal(record?.repIno, Number(st.ino));
+    assert.equal(record?.trusted, true);
     assert.equal(manifest.size, 6);
   });
 
@@ -176,13 +181,13 @@ describe('change detection', () => {
     const s = setup({ 'hot.txt': 'v1' });
     await sync(s); // written moments ago: racy, recorded untrusted
     let manifest = await Manifest.open(s.manifestPath, { source: s.source, replica: s.replica, warn: assert.fail });
-    assert.equal(manifest.get('hot.txt')?.src, '');
+    assert.equal(manifest.get('hot.txt')?.trusted, false);
     await settle();
     const result = await sync(s);
     assert.equal(result.stats.hashed, 1);
     assert.equal(result.stats.copied + result.stats.updated, 0);
     manifest = await Manifest.open(s.manifestPath, { source: s.source, replica: s.replica, warn: assert.fail });
-    assert.notEqual(manifest.get('hot.txt')?.src, '');
+    assert.equal(manifest.get('hot.txt')?.trusted, true);
     assert.equal((await sync(s)).stats.hashed, 0);
   });
 });

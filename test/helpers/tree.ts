@@ -159,7 +159,7 @@ export class SpyIo implements Io {
   ftruncate = (fd: number, length: number) => nodeIo.ftruncate(fd, length);
   fsync = (fd: number) => nodeIo.fsync(fd);
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
-  futimes = (fd: number, a: number, m: number) => nodeIo.futimes(fd, a, m);
+  futimes = (fd: number, a: number | string, m: number | string) => nodeIo.futimes(fd, a, m);
   close = (fd: number) => {
     this.paths.delete(fd);
     nodeIo.close(fd);
@@ -169,8 +169,8 @@ export class SpyIo implements Io {
   rmdir = (p: string) => (this.check('rmdir', p), nodeIo.rmdir(p));
   mkdir = (p: string, mode: number) => (this.check('mkdir', p), nodeIo.mkdir(p, mode));
   chmod = (p: string, mode: number) => (this.check('chmod', p), nodeIo.chmod(p, mode));
-  utimes = (p: string, a: number, m: number) => (this.check('utimes', p), nodeIo.utimes(p, a, m));
-  lutimes = (p: string, a: number, m: number) => (this.check('lutimes', p), nodeIo.lutimes(p, a, m));
+  utimes = (p: string, a: number | string, m: number | string) => (this.check('utimes', p), nodeIo.utimes(p, a, m));
+  lutimes = (p: string, a: number | string, m: number | string) => (this.check('lutimes', p), nodeIo.lutimes(p, a, m));
   symlink = (t: string, p: string) => (this.check('symlink', p), nodeIo.symlink(t, p));
   fsyncDir = (p: string) => nodeIo.fsyncDir(p);
 }
@@ -199,7 +199,7 @@ export function setup(spec: Record<string, Spec> = {}): SyncSetup {
 /** Runs one pass in-process, the way the CLI does (manifest opened, checkpointed). */
 export async function sync(
   s: SyncSetup,
-  options: Partial<Omit<PassOptions, 'exclude'>> & { excludes?: string[] } = {},
+  options: Partial<PassOptions> & { excludes?: string[] } = {},
 ): Promise<PassResult & { manifest: Manifest }> {
   fs.mkdirSync(path.dirname(s.manifestPath), { recursive: true });
   s.log.lines = [];
@@ -216,7 +216,6 @@ export async function sync(
   const result = await runPass({
     source: s.source,
     replica: s.replica,
-    exclude: compileExcludes(options.excludes ?? []),
     dryRun: false,
     checksum: false,
     maxDelete: undefined,
@@ -226,6 +225,7 @@ export async function sync(
     manifest,
     shouldStop: () => false,
     ...options,
+    exclude: options.exclude ?? compileExcludes(options.excludes ?? []),
   });
   return { ...result, manifest };
 }

@@ -1,0 +1,113 @@
+/** Bugs found in review, each pinned by a test that failed before its fix. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { tempPathFor } from '../src/execute.js';
+import { Manifest } from '../src/manifest.js';
+import { hasRsync, rsyncCheck } from './helpers/cli.js';
+import { errno, mirrorDiff, readTree, settle, setup, sync, tempDir, tempFiles, writeTree } from './helpers/tree.js';
+
+describe('review regressions', () => {
+  test('a resumed temporary file longer than a rewritten source is cut to the source', async () => {
+    const s = setup({ 'data.bin': Buffer.alloc(2 << 20, 0x22) });
+    fs.mkdirSync(s.replica, { recursive: true });
+    fs.writeFileSync(tempPathFor(s.replica, 'data.bin'), Buffer.alloc(5 << 20, 0x11)); // differs from byte 0, and longer
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0);
+    assert.equal(fs.statSync(path.join(s.replica, 'data.bin')).size, 2 << 20);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    assert.deepEqual(tempFiles(s.replica), []);
+  });
+
+  test('a replica whose parent folders are missing is created with them', async () => {
+    const s = setup({ 'a.txt': 'a' });
+    s.replica = path.join(s.replica, 'deep', 'er', 'mirror');
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.equal(fs.readFileSync(path.join(s.replica, 'a.txt'), 'utf8'), 'a');
+  });
+
+  test('mtimes before 1970 are kept, and a second pass leaves them alone', async () => {
+    const s = setup({ 'old.txt': 'x', 'link': { link: 'old.txt' } });
+    assert.equal(spawnSync('touch', ['-h', '-d', '1960-01-01 00:00:00.5', path.join(s.source, 'old.txt'), path.join(s.source, 'link')]).status, 0);
+    await settle();
+    await sync(s);
+    assert.equal(fs.statSync(path.join(s.replica, 'old.txt')).mtime.getUTCFullYear(), 1960);
+    assert.equal(fs.lstatSync(path.join(s.replica, 'link')).mtime.getUTCFullYear(), 1960);
+    const again = await sync(s);
+    assert.deepEqual(s.log.actions, []);
+    assert.equal(again.stats.updated, 0);
+    if (hasRsync()) assert.equal(rsyncCheck(s.source, s.replica), '');
+  });
+
+  test('deletes refused by --max-delete leave a replica file in the way of a folder untouched', async () => {
+    const s = setup({ 'x': { dir: true, mode: 0o750 }, 'x/c': '1' });
+    writeTree(s.replica, { 'x': { content: 'old', mode: 0o644 } });
+    const result = await sync(s, { maxDelete: 0 });
+    assert.equal(result.exitStatus, 1);
+    assert.equal(fs.statSync(path.join(s.replica, 'x')).mode & 0o7777, 0o644);
+    assert.ok(s.log.errors.some((e) => e === 'cannot replace x (type changed): its delete was refused'), s.log.errors.join('\n'));
+    assert.equal(result.stats.errors, s.log.errors.length);
+  });
+
+  test('a name that is not valid UTF-8 is an error, not a silent skip', async () => {
+    const s = setup({ 'ok.txt': 'ok' });
+    const bad = Buffer.concat([Buffer.from(s.source + '/caf'), Buffer.from([0xe9])]);
+    fs.writeFileSync(bad, 'latin-1 name');
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 1);
+    assert.ok(s.log.errors.some((e) => /cannot sync source entry caf\uFFFD: its name is not valid UTF-8/.test(e)), s.log.errors.join('\n'));
+    assert.equal(fs.readFileSync(path.join(s.replica, 'ok.txt'), 'utf8'), 'ok');
+  });
+
+  test('a read-only replica folder (0555) is opened for the copy and closed again after', async () => {
+    const s = setup({ 'ro': { dir: true, mode: 0o555 }, 'ro/f.txt': 'v1' });
+    await sync(s);
+    fs.chmodSync(path.join(s.source, 'ro'), 0o755);
+    fs.writeFileSync(path.join(s.source, 'ro', 'f.txt'), 'version 2');
+    fs.chmodSync(path.join(s.source, 'ro'), 0o555);
+    // As root the folder's mode stops nothing: play the non-root user's EACCES.
+    const roDir = path.join(s.replica, 'ro');
+    const denied = () => (fs.statSync(roDir).mode & 0o200) === 0;
+    s.io.fail = (call, p) => (call === 'openWrite' && p.startsWith(roDir + '/') && denied() ? errno('EACCES', 'permission denied') : undefined);
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.equal(fs.readFileSync(path.join(roDir, 'f.txt'), 'utf8'), 'version 2');
+    assert.equal(fs.statSync(roDir).mode & 0o7777, 0o555);
+  });
+
+  test('a file with an mtime in the future is not re-read every pass', async () => {
+    const s = setup({ 'future.txt': 'f' });
+    const future = Date.now() / 1000 + 10 * 365 * 86400;
+    fs.utimesSync(path.join(s.source, 'future.txt'), future, future);
+    await settle();
+    await sync(s);
+    const again = await sync(s);
+    assert.equal(again.stats.hashed, 0);
+  });
+
+  test('the log file in the replica excludes exactly its own companions', async () => {
+    const s = setup({ 'notes.txt': 'n', '.notes.x': 'x', 'notes.lock.txt': 'l' });
+    // `notes` is our log inside the replica: the config's own-path exclusion keeps it, nothing more.
+    const { buildConfig } = await import('../src/config.js');
+    fs.mkdirSync(s.replica, { recursive: true });
+    const config = buildConfig(
+      { source: s.source, replica: s.replica, interval: '1', logFile: path.join(s.replica, 'notes') },
+      { manifest: s.manifestPath },
+    );
+    const result = await sync(s, { exclude: config.exclude });
+    assert.equal(result.exitStatus, 0);
+    assert.deepEqual(Object.keys(readTree(s.replica)).sort(), ['.notes.x', 'notes.lock.txt', 'notes.txt']);
+  });
+
+  test('a manifest with an absurd shard count is rebuilt, not loaded', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    fs.writeFileSync(file, JSON.stringify({ format: 'folder-sync manifest', version: 2, source: '/s', replica: '/r', shards: 1 << 30 }));
+    const warnings: string[] = [];
+    const m = await Manifest.open(file, { source: '/s', replica: '/r', warn: (w) => warnings.push(w) });
+    assert.equal(m.size, 0);
+    assert.match(warnings[0], /bad shard count/);
+  });
+});
