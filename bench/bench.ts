@@ -28,7 +28,12 @@ const log = (line: string): void => void process.stderr.write(line + '\n');
 
 function main(): number {
   const startedAt = new Date();
-  const cfg = readConfig(process.env);
+  let cfg;
+  try {
+    cfg = readConfig(process.env);
+  } catch (error) {
+    throw new Prerequisite(error instanceof Error ? error.message : String(error));
+  }
   const h = new Harness(cfg, log);
   const all = makeScenarios(h);
   const unknown = (cfg.only ?? []).filter((name) => !all.some((s) => s.name === name));

@@ -249,7 +249,7 @@ class WorkCopy {
 
   /** Applies the 1% change, then lets it settle. */
   applyChange(): void {
-    this.markDirty();
+    this.markDirty('change');
     applyChange(this.dir, this.plan());
     sleep(SETTLE_MS);
   }
@@ -262,18 +262,30 @@ class WorkCopy {
   }
 
   setMtimes(seconds: number): void {
-    this.markDirty();
+    this.markDirty('mtimes');
     setMtimes(this.dir, this.list(), seconds);
   }
 
-  /** Back to pristine: the 1% change undone and every mtime the generated one. */
+  /**
+   * Back to pristine: the 1% change undone and, if they were moved, every mtime the generated
+   * one. Only what was changed is restored: resetting 100k mtimes moves 100k ctimes, which
+   * would make the next preparation pass rehash the whole tree.
+   */
   restore(): void {
-    this.revertChange();
-    setMtimes(this.dir, this.list(), 'pristine');
+    const dirty = this.dirtyKinds();
+    if (dirty.has('change')) this.revertChange();
+    if (dirty.has('mtimes')) setMtimes(this.dir, this.list(), 'pristine');
     fs.rmSync(this.dirtyMarker, { force: true });
   }
 
-  private markDirty(): void {
-    if (!fs.existsSync(this.dirtyMarker)) fs.writeFileSync(this.dirtyMarker, '');
+  /** What the `.dirty` marker says was changed (one kind a line). */
+  private dirtyKinds(): Set<string> {
+    if (!fs.existsSync(this.dirtyMarker)) return new Set();
+    return new Set(fs.readFileSync(this.dirtyMarker, 'utf8').split('\n').filter((l) => l !== ''));
+  }
+
+  /** Records, before doing it, that the copy is about to differ from pristine in this way. */
+  private markDirty(kind: 'change' | 'mtimes'): void {
+    if (!this.dirtyKinds().has(kind)) fs.appendFileSync(this.dirtyMarker, kind + '\n');
   }
 }

@@ -98,7 +98,8 @@ async function run(config: Config, io: Io): Promise<number> {
 
   const stopper = new Stopper(log);
   try {
-    const manifest = await Manifest.open(config.manifestPath, {
+    // Perf: not awaited here; the first pass starts its listing threads while this loads.
+    const manifest = Manifest.open(config.manifestPath, {
       source: config.source,
       replica: config.replica,
       readOnly: config.dryRun,
@@ -123,6 +124,7 @@ async function run(config: Config, io: Io): Promise<number> {
         log,
         manifest,
         shouldStop: () => stopper.stopping,
+        threads: io === nodeIo ? { excludes: config.excludes, own: config.ownRelPaths } : undefined,
       });
       status = Math.max(status, result.exitStatus);
       if (config.once || stopper.stopping) break;

@@ -36,6 +36,8 @@ export interface Config {
   exclude: ExcludeMatcher;
   /** Our own files (log, manifest) that live inside the source or replica and are never synced. */
   ownPaths: string[];
+  /** The same, relative to the root holding them (what the exclude matcher tests). */
+  ownRelPaths: string[];
 }
 
 export function parseInterval(text: string): number {
@@ -83,10 +85,8 @@ export function buildConfig(
     throw new UsageError(`log file '${logFile}' would overwrite the manifest or its files: choose another log file or --manifest`);
   }
   const ownPaths = [logFile, manifestPath];
-  const userExclude = compileExcludes(excludes);
   const own = ownRelPaths(ownPaths, [source, replica]);
-  const exclude: ExcludeMatcher =
-    own.length === 0 ? userExclude : (relPath, isDir) => isOwn(relPath, own) || userExclude(relPath, isDir);
+  const exclude = buildExclude(excludes, own);
 
   return {
     source,
@@ -102,7 +102,17 @@ export function buildConfig(
     excludes,
     exclude,
     ownPaths,
+    ownRelPaths: own,
   };
+}
+
+/**
+ * The exclude matcher of a pass: the user's patterns plus our own files (log, manifest) where they
+ * live inside a root. Built the same way in the lister threads, from the same two lists.
+ */
+export function buildExclude(patterns: readonly string[], own: readonly string[]): ExcludeMatcher {
+  const userExclude = compileExcludes(patterns);
+  return own.length === 0 ? userExclude : (relPath, isDir) => isOwn(relPath, own) || userExclude(relPath, isDir);
 }
 
 function checkSource(given: string): string {
@@ -201,7 +211,7 @@ function ownRelPaths(files: string[], roots: string[]): string[] {
  * The log, the manifest and exactly their companions: `.lock`, the `.d` folder, set-aside
  * `.corrupt-…` copies, lowdb's `.name.tmp`, and rotated logs (`name.1`, …).
  */
-function isOwn(relPath: string, own: string[]): boolean {
+function isOwn(relPath: string, own: readonly string[]): boolean {
   for (const file of own) {
     if (relPath === file) return true;
     if (relPath.startsWith(file + '.')) {

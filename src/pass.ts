@@ -26,6 +26,7 @@ import {
 import type { ExcludeMatcher } from './filter.js';
 import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
 import type { Io } from './io.js';
+import { InlineLister, ThreadLister } from './lister.js';
 import { formatBytes, show, type Reporter } from './log.js';
 import type { Manifest } from './manifest.js';
 import { planOps, type Plan } from './plan.js';
@@ -45,11 +46,17 @@ export interface PassOptions {
   fsync: boolean;
   io: Io;
   log: Reporter;
-  manifest: Manifest;
+  /** The manifest, or its loading (Perf: the listing threads start while it loads). */
+  manifest: Manifest | Promise<Manifest>;
   /** True once the pass should stop starting work (a signal). */
   shouldStop(): boolean;
   /** Checkpoint the manifest after this many recorded operations, or this many ms. */
   checkpointEvery?: { ops: number; ms: number };
+  /**
+   * List the two trees on worker threads, compiling these exclude lists there (the same ones
+   * `exclude` was built from). Without it, listing runs inline through `io`.
+   */
+  threads?: { excludes: string[]; own: string[] };
 }
 
 export interface PassResult {
@@ -76,6 +83,8 @@ class Pass {
   private readonly dirtyDirs = new Set<string>();
   private opsSinceCheckpoint = 0;
   private lastCheckpoint = Date.now();
+
+  private manifest!: Manifest;
 
   constructor(private readonly o: PassOptions) {
     this.exec = {
@@ -111,19 +120,29 @@ class Pass {
 
   async run(): Promise<PassResult> {
     const { o } = this;
-    o.manifest.beginPass();
     let refusedDeletes = false;
 
     const roots = this.statRoots();
+    if (roots === undefined) this.manifest = await o.manifest;
     if (roots !== undefined) {
       const changes: Change[] = [];
       const temps: string[] = [];
+      const [sourceLister, replicaLister] = o.threads
+        ? [
+            new ThreadLister({ root: o.source, ...o.threads }),
+            new ThreadLister({ root: o.replica, ...o.threads }),
+          ]
+        : [new InlineLister(o.io, o.source), new InlineLister(o.io, o.replica)];
+      this.manifest = await o.manifest;
+      this.manifest.beginPass();
       const walker = new Walker({
         io: o.io,
+        sourceLister,
+        replicaLister,
         sourceRoot: o.source,
         replicaRoot: o.replica,
         exclude: o.exclude,
-        record: (relPath) => o.manifest.get(relPath),
+        record: (relPath) => this.manifest.get(relPath),
         lookup: o.checksum ? distrustCache : trustCache,
         onChange: (change) => changes.push(change),
         onTemp: (absPath) => temps.push(absPath),
@@ -131,7 +150,12 @@ class Pass {
         error: (message) => this.error(message),
         tick: () => this.tick(),
       });
-      const walk = await walker.run(roots.source, roots.replica);
+      let walk: Awaited<ReturnType<Walker['run']>>;
+      try {
+        walk = await walker.run(roots.source, roots.replica);
+      } finally {
+        await Promise.all([sourceLister.close(), replicaLister.close()]);
+      }
 
       const settled = await this.settle(changes);
       const plan = planOps(settled);
@@ -151,8 +175,8 @@ class Pass {
       await this.execute(plan, refusedDeletes);
       if (!o.dryRun) for (const absPath of this.resumable) removeQuietly(o.io, absPath);
 
-      if (walk.complete && !this.interrupted && !o.dryRun) o.manifest.forgetUnseen();
-      if (!o.dryRun && this.sourceRootId) o.manifest.setSourceRoot(this.sourceRootId);
+      if (walk.complete && !this.interrupted && !o.dryRun) this.manifest.forgetUnseen();
+      if (!o.dryRun && this.sourceRootId) this.manifest.setSourceRoot(this.sourceRootId);
     }
 
     const durationMs = Date.now() - this.started;
@@ -163,7 +187,7 @@ class Pass {
       `${formatBytes(s.bytesCopied)} transferred in ${(durationMs / 1000).toFixed(2)} s`;
     const exitStatus = s.errors > 0 || refusedDeletes ? 1 : 0;
     if (!o.dryRun) {
-      o.manifest.setLastPass({ startedAt: new Date(this.started).toISOString(), durationMs, exitStatus, summary });
+      this.manifest.setLastPass({ startedAt: new Date(this.started).toISOString(), durationMs, exitStatus, summary });
       await this.checkpoint(true);
     }
     o.log.info(summary);
@@ -299,7 +323,7 @@ class Pass {
             const result = await copyFile(this.exec, op.relPath, this.resumable);
             this.resumable.delete(tempPathFor(o.replica, op.relPath));
             this.touched(op.relPath);
-            o.manifest.set(op.relPath, makeRecord(result.md5, result.source, result.replica, !isRacy(result.source, startedAt)));
+            this.manifest.set(op.relPath, makeRecord(result.md5, result.source, result.replica, !isRacy(result.source, startedAt)));
             stats.bytesCopied += result.source.size - result.resumedBytes;
             const resumed = result.resumedBytes > 0 ? `, resumed after ${formatBytes(result.resumedBytes)}` : '';
             o.log.action(`${verb[1]} ${path} (${op.reason}, ${formatBytes(result.source.size)}${resumed})`);
@@ -329,7 +353,7 @@ class Pass {
           if (!o.dryRun) {
             const replica = reason === undefined ? op.replica : fixMeta(this.exec, op.relPath, op.source, op.replica);
             const trusted = op.readAtMs === undefined || !isRacy(op.source, op.readAtMs);
-            o.manifest.set(op.relPath, makeRecord(op.md5, op.source, replica, trusted));
+            this.manifest.set(op.relPath, makeRecord(op.md5, op.source, replica, trusted));
           }
           if (reason !== undefined) {
             o.log.action(`${would}${o.dryRun ? 'update' : 'updated'} ${path} (${reason})`);
@@ -397,10 +421,10 @@ class Pass {
     }
     this.dirtyDirs.clear();
     try {
-      if (force) await o.manifest.save();
-      else await o.manifest.checkpoint();
+      if (force) await this.manifest.save();
+      else await this.manifest.checkpoint();
     } catch (error) {
-      this.error(`writing manifest ${o.manifest.path}: ${describe(error)} (the next pass re-reads what it could not record)`);
+      this.error(`writing manifest ${this.manifest.path}: ${describe(error)} (the next pass re-reads what it could not record)`);
     }
     this.opsSinceCheckpoint = 0;
     this.lastCheckpoint = Date.now();

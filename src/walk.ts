@@ -11,11 +11,15 @@ import { describe, isVanished, show } from './errors.js';
 import type { ExcludeMatcher } from './filter.js';
 import type { CacheLookup } from './fingerprint.js';
 import type { Io } from './io.js';
-import { joinRel, listDir, type Listing } from './scan.js';
+import type { Lister } from './lister.js';
+import { joinRel, type Listing } from './scan.js';
 import type { Change, Entry, FileRecord } from './types.js';
 
 export interface WalkContext {
   io: Io;
+  /** Folder listings of each tree (inline, or from a listing thread). */
+  sourceLister: Lister;
+  replicaLister: Lister;
   /** Absolute roots, without a trailing slash. */
   sourceRoot: string;
   replicaRoot: string;
@@ -68,9 +72,9 @@ export class Walker {
     return this.stopped;
   }
 
-  private listSource(relPath: string): Listing | undefined {
+  private async listSource(relPath: string): Promise<Listing | undefined> {
     try {
-      const listing = listDir(this.ctx.io, this.ctx.sourceRoot + (relPath ? '/' + relPath : ''));
+      const listing = await this.ctx.sourceLister.list(relPath);
       this.reportUndecodable(listing, relPath, 'source');
       return listing;
     } catch (error) {
@@ -81,9 +85,9 @@ export class Walker {
     }
   }
 
-  private listReplica(relPath: string): Listing | undefined {
+  private async listReplica(relPath: string): Promise<Listing | undefined> {
     try {
-      const listing = listDir(this.ctx.io, this.ctx.replicaRoot + (relPath ? '/' + relPath : ''));
+      const listing = await this.ctx.replicaLister.list(relPath);
       this.reportUndecodable(listing, relPath, 'replica');
       for (const name of listing.temps) this.ctx.onTemp(this.ctx.replicaRoot + '/' + joinRel(relPath, name));
       return listing;
@@ -107,9 +111,9 @@ export class Walker {
 
   /** A folder present on both sides. */
   private async both(relPath: string): Promise<void> {
-    const source = this.listSource(relPath);
+    const source = await this.listSource(relPath);
     if (source === undefined) return;
-    const replica = this.listReplica(relPath);
+    const replica = await this.listReplica(relPath);
     if (replica === undefined) return;
     const { ctx } = this;
 
@@ -183,7 +187,7 @@ export class Walker {
   }
 
   private async sourceOnly(relPath: string): Promise<void> {
-    const source = this.listSource(relPath);
+    const source = await this.listSource(relPath);
     if (source === undefined) return;
     for (const name of [...source.entries.keys()].sort(byName)) {
       if (await this.shouldStop()) return;
@@ -212,7 +216,7 @@ export class Walker {
   }
 
   private async replicaOnly(relPath: string): Promise<boolean> {
-    const replica = this.listReplica(relPath);
+    const replica = await this.listReplica(relPath);
     if (replica === undefined) return true;
     let kept = false;
     for (const name of [...replica.entries.keys()].sort(byName)) {
