@@ -36,7 +36,10 @@ export function buildProgram(): Command {
     .option('--exclude <glob>', 'skip paths matching this micromatch glob (repeatable)', collect, [])
     .option('--dry-run', 'log what a pass would do, change nothing')
     .option('--checksum', 'ignore cached fingerprints: hash every file on both sides this pass')
-    .option('--max-delete <n>', 'delete nothing when a pass would delete more than n entries')
+    .option('--max-delete <n>', 'delete nothing when a pass would delete more than n entries (or n% of the replica)')
+    .option('--max-delete-bytes <size>', 'delete nothing when a pass would delete more than this many bytes (500M, 2G)')
+    .option('--allow-mass-delete', 'delete even if the source looks vanished or replaced (this pass only)')
+    .option('--backup-dir <dir>', 'move files a pass would delete or overwrite to <dir>/<time>/<path> instead')
     .addOption(new Option('--no-fsync', 'do not flush copied files before renaming them (faster, less safe on power loss)'))
     .version(VERSION, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'print this help')
@@ -119,6 +122,9 @@ async function run(config: Config, io: Io): Promise<number> {
         dryRun: config.dryRun,
         checksum: config.checksum,
         maxDelete: config.maxDelete,
+        maxDeleteBytes: config.maxDeleteBytes,
+        allowMassDelete: config.allowMassDelete,
+        backupDir: config.backupDir,
         fsync: config.fsync,
         io,
         log,

@@ -16,6 +16,9 @@ export interface RawOptions {
   dryRun?: boolean;
   checksum?: boolean;
   maxDelete?: string;
+  maxDeleteBytes?: string;
+  allowMassDelete?: boolean;
+  backupDir?: string;
   fsync?: boolean;
 }
 
@@ -30,7 +33,12 @@ export interface Config {
   once: boolean;
   dryRun: boolean;
   checksum: boolean;
-  maxDelete: number | undefined;
+  /** `--max-delete n` or `--max-delete n%` (of the replica's entries). */
+  maxDelete: DeleteLimit | undefined;
+  maxDeleteBytes: number | undefined;
+  allowMassDelete: boolean;
+  /** Absolute; files a pass would delete or overwrite are moved under `<backupDir>/<time>/`. */
+  backupDir: string | undefined;
   fsync: boolean;
   excludes: string[];
   exclude: ExcludeMatcher;
@@ -48,10 +56,32 @@ export function parseInterval(text: string): number {
   return value;
 }
 
-export function parseMaxDelete(text: string | undefined): number | undefined {
+export type DeleteLimit = { count: number } | { percent: number };
+
+export function parseMaxDelete(text: string | undefined): DeleteLimit | undefined {
   if (text === undefined) return undefined;
-  if (!/^\s*\d+\s*$/.test(text)) throw new UsageError(`--max-delete must be a whole number ≥ 0, got '${text}'`);
-  return Number(text);
+  const percent = /^\s*(\d+(\.\d+)?)\s*%\s*$/.exec(text);
+  if (percent) {
+    const value = Number(percent[1]);
+    if (value > 100) throw new UsageError(`--max-delete percentage must be between 0% and 100%, got '${text}'`);
+    return { percent: value };
+  }
+  if (!/^\s*\d+\s*$/.test(text)) throw new UsageError(`--max-delete must be a whole number ≥ 0 or a percentage like 10%, got '${text}'`);
+  return { count: Number(text) };
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
+const DECIMAL_UNITS: Record<string, number> = { K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
+
+/** `500M`, `2G`, `1.5T`, `4096` (rsync's convention: K/M/G = 1024-based, KB/MB/GB = 1000-based, KiB… = 1024). */
+export function parseSize(text: string, option: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?B)?\s*$/i.exec(text);
+  if (!m || (m[2] === '' && m[3] !== undefined && m[3].toUpperCase() !== 'B')) {
+    throw new UsageError(`${option} must be a size like 500M, 2G or 1048576, got '${text}'`);
+  }
+  const unit = m[2].toUpperCase();
+  const decimal = m[3] !== undefined && m[3].toUpperCase() === 'B' && unit !== '';
+  return Math.floor(Number(m[1]) * (decimal ? DECIMAL_UNITS[unit] : SIZE_UNITS[unit]));
 }
 
 /** The manifest's default home: one file per source/replica pair under the XDG state folder. */
@@ -70,6 +100,7 @@ export function buildConfig(
 ): Config {
   const intervalMinutes = parseInterval(args.interval);
   const maxDelete = parseMaxDelete(raw.maxDelete);
+  const maxDeleteBytes = raw.maxDeleteBytes === undefined ? undefined : parseSize(raw.maxDeleteBytes, '--max-delete-bytes');
   const excludes = raw.exclude ?? [];
 
   const source = checkSource(args.source);
@@ -84,7 +115,8 @@ export function buildConfig(
   if (logFile === manifestPath || logFile.startsWith(manifestPath + '.')) {
     throw new UsageError(`log file '${logFile}' would overwrite the manifest or its files: choose another log file or --manifest`);
   }
-  const ownPaths = [logFile, manifestPath];
+  const backupDir = raw.backupDir === undefined ? undefined : checkBackupDir(raw.backupDir, source, replica);
+  const ownPaths = [logFile, manifestPath, ...(backupDir ? [backupDir] : [])];
   const own = ownRelPaths(ownPaths, [source, replica]);
   const exclude = buildExclude(excludes, own);
 
@@ -98,6 +130,9 @@ export function buildConfig(
     dryRun: raw.dryRun === true,
     checksum: raw.checksum === true,
     maxDelete,
+    maxDeleteBytes,
+    allowMassDelete: raw.allowMassDelete === true,
+    backupDir,
     fsync: raw.fsync !== false,
     excludes,
     exclude,
@@ -128,7 +163,7 @@ function checkSource(given: string): string {
 }
 
 /** The replica's absolute path with symlinks in its existing part resolved (it may not exist yet). */
-function resolveReplica(given: string): string {
+function resolveReplica(given: string, what = 'replica'): string {
   const absolute = path.resolve(given);
   const missing: string[] = [];
   let existing = absolute;
@@ -138,14 +173,14 @@ function resolveReplica(given: string): string {
       const stats = fs.statSync(real);
       if (!stats.isDirectory()) {
         throw new UsageError(
-          missing.length === 0 ? `replica '${given}' exists and is not a folder` : `replica '${given}': '${existing}' is not a folder`,
+          missing.length === 0 ? `${what} '${given}' exists and is not a folder` : `${what} '${given}': '${existing}' is not a folder`,
         );
       }
       return path.join(real, ...missing.reverse());
     } catch (error) {
       if (error instanceof UsageError) throw error;
       const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' || path.dirname(existing) === existing) throw new UsageError(`replica '${given}': ${describe(error)}`);
+      if (code !== 'ENOENT' || path.dirname(existing) === existing) throw new UsageError(`${what} '${given}': ${describe(error)}`);
       missing.push(path.basename(existing));
       existing = path.dirname(existing);
     }
@@ -161,6 +196,33 @@ function checkOverlap(source: string, replica: string): void {
   if (source === replica) throw new UsageError(`source and replica are the same folder (${source})`);
   if (inside(source, replica)) throw new UsageError(`replica ${replica} is inside source ${source}`);
   if (inside(replica, source)) throw new UsageError(`source ${source} is inside replica ${replica}`);
+}
+
+/**
+ * `--backup-dir`: never inside the source (it would be mirrored, and mirrored again); inside the
+ * replica it is left out of the sync like our other files; on the replica's filesystem, since
+ * backing up is a rename.
+ */
+function checkBackupDir(given: string, source: string, replica: string): string {
+  const dir = resolveReplica(given, 'backup dir').replace(/\/$/, '');
+  if (dir === source || inside(source, dir)) throw new UsageError(`backup dir ${dir} is inside source ${source}`);
+  if (dir === replica) throw new UsageError(`backup dir ${dir} is the replica itself`);
+  if (inside(dir, replica)) throw new UsageError(`replica ${replica} is inside backup dir ${dir}`);
+  if (deviceOf(dir) !== deviceOf(replica)) {
+    throw new UsageError(`backup dir ${dir} is not on the replica's filesystem (backups are made by rename)`);
+  }
+  return dir;
+}
+
+/** The device of a path, or of its nearest existing parent. */
+function deviceOf(absPath: string): number {
+  for (let dir = absPath; ; dir = path.dirname(dir)) {
+    try {
+      return fs.statSync(dir).dev;
+    } catch {
+      if (path.dirname(dir) === dir) return -1;
+    }
+  }
 }
 
 /**

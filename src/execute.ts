@@ -4,7 +4,9 @@
  * the step and the path, after cleaning up their temporary file.
  */
 import { createHash } from 'node:crypto';
-import { StepError, errorCode } from './errors.js';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { StepError, errorCode, show } from './errors.js';
 import { sameFingerprint } from './fingerprint.js';
 import { toSeconds, type Io } from './io.js';
 import { TEMP_PREFIX, toEntry } from './scan.js';
@@ -22,6 +24,11 @@ export interface ExecContext {
   compareBuffer?: Buffer;
   /** Lets the event loop run during long copies. */
   tick(): Promise<boolean>;
+  /**
+   * `--backup-dir` for this pass (`<dir>/<time>`): what would be deleted or overwritten is moved
+   * here instead, at the same relative path.
+   */
+  backupRoot?: string;
 }
 
 /** The source changed while we read it: not an error, the next pass copies the settled file. */
@@ -79,7 +86,12 @@ export const RESUME_MIN_BYTES = 1 << 20;
  * read; the matching prefix is kept, and writing starts at the first difference. The whole source
  * is still hashed, so the recorded MD5 is the source's, verified end to end.
  */
-export async function copyFile(ctx: ExecContext, relPath: string, resumable?: ReadonlySet<string>): Promise<CopyResult> {
+export async function copyFile(
+  ctx: ExecContext,
+  relPath: string,
+  resumable?: ReadonlySet<string>,
+  replacing = false,
+): Promise<CopyResult> {
   const { io, buffer } = ctx;
   const sourceAbs = ctx.sourceRoot + '/' + relPath;
   const replicaAbs = ctx.replicaRoot + '/' + relPath;
@@ -140,6 +152,10 @@ export async function copyFile(ctx: ExecContext, relPath: string, resumable?: Re
     step = 'closing';
     io.close(output);
     output = undefined;
+    if (replacing && ctx.backupRoot) {
+      step = 'backing up the old version of';
+      backup(ctx, relPath);
+    }
     step = 'renaming into place';
     io.rename(tempAbs, replicaAbs);
     step = 'checking';
@@ -233,7 +249,7 @@ function writeAll(io: Io, fd: number, chunk: Buffer, length: number, position: n
 }
 
 /** Creates (or replaces) a symlink with the source's target text, via a temporary link and rename. */
-export function copyLink(ctx: ExecContext, relPath: string, source: Entry): { target: string; replica: Entry } {
+export function copyLink(ctx: ExecContext, relPath: string, source: Entry, replacing = false): { target: string; replica: Entry } {
   const { io } = ctx;
   const tempAbs = tempPathFor(ctx.replicaRoot, relPath);
   const replicaAbs = ctx.replicaRoot + '/' + relPath;
@@ -246,6 +262,10 @@ export function copyLink(ctx: ExecContext, relPath: string, source: Entry): { ta
       io.symlink(target, tempAbs);
       step = 'setting mtime of link';
       io.lutimes(tempAbs, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
+      if (replacing && ctx.backupRoot) {
+        step = 'backing up the old version of';
+        backup(ctx, relPath);
+      }
       step = 'renaming link into place';
       io.rename(tempAbs, replicaAbs);
       return { target, replica: toEntry(source.name, io.lstat(replicaAbs)) };
@@ -315,11 +335,41 @@ export function setDirMode(ctx: ExecContext, relPath: string, mode: number): boo
 export function deleteEntry(ctx: ExecContext, relPath: string, entry: Entry): boolean {
   const abs = ctx.replicaRoot + '/' + relPath;
   try {
-    inWritableParent(ctx, relPath, () => (entry.kind === 'dir' ? ctx.io.rmdir(abs) : ctx.io.unlink(abs)));
+    if (entry.kind !== 'dir' && ctx.backupRoot) backup(ctx, relPath);
+    else inWritableParent(ctx, relPath, () => (entry.kind === 'dir' ? ctx.io.rmdir(abs) : ctx.io.unlink(abs)));
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false; // already gone
     throw new StepError('deleting', relPath, error);
+  }
+}
+
+/** Moves a replica entry to `<backupRoot>/<relPath>` (a rename: the backup dir is on the same filesystem). */
+function backup(ctx: ExecContext, relPath: string): void {
+  const target = ctx.backupRoot + '/' + relPath;
+  mkdirSync(dirname(target), { recursive: true });
+  inWritableParent(ctx, relPath, () => ctx.io.rename(ctx.replicaRoot + '/' + relPath, target));
+}
+
+/**
+ * Renames a replica file whose content moved to another path in the source, then gives it the
+ * source's permission bits and mtime. Returns the replica file as it is after.
+ */
+export function moveEntry(ctx: ExecContext, from: string, to: string, source: Entry): Entry {
+  const { io } = ctx;
+  const toAbs = ctx.replicaRoot + '/' + to;
+  let step = 'moving';
+  try {
+    inWritableParent(ctx, to, () => io.rename(ctx.replicaRoot + '/' + from, toAbs));
+    step = 'setting permissions of';
+    const moved = toEntry(source.name, io.lstat(toAbs));
+    if (moved.mode !== source.mode) io.chmod(toAbs, source.mode);
+    step = 'setting mtime of';
+    io.utimes(toAbs, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
+    step = 'checking';
+    return toEntry(source.name, io.lstat(toAbs));
+  } catch (error) {
+    throw new StepError(`${step} ${show(from)} ->`, to, error);
   }
 }
 

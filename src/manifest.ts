@@ -135,6 +135,11 @@ export class Manifest {
     return record;
   }
 
+  /** The record of `relPath` without marking it as seen (for pairing moves). */
+  peek(relPath: string): FileRecord | undefined {
+    return this.shards[this.shardOf(relPath)].get(relPath);
+  }
+
   set(relPath: string, record: FileRecord): void {
     const index = this.shardOf(relPath);
     record.seen = this.pass;

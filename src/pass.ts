@@ -16,6 +16,7 @@ import {
   deleteEntry,
   fixMeta,
   makeDir,
+  moveEntry,
   removeQuietly,
   replicaParent,
   setDirMode,
@@ -23,6 +24,7 @@ import {
   touchLink,
   type ExecContext,
 } from './execute.js';
+import type { DeleteLimit } from './config.js';
 import type { ExcludeMatcher } from './filter.js';
 import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
 import type { Io } from './io.js';
@@ -32,7 +34,8 @@ import type { Manifest } from './manifest.js';
 import { planOps, type Plan } from './plan.js';
 import { toEntry } from './scan.js';
 import { emptyStats, type Change, type Entry, type Op, type PassStats } from './types.js';
-import { Walker } from './walk.js';
+import { Walker, type WalkResult } from './walk.js';
+import { pairMoves } from './moves.js';
 
 export interface PassOptions {
   /** Absolute, resolved roots. */
@@ -41,8 +44,14 @@ export interface PassOptions {
   exclude: ExcludeMatcher;
   dryRun: boolean;
   checksum: boolean;
-  /** Refuse all deletes when a pass would delete more entries than this. */
-  maxDelete: number | undefined;
+  /** Refuse all deletes when a pass would delete more entries than this (or this share of the replica). */
+  maxDelete: DeleteLimit | undefined;
+  /** Refuse all deletes when they would remove more bytes of files than this. */
+  maxDeleteBytes?: number;
+  /** Delete even when the source looks vanished or replaced (one pass's explicit override). */
+  allowMassDelete?: boolean;
+  /** Move what would be deleted or overwritten under `<backupDir>/<time>/` instead. */
+  backupDir?: string;
   fsync: boolean;
   io: Io;
   log: Reporter;
@@ -85,6 +94,7 @@ class Pass {
   private lastCheckpoint = Date.now();
 
   private manifest!: Manifest;
+  private manifestSizeAtStart = 0;
 
   constructor(private readonly o: PassOptions) {
     this.exec = {
@@ -94,6 +104,7 @@ class Pass {
       fsync: o.fsync,
       buffer: this.buffer,
       tick: () => this.tick(),
+      backupRoot: o.backupDir ? `${o.backupDir}/${new Date(this.started).toISOString().replace(/:/g, '-')}` : undefined,
     };
   }
 
@@ -127,6 +138,7 @@ class Pass {
     if (roots !== undefined) {
       const changes: Change[] = [];
       const temps: string[] = [];
+      let plan: Plan;
       const [sourceLister, replicaLister] = o.threads
         ? [
             new ThreadLister({ root: o.source, ...o.threads }),
@@ -134,6 +146,7 @@ class Pass {
           ]
         : [new InlineLister(o.io, o.source), new InlineLister(o.io, o.replica)];
       this.manifest = await o.manifest;
+      this.manifestSizeAtStart = this.manifest.size;
       this.manifest.beginPass();
       const walker = new Walker({
         io: o.io,
@@ -157,9 +170,13 @@ class Pass {
         await Promise.all([sourceLister.close(), replicaLister.close()]);
       }
 
-      const settled = await this.settle(changes);
-      const plan = planOps(settled);
-      refusedDeletes = this.guard(plan);
+      const settled = await pairMoves(await this.settle(changes), {
+        peek: (relPath) => this.manifest.peek(relPath),
+        hashSource: (relPath, entry) => this.hash('source', relPath, entry),
+      });
+      plan = planOps(settled);
+      const massDelete = this.massDeleteReason(walk);
+      refusedDeletes = this.guard(plan, walk, massDelete);
 
       // Safety: temporary files are ours by name; a crash or kill may have left them. Those of a
       // file this pass copies again are kept to resume from; the rest are swept now (before any
@@ -176,14 +193,16 @@ class Pass {
       if (!o.dryRun) for (const absPath of this.resumable) removeQuietly(o.io, absPath);
 
       if (walk.complete && !this.interrupted && !o.dryRun) this.manifest.forgetUnseen();
-      if (!o.dryRun && this.sourceRootId) this.manifest.setSourceRoot(this.sourceRootId);
+      // The source's identity is remembered unless this pass refused deletes because of it.
+      const massRefused = massDelete !== undefined && plan.deleteCount > 0;
+      if (!o.dryRun && this.sourceRootId && !massRefused) this.manifest.setSourceRoot(this.sourceRootId);
     }
 
     const durationMs = Date.now() - this.started;
     const s = this.stats;
     const summary =
       `${o.dryRun ? 'dry run ' : ''}pass ${this.interrupted ? 'stopped' : 'finished'}: ` +
-      `${s.copied} copied, ${s.updated} updated, ${s.deleted} deleted, ${s.hashed} hashed, ${s.errors} errors; ` +
+      `${s.copied} copied, ${s.moved} moved, ${s.updated} updated, ${s.deleted} deleted, ${s.hashed} hashed, ${s.errors} errors; ` +
       `${formatBytes(s.bytesCopied)} transferred in ${(durationMs / 1000).toFixed(2)} s`;
     const exitStatus = s.errors > 0 || refusedDeletes ? 1 : 0;
     if (!o.dryRun) {
@@ -271,14 +290,53 @@ class Pass {
     }
   }
 
-  /** `--max-delete`: all or nothing. Returns true when the deletes are refused. */
-  private guard(plan: Plan): boolean {
-    const { maxDelete } = this.o;
-    if (maxDelete === undefined || plan.deleteCount <= maxDelete) return false;
-    this.error(
-      `refusing to delete ${plan.deleteCount} entries: more than --max-delete ${maxDelete}; nothing was deleted ` +
-        `(run with a higher --max-delete if this is intended)`,
-    );
+  /**
+   * A vanished or replaced source, detected without a marker file: the source root is empty while
+   * the manifest knows files (or the replica has entries to delete), or the source root's device or
+   * inode is not the one recorded (another disk mounted there, the folder recreated).
+   */
+  private massDeleteReason(walk: WalkResult): string | undefined {
+    if (this.o.allowMassDelete) return undefined;
+    const known = this.manifestSizeAtStart;
+    if (walk.complete && walk.sourceRootEntries === 0 && (known > 0 || walk.replicaEntries > 0)) {
+      return `source ${this.o.source} is empty but the ${known > 0 ? `manifest lists ${known} files` : `replica holds ${walk.replicaEntries} entries`} (is its disk unmounted?)`;
+    }
+    const recorded = this.manifest.sourceRoot;
+    const now = this.sourceRootId;
+    if (recorded !== undefined && now !== undefined && (recorded.dev !== now.dev || recorded.ino !== now.ino)) {
+      return (
+        `source ${this.o.source} is not the folder synced before: its device/inode is ${now.dev}/${now.ino}, ` +
+        `was ${recorded.dev}/${recorded.ino} (another disk mounted there, or the folder recreated)`
+      );
+    }
+    return undefined;
+  }
+
+  /**
+   * The delete guards, all or nothing: a vanished source, `--max-delete` (count or share of the
+   * replica) and `--max-delete-bytes`. Returns true when the deletes are refused; copies go on.
+   */
+  private guard(plan: Plan, walk: WalkResult, massDelete: string | undefined): boolean {
+    const { maxDelete, maxDeleteBytes } = this.o;
+    const refusals: string[] = [];
+    if (massDelete !== undefined && plan.deleteCount > 0) {
+      refusals.push(`${massDelete}; nothing was deleted. If this is intended, run once with --allow-mass-delete`);
+    }
+    if (maxDelete !== undefined) {
+      const limit = 'count' in maxDelete ? maxDelete.count : Math.floor((maxDelete.percent / 100) * walk.replicaEntries);
+      const shown = 'count' in maxDelete ? `--max-delete ${maxDelete.count}` : `--max-delete ${maxDelete.percent}% (${limit} of ${walk.replicaEntries} replica entries)`;
+      if (plan.deleteCount > limit) {
+        refusals.push(`refusing to delete ${plan.deleteCount} entries: more than ${shown}; nothing was deleted (run with a higher --max-delete if this is intended)`);
+      }
+    }
+    if (maxDeleteBytes !== undefined && plan.deleteBytes > maxDeleteBytes) {
+      refusals.push(
+        `refusing to delete ${formatBytes(plan.deleteBytes)} (${plan.deleteBytes} bytes) of files: more than --max-delete-bytes ` +
+          `${formatBytes(maxDeleteBytes)} (${maxDeleteBytes} bytes); nothing was deleted`,
+      );
+    }
+    if (refusals.length === 0) return false;
+    for (const message of refusals) this.error(message);
     for (const relPath of plan.replacements) this.error(`cannot replace ${show(relPath)} (type changed): its delete was refused`);
     return true;
   }
@@ -320,7 +378,7 @@ class Pass {
           } else {
             const startedAt = Date.now();
             stats.hashed++;
-            const result = await copyFile(this.exec, op.relPath, this.resumable);
+            const result = await copyFile(this.exec, op.relPath, this.resumable, op.replacing !== undefined);
             this.resumable.delete(tempPathFor(o.replica, op.relPath));
             this.touched(op.relPath);
             this.manifest.set(op.relPath, makeRecord(result.md5, result.source, result.replica, !isRacy(result.source, startedAt)));
@@ -339,7 +397,7 @@ class Pass {
             stats.updated++;
             break;
           }
-          const target = o.dryRun ? undefined : copyLink(this.exec, op.relPath, op.source).target;
+          const target = o.dryRun ? undefined : copyLink(this.exec, op.relPath, op.source, op.replacing !== undefined).target;
           this.touched(op.relPath);
           const shown = target === undefined ? '' : ` -> ${show(target)}`;
           const verb = op.replacing ? (o.dryRun ? 'update' : 'updated') : o.dryRun ? 'copy' : 'copied';
@@ -365,6 +423,18 @@ class Pass {
           const changed = o.dryRun ? true : setDirMode(this.exec, op.relPath, op.source.mode);
           // A folder made by this pass gets its bits here silently; only an existing one is news.
           if (changed && !this.created.has(op.relPath)) o.log.action(`${would}${o.dryRun ? 'update' : 'updated'} ${path}/ (permissions)`);
+          break;
+        }
+        case 'move': {
+          if (!o.dryRun) {
+            const replica = moveEntry(this.exec, op.from, op.relPath, op.source);
+            this.touched(op.from);
+            this.touched(op.relPath);
+            this.manifest.delete(op.from);
+            this.manifest.set(op.relPath, makeRecord(op.md5, op.source, replica, true));
+          }
+          o.log.action(`${would}${o.dryRun ? 'move' : 'moved'} ${show(op.from)} -> ${path}`);
+          stats.moved++;
           break;
         }
         case 'delete': {

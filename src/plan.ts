@@ -91,6 +91,11 @@ export function planOps(changes: readonly Change[]): Plan {
         }
         break;
       }
+      case 'move': {
+        const target = waits(change.relPath) ? plan.afterDeletes : plan.upserts;
+        target.push({ op: 'move', relPath: change.relPath, from: change.from, source: change.source, replica: change.replica, md5: change.md5 });
+        break;
+      }
       case 'file':
         throw new Error(`internal: unsettled change for ${change.relPath}`);
     }

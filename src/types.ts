@@ -95,7 +95,9 @@ export type Change =
   /** A folder on both sides with different permission bits. */
   | { type: 'dirmode'; relPath: string; source: Entry; replica: Entry }
   /** The entry changed kind (file, folder, link) between source and replica. */
-  | { type: 'kind'; relPath: string; source: Entry; replica: Entry };
+  | { type: 'kind'; relPath: string; source: Entry; replica: Entry }
+  /** A new source file whose content the replica already has at a vanished path: rename it. */
+  | { type: 'move'; relPath: string; from: string; source: Entry; replica: Entry; md5: string };
 
 /** One thing the executor does to the replica. Produced by `plan`, in the order to run them. */
 export type Op =
@@ -104,11 +106,13 @@ export type Op =
   | { op: 'link'; relPath: string; source: Entry; reason: Reason; replacing: Entry | undefined }
   | { op: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number }
   | { op: 'dirmode'; relPath: string; source: Entry }
-  | { op: 'delete'; relPath: string; replica: Entry; reason: Reason };
+  | { op: 'delete'; relPath: string; replica: Entry; reason: Reason }
+  | { op: 'move'; relPath: string; from: string; source: Entry; replica: Entry; md5: string };
 
 /** The counters every pass reports. */
 export interface PassStats {
   copied: number;
+  moved: number;
   updated: number;
   deleted: number;
   hashed: number;
@@ -118,5 +122,5 @@ export interface PassStats {
 }
 
 export function emptyStats(): PassStats {
-  return { copied: 0, updated: 0, deleted: 0, hashed: 0, errors: 0, warnings: 0, bytesCopied: 0 };
+  return { copied: 0, moved: 0, updated: 0, deleted: 0, hashed: 0, errors: 0, warnings: 0, bytesCopied: 0 };
 }

@@ -40,6 +40,10 @@ export interface WalkResult {
   /** False when a source folder could not be read or the walk was stopped. */
   complete: boolean;
   stopped: boolean;
+  /** Entries directly in the source root, excluded ones left out (0: an empty source). */
+  sourceRootEntries: number;
+  /** Entries listed in the replica (for `--max-delete n%`). */
+  replicaEntries: number;
 }
 
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -47,6 +51,8 @@ const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 export class Walker {
   private complete = true;
   private stopped = false;
+  private sourceRootEntries = 0;
+  private replicaEntries = 0;
   private sinceTick = 0;
 
   constructor(private readonly ctx: WalkContext) {}
@@ -60,7 +66,12 @@ export class Walker {
       if (change) this.ctx.onChange(change);
       await this.both('');
     }
-    return { complete: this.complete && !this.stopped, stopped: this.stopped };
+    return {
+      complete: this.complete && !this.stopped,
+      stopped: this.stopped,
+      sourceRootEntries: this.sourceRootEntries,
+      replicaEntries: this.replicaEntries,
+    };
   }
 
   private async shouldStop(): Promise<boolean> {
@@ -76,6 +87,10 @@ export class Walker {
     try {
       const listing = await this.ctx.sourceLister.list(relPath);
       this.reportUndecodable(listing, relPath, 'source');
+      if (relPath === '') {
+        for (const [name, entry] of listing.entries) if (!this.ctx.exclude(name, entry.kind === 'dir')) this.sourceRootEntries++;
+        this.sourceRootEntries += listing.undecodable.length;
+      }
       return listing;
     } catch (error) {
       this.complete = false;
@@ -89,6 +104,7 @@ export class Walker {
     try {
       const listing = await this.ctx.replicaLister.list(relPath);
       this.reportUndecodable(listing, relPath, 'replica');
+      this.replicaEntries += listing.entries.size;
       for (const name of listing.temps) this.ctx.onTemp(this.ctx.replicaRoot + '/' + joinRel(relPath, name));
       return listing;
     } catch (error) {

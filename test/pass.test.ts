@@ -34,7 +34,7 @@ describe('a first pass', () => {
     assert.equal(result.stats.errors, 0);
     assert.equal(readTree(s.replica)['locked'].mode, '555');
     assert.equal(readTree(s.replica)['dangling'].target, 'nowhere/at/all');
-    assert.match(s.log.lines.at(-1)!, /^pass finished: 8 copied, 0 updated, 0 deleted, 6 hashed, 0 errors; .* transferred in [\d.]+ s$/);
+    assert.match(s.log.lines.at(-1)!, /^pass finished: 8 copied, 0 moved, 0 updated, 0 deleted, 6 hashed, 0 errors; .* transferred in [\d.]+ s$/);
     assert.ok(s.log.actions.includes('copied a.txt (new, 5 B)'));
     assert.deepEqual(tempFiles(s.replica), []);
 
@@ -284,13 +284,13 @@ describe('dry run and guards', () => {
     await sync(s);
     for (const f of ['a.txt', 'b.txt', 'd']) fs.rmSync(path.join(s.source, f), { recursive: true });
     fs.writeFileSync(path.join(s.source, 'new.txt'), 'n');
-    const refused = await sync(s, { maxDelete: 3 }); // 4 entries: a, b, d/e.txt, d/
+    const refused = await sync(s, { maxDelete: { count: 3 } }); // 4 entries: a, b, d/e.txt, d/
     assert.equal(refused.exitStatus, 1);
     assert.equal(refused.stats.deleted, 0);
     assert.ok(fs.existsSync(path.join(s.replica, 'a.txt')));
     assert.ok(fs.existsSync(path.join(s.replica, 'new.txt')));
     assert.ok(s.log.errors.some((e) => e.includes('refusing to delete 4 entries') && e.includes('--max-delete 3')));
-    const allowed = await sync(s, { maxDelete: 4 });
+    const allowed = await sync(s, { maxDelete: { count: 4 } });
     assert.equal(allowed.exitStatus, 0);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
   });
@@ -299,7 +299,7 @@ describe('dry run and guards', () => {
     const s = setup({ 'a.txt': 'a' });
     await sync(s);
     fs.rmSync(path.join(s.source, 'a.txt'));
-    const result = await sync(s, { maxDelete: 0 });
+    const result = await sync(s, { maxDelete: { count: 0 } });
     assert.equal(result.exitStatus, 1);
     assert.ok(fs.existsSync(path.join(s.replica, 'a.txt')));
   });

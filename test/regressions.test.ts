@@ -45,7 +45,7 @@ describe('review regressions', () => {
   test('deletes refused by --max-delete leave a replica file in the way of a folder untouched', async () => {
     const s = setup({ 'x': { dir: true, mode: 0o750 }, 'x/c': '1' });
     writeTree(s.replica, { 'x': { content: 'old', mode: 0o644 } });
-    const result = await sync(s, { maxDelete: 0 });
+    const result = await sync(s, { maxDelete: { count: 0 } });
     assert.equal(result.exitStatus, 1);
     assert.equal(fs.statSync(path.join(s.replica, 'x')).mode & 0o7777, 0o644);
     assert.ok(s.log.errors.some((e) => e === 'cannot replace x (type changed): its delete was refused'), s.log.errors.join('\n'));
