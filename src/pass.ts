@@ -28,6 +28,7 @@ import type { DeleteLimit } from './config.js';
 import type { ExcludeMatcher } from './filter.js';
 import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
 import type { Io } from './io.js';
+import { HashPool, type HashJob, type HashResult } from './hash-pool.js';
 import { InlineLister, ThreadLister } from './lister.js';
 import { formatBytes, show, type Reporter } from './log.js';
 import type { Manifest } from './manifest.js';
@@ -249,6 +250,7 @@ class Pass {
 
   /** Reads the files the cache could not vouch for, turning every `file` change into `update` or `meta`. */
   private async settle(changes: Change[]): Promise<Change[]> {
+    const pooled = this.o.threads ? await this.hashInPool(changes) : undefined;
     const settled: Change[] = [];
     for (const change of changes) {
       if (change.type !== 'file') {
@@ -256,28 +258,75 @@ class Pass {
         continue;
       }
       if (this.interrupted) continue;
-      const readAtMs = Date.now();
-      const sourceMd5 = change.sourceMd5 ?? (await this.hash('source', change.relPath, change.source));
+      const readAtMs = pooled?.readAtMs ?? Date.now();
+      const sourceMd5 = change.sourceMd5 ?? (await this.hash('source', change.relPath, change.source, pooled?.results.get(change)?.[0]));
       if (sourceMd5 === undefined) continue;
-      const replicaMd5 = change.replicaMd5 ?? (await this.hash('replica', change.relPath, change.replica));
+      const replicaMd5 = change.replicaMd5 ?? (await this.hash('replica', change.relPath, change.replica, pooled?.results.get(change)?.[1]));
       if (replicaMd5 === undefined) continue;
-      const result = settleFile(change, sourceMd5, replicaMd5, readAtMs);
-      // Content proven equal and metadata already right: only the record needs refreshing.
-      settled.push(result);
+      settled.push(settleFile(change, sourceMd5, replicaMd5, readAtMs));
     }
     return settled;
   }
 
+  /**
+   * Reads every file the cache could not vouch for on the hashing threads, when there are enough
+   * of them to be worth it. Results are checked (fingerprint unchanged) by `hash` as usual.
+   */
+  private async hashInPool(changes: Change[]): Promise<{ readAtMs: number; results: Map<Change, [HashResult?, HashResult?]> } | undefined> {
+    const jobs: HashJob[] = [];
+    const owners: [Change, 0 | 1][] = [];
+    let bytes = 0;
+    for (const change of changes) {
+      if (change.type !== 'file') continue;
+      if (change.sourceMd5 === undefined) {
+        jobs.push({ absPath: this.o.source + '/' + change.relPath, size: change.source.size });
+        owners.push([change, 0]);
+        bytes += change.source.size;
+      }
+      if (change.replicaMd5 === undefined) {
+        jobs.push({ absPath: this.o.replica + '/' + change.relPath, size: change.replica.size });
+        owners.push([change, 1]);
+        bytes += change.replica.size;
+      }
+    }
+    if (jobs.length < 16 && bytes < 16 << 20) return undefined; // not worth starting threads
+    const readAtMs = Date.now();
+    const pool = new HashPool(2);
+    try {
+      const answers = await pool.hashAll(jobs, () => this.o.shouldStop());
+      const results = new Map<Change, [HashResult?, HashResult?]>();
+      answers.forEach((answer, i) => {
+        if (answer === undefined) return;
+        const [change, side] = owners[i];
+        const pair = results.get(change) ?? [];
+        pair[side] = answer;
+        results.set(change, pair);
+      });
+      return { readAtMs, results };
+    } finally {
+      await pool.close();
+    }
+  }
+
   /** MD5 of one side's file, checked unchanged while read; undefined (logged) when it could not be read. */
-  private async hash(side: 'source' | 'replica', relPath: string, entry: Entry): Promise<string | undefined> {
+  private async hash(side: 'source' | 'replica', relPath: string, entry: Entry, pooled?: HashResult): Promise<string | undefined> {
     const abs = (side === 'source' ? this.o.source : this.o.replica) + '/' + relPath;
     try {
       this.stats.hashed++;
-      const md5 = await hashFile(this.o.io, abs, this.buffer, async () => {
-        if (await this.tick()) throw new Interrupted();
-      });
-      const after = toEntry(entry.name, this.o.io.lstat(abs));
-      if (!sameFingerprint(after, entry)) {
+      if (pooled !== undefined && 'error' in pooled) throw pooled.error;
+      let unchanged: boolean;
+      let md5: string;
+      if (pooled !== undefined) {
+        md5 = pooled.md5;
+        const [size, mtimeS, mtimeN, ctimeS, ctimeN, ino] = pooled.fp;
+        unchanged = sameFingerprint(entry, { ...entry, size, mtimeS, mtimeN, ctimeS, ctimeN, ino });
+      } else {
+        md5 = await hashFile(this.o.io, abs, this.buffer, async () => {
+          if (await this.tick()) throw new Interrupted();
+        });
+        unchanged = sameFingerprint(toEntry(entry.name, this.o.io.lstat(abs)), entry);
+      }
+      if (!unchanged) {
         this.warn(`${show(relPath)} changed in the ${side} while it was being read; it will be looked at again next pass`);
         return undefined;
       }
