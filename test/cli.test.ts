@@ -182,3 +182,17 @@ describe('review regressions (command line)', () => {
     assert.equal(await exited(child), 0);
   });
 });
+
+describe('hashing threads', () => {
+  test('--checksum over many files reads both sides on the hashing threads, copies nothing', async () => {
+    const w = world();
+    writeTree(w.source, Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`many/f${i}.txt`, `file ${i}`.repeat(i + 1)])));
+    assert.equal(runCli([w.source, w.replica, '1', w.log, '--once'], w.env).status, 0);
+    fs.writeFileSync(path.join(w.replica, 'many', 'f7.txt'), 'file 7'.repeat(8).toUpperCase()); // same size, other bytes
+    const r = runCli([w.source, w.replica, '1', w.log, '--once', '--checksum'], w.env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(summaryCounts(r.stdout), { copied: 0, updated: 1, deleted: 0, hashed: 64 + 1, errors: 0 });
+    assert.match(r.stdout, /restored many\/f7\.txt \(changed in replica/);
+    if (hasRsync()) assert.equal(rsyncCheck(w.source, w.replica), '');
+  });
+});
