@@ -19,8 +19,16 @@ export type Spec =
   | { dir: true; mode?: number }
   | { link: string };
 
+const made: string[] = [];
+// Every temporary tree goes when the test file's process ends (the crash tests make large ones).
+process.on('exit', () => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDir(prefix = 'fs-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** Writes `spec` under `root` (parents first). mtime in seconds since the epoch. */
