@@ -51,26 +51,42 @@ export function createLogger(options: LogOptions): Logger {
     );
   }
   const logger = winston.createLogger({ level: 'info', transports, exitOnError: false });
+  // A logging failure (a full disk under the log file) must not end a sync: say it once, go on.
+  let complained = false;
+  const onError = (error: Error) => {
+    if (complained) return;
+    complained = true;
+    process.stderr.write(`folder-sync: writing the log failed: ${error.message}\n`);
+  };
+  logger.on('error', onError);
+  file.on('error', onError);
 
   return {
     action: (message) => logger.info(message),
     info: (message) => logger.info(message),
     warn: (message) => logger.warn(message),
     error: (message) => logger.error(message),
-    close: () =>
-      new Promise<void>((resolve) => {
-        // winston's file transport can lose the last lines if the process ends first: wait for
-        // the transport's 'finish' (its stream flushed), with a bound in case it never comes.
-        const timer = setTimeout(resolve, 3000);
+    close: async () => {
+      // winston buffers lines when the file is slower than the pass (100k actions in seconds).
+      // Ending it with lines still buffered loses them or writes after the end, so first wait
+      // until every line has gone through, then end it and wait for the file to be flushed.
+      const drained = () => logger.writableLength === 0 && logger.readableLength === 0 && file.writableLength === 0;
+      for (const deadline = Date.now() + 120_000; !drained() && Date.now() < deadline; ) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 10_000);
         file.once('finish', () => {
           clearTimeout(timer);
           resolve();
         });
         logger.end();
-      }),
+      });
+    },
   };
 }
 
+/** `show()` escapes control characters in a path so every action stays on one line. */
 export { show } from './errors.js';
 
 /** `12 B`, `12.0 KiB`, `3.4 MiB`. */
