@@ -92,9 +92,39 @@ export async function copyFile(
   resumable?: ReadonlySet<string>,
   replacing = false,
 ): Promise<CopyResult> {
+  const pending = await writeCopy(ctx, relPath, resumable, replacing);
+  if (ctx.fsync) {
+    try {
+      ctx.io.fsync(pending.output);
+    } catch (error) {
+      abandonCopy(ctx, pending);
+      throw new StepError('copying (flushing)', relPath, error);
+    }
+  }
+  return finishCopy(ctx, pending);
+}
+
+/** A copy whose content is in its temporary file but not yet flushed nor renamed into place. */
+export interface PendingCopy {
+  relPath: string;
+  tempAbs: string;
+  output: number;
+  /** The source as it was read, unchanged from start to end of the read. */
+  source: Entry;
+  md5: string;
+  resumedBytes: number;
+  replacing: boolean;
+  restoreMode: (() => void) | undefined;
+}
+
+/**
+ * First half of a copy: the source's content into the temporary file in the target's folder,
+ * hashed as it goes (the source is read once), then its permission bits. The caller flushes it
+ * (`fsync`), then calls `finishCopy`; on any failure the temporary file is removed.
+ */
+export async function writeCopy(ctx: ExecContext, relPath: string, resumable?: ReadonlySet<string>, replacing = false): Promise<PendingCopy> {
   const { io, buffer } = ctx;
   const sourceAbs = ctx.sourceRoot + '/' + relPath;
-  const replicaAbs = ctx.replicaRoot + '/' + relPath;
   const tempAbs = tempPathFor(ctx.replicaRoot, relPath);
   const [, name] = split(relPath);
 
@@ -143,33 +173,53 @@ export async function copyFile(
     // syncthing's order: permissions before the rename, flush, mtime last (nothing moves it after).
     step = 'setting permissions of';
     io.fchmod(output, before.mode);
-    if (ctx.fsync) {
-      step = 'flushing';
-      io.fsync(output);
-    }
-    step = 'setting mtime of';
-    io.futimes(output, toSeconds(before.atimeS, before.atimeN), toSeconds(before.mtimeS, before.mtimeN));
+    return { relPath, tempAbs, output, source: before, md5: hash.digest('hex'), resumedBytes, replacing, restoreMode };
+  } catch (error) {
+    if (output !== undefined) closeQuietly(io, output);
+    removeQuietly(io, tempAbs);
+    restoreMode?.();
+    if (error instanceof ChangedWhileReading || error instanceof Interrupted) throw error;
+    throw new StepError(`copying (${step})`, relPath, error);
+  } finally {
+    if (input !== undefined) closeQuietly(io, input);
+  }
+}
+
+/** Second half of a copy, once its content is flushed: mtime, close, (backup), rename, check. */
+export function finishCopy(ctx: ExecContext, pending: PendingCopy): CopyResult {
+  const { io } = ctx;
+  const { relPath, tempAbs, source } = pending;
+  const replicaAbs = ctx.replicaRoot + '/' + relPath;
+  let open = true;
+  let step = 'setting mtime of';
+  try {
+    io.futimes(pending.output, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
     step = 'closing';
-    io.close(output);
-    output = undefined;
-    if (replacing && ctx.backupRoot) {
+    open = false;
+    io.close(pending.output);
+    if (pending.replacing && ctx.backupRoot) {
       step = 'backing up the old version of';
       backup(ctx, relPath);
     }
     step = 'renaming into place';
     io.rename(tempAbs, replicaAbs);
     step = 'checking';
-    const replica = toEntry(name, io.lstat(replicaAbs));
-    return { md5: hash.digest('hex'), source: before, replica, resumedBytes };
+    const replica = toEntry(source.name, io.lstat(replicaAbs));
+    return { md5: pending.md5, source, replica, resumedBytes: pending.resumedBytes };
   } catch (error) {
-    if (output !== undefined) closeQuietly(io, output);
+    if (open) closeQuietly(io, pending.output);
     removeQuietly(io, tempAbs);
-    if (error instanceof ChangedWhileReading || error instanceof Interrupted) throw error;
     throw new StepError(`copying (${step})`, relPath, error);
   } finally {
-    if (input !== undefined) closeQuietly(io, input);
-    restoreMode?.();
+    pending.restoreMode?.();
   }
+}
+
+/** Gives up a pending copy: its temporary file is removed, the replica keeps what it had. */
+export function abandonCopy(ctx: ExecContext, pending: PendingCopy): void {
+  closeQuietly(ctx.io, pending.output);
+  removeQuietly(ctx.io, pending.tempAbs);
+  pending.restoreMode?.();
 }
 
 /**

@@ -25,6 +25,8 @@ export interface Io {
   write(fd: number, buffer: Buffer, length: number, position: number): number;
   ftruncate(fd: number, length: number): void;
   fsync(fd: number): void;
+  /** fsync on libuv's thread pool: several files flushed at once share the journal commits. */
+  fsyncAsync(fd: number): Promise<void>;
   fchmod(fd: number, mode: number): void;
   futimes(fd: number, atime: Time, mtime: Time): void;
   close(fd: number): void;
@@ -60,6 +62,7 @@ export const nodeIo: Io = {
   write: (fd, buffer, length, position) => fs.writeSync(fd, buffer, 0, length, position),
   ftruncate: (fd, length) => fs.ftruncateSync(fd, length),
   fsync: (fd) => fs.fsyncSync(fd),
+  fsyncAsync: (fd) => new Promise((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve()))),
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
   futimes: (fd, atime, mtime) => fs.futimesSync(fd, atime, mtime),
   close: (fd) => fs.closeSync(fd),

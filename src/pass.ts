@@ -6,12 +6,15 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { metaReason, settleFile } from './diff.js';
-import { describe, errorCode, isVanished } from './errors.js';
+import { StepError, describe, errorCode, isVanished } from './errors.js';
 import {
   ChangedWhileReading,
   Interrupted,
   RESUME_MIN_BYTES,
-  copyFile,
+  abandonCopy,
+  finishCopy,
+  writeCopy,
+  type PendingCopy,
   copyLink,
   deleteEntry,
   fixMeta,
@@ -77,6 +80,10 @@ export interface PassResult {
   durationMs: number;
   summary: string;
 }
+
+/** Copies flushed together (Perf: see `startCopy`). */
+const COPY_BATCH_FILES = 64;
+const COPY_BATCH_BYTES = 64 << 20;
 
 /** Runs one pass. Never throws for a per-entry problem. */
 export async function runPass(options: PassOptions): Promise<PassResult> {
@@ -394,10 +401,20 @@ class Pass {
     const phases: Op[][] = refusedDeletes ? [plan.upserts] : [plan.upserts, plan.deletes, plan.afterDeletes];
     for (const ops of phases) {
       for (const op of ops) {
-        if (await this.tick()) return;
+        if (await this.tick()) {
+          await this.finishCopies(); // finish what is written; start nothing new
+          return;
+        }
+        if (op.op === 'copy' && !this.o.dryRun) {
+          await this.startCopy(op);
+          if (this.batch.length >= COPY_BATCH_FILES || this.batchBytes >= COPY_BATCH_BYTES) await this.finishCopies();
+          continue;
+        }
+        await this.finishCopies();
         await this.apply(op);
         await this.checkpoint(false);
       }
+      await this.finishCopies();
     }
     const deferred = new Set(refusedDeletes ? plan.afterDeletes.map((op) => op.relPath) : []);
     for (const op of plan.dirModes) {
@@ -421,20 +438,9 @@ class Pass {
           break;
         }
         case 'copy': {
-          const verb = op.reason === 'changed in replica' ? ['restore', 'restored'] : op.replacing ? ['update', 'updated'] : ['copy', 'copied'];
-          if (o.dryRun) {
-            o.log.action(`would ${verb[0]} ${path} (${op.reason}, ${formatBytes(op.source.size)})`);
-          } else {
-            const startedAt = Date.now();
-            stats.hashed++;
-            const result = await copyFile(this.exec, op.relPath, this.resumable, op.replacing !== undefined);
-            this.resumable.delete(tempPathFor(o.replica, op.relPath));
-            this.touched(op.relPath);
-            this.manifest.set(op.relPath, makeRecord(result.md5, result.source, result.replica, !isRacy(result.source, startedAt)));
-            stats.bytesCopied += result.source.size - result.resumedBytes;
-            const resumed = result.resumedBytes > 0 ? `, resumed after ${formatBytes(result.resumedBytes)}` : '';
-            o.log.action(`${verb[1]} ${path} (${op.reason}, ${formatBytes(result.source.size)}${resumed})`);
-          }
+          // Real copies go through startCopy/finishCopies (batched); here only the dry run's line.
+          const verb = op.reason === 'changed in replica' ? 'restore' : op.replacing ? 'update' : 'copy';
+          o.log.action(`would ${verb} ${path} (${op.reason}, ${formatBytes(op.source.size)})`);
           if (op.replacing) stats.updated++;
           else stats.copied++;
           break;
@@ -499,20 +505,81 @@ class Pass {
       }
       if (op.op === 'mkdir') this.created.add(op.relPath);
     } catch (error) {
-      if (error instanceof Interrupted) return;
-      if (error instanceof ChangedWhileReading) {
-        this.warn(`${path} changed while it was being copied; left as it was, it will be copied next pass`);
-      } else if (isVanished(error) && op.op !== 'delete') {
-        this.warn(`${path} vanished from the source during the pass; skipped`);
-      } else {
-        this.error(describe(error));
+      this.failed(op, error);
+    }
+  }
+
+  /** Logs and counts an operation that failed (or met a moving tree: a warning). */
+  private failed(op: Op, error: unknown): void {
+    const path = show(op.relPath);
+    if (error instanceof Interrupted) return;
+    if (error instanceof ChangedWhileReading) {
+      this.warn(`${path} changed while it was being copied; left as it was, it will be copied next pass`);
+    } else if (isVanished(error) && op.op !== 'delete') {
+      this.warn(`${path} vanished from the source during the pass; skipped`);
+    } else {
+      this.error(describe(error));
+    }
+  }
+
+  /**
+   * Copies go in batches: each file's content is written to its temporary file, then the whole
+   * batch is flushed at once, then each is renamed into place and recorded.
+   *
+   * Perf: one fsync per file in a row costs a journal commit each (most of a first sync's time on
+   * ext4); flushed together on the thread pool, a batch shares its commits. Safety is unchanged:
+   * no file is renamed into place before its own bytes are flushed.
+   */
+  private async startCopy(op: Extract<Op, { op: 'copy' }>): Promise<void> {
+    const startedAt = Date.now();
+    try {
+      this.stats.hashed++;
+      const pending = await writeCopy(this.exec, op.relPath, this.resumable, op.replacing !== undefined);
+      this.batch.push({ op, pending, startedAt });
+      this.batchBytes += op.source.size;
+    } catch (error) {
+      this.failed(op, error);
+    }
+  }
+
+  private async finishCopies(): Promise<void> {
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    const { o, stats } = this;
+    const flushed = o.fsync
+      ? await Promise.all(batch.map((b) => o.io.fsyncAsync(b.pending.output).then(() => undefined, (error: unknown) => error)))
+      : [];
+    for (const [i, { op, pending, startedAt }] of batch.entries()) {
+      try {
+        if (flushed[i] !== undefined) {
+          abandonCopy(this.exec, pending);
+          throw new StepError('copying (flushing)', op.relPath, flushed[i]);
+        }
+        const result = finishCopy(this.exec, pending);
+        this.resumable.delete(pending.tempAbs);
+        this.touched(op.relPath);
+        this.manifest.set(op.relPath, makeRecord(result.md5, result.source, result.replica, !isRacy(result.source, startedAt)));
+        stats.bytesCopied += result.source.size - result.resumedBytes;
+        const verb = op.reason === 'changed in replica' ? 'restored' : op.replacing ? 'updated' : 'copied';
+        const resumed = result.resumedBytes > 0 ? `, resumed after ${formatBytes(result.resumedBytes)}` : '';
+        o.log.action(`${verb} ${show(op.relPath)} (${op.reason}, ${formatBytes(result.source.size)}${resumed})`);
+        if (op.replacing) stats.updated++;
+        else stats.copied++;
+      } catch (error) {
+        this.failed(op, error);
       }
+      await this.checkpoint(false);
     }
   }
 
   private readonly created = new Set<string>();
   /** The source root's device and inode (a different disk mounted there, or the folder recreated). */
   private sourceRootId: { dev: string; ino: string } | undefined;
+  /** Copies written, waiting to be flushed and renamed together. */
+  private batch: { op: Extract<Op, { op: 'copy' }>; pending: PendingCopy; startedAt: number }[] = [];
+  private batchBytes = 0;
   /** Left-over temporary files of files this pass copies: resumed, not swept. */
   private readonly resumable = new Set<string>();
 

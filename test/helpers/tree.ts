@@ -166,6 +166,7 @@ export class SpyIo implements Io {
   write = (fd: number, buffer: Buffer, length: number, position: number) => (this.check('write', this.paths.get(fd) ?? ''), nodeIo.write(fd, buffer, length, position));
   ftruncate = (fd: number, length: number) => nodeIo.ftruncate(fd, length);
   fsync = (fd: number) => nodeIo.fsync(fd);
+  fsyncAsync = (fd: number) => nodeIo.fsyncAsync(fd);
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
   futimes = (fd: number, a: number | string, m: number | string) => nodeIo.futimes(fd, a, m);
   close = (fd: number) => {
