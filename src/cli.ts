@@ -113,6 +113,7 @@ async function run(config: Config, io: Io): Promise<number> {
         (config.once ? 'one pass' : `every ${config.intervalMinutes} min`) +
         `${config.dryRun ? ' (dry run)' : ''}; manifest ${config.manifestPath}`,
     );
+    let passes = 0;
     for (;;) {
       const startedAt = Date.now();
       const result = await runPass({
@@ -123,7 +124,8 @@ async function run(config: Config, io: Io): Promise<number> {
         checksum: config.checksum,
         maxDelete: config.maxDelete,
         maxDeleteBytes: config.maxDeleteBytes,
-        allowMassDelete: config.allowMassDelete,
+        // The override is for one pass: the first one of this run.
+        allowMassDelete: config.allowMassDelete && passes === 0,
         backupDir: config.backupDir,
         fsync: config.fsync,
         io,
@@ -133,6 +135,7 @@ async function run(config: Config, io: Io): Promise<number> {
         threads: io === nodeIo ? { excludes: config.excludes, own: config.ownRelPaths } : undefined,
       });
       status = Math.max(status, result.exitStatus);
+      passes++;
       if (config.once || stopper.stopping) break;
       // A pass that overran the interval is followed at once by the next, never run twice at once.
       await stopper.sleep(startedAt + config.intervalMinutes * 60_000 - Date.now());

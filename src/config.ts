@@ -117,7 +117,9 @@ export function buildConfig(
   }
   const backupDir = raw.backupDir === undefined ? undefined : checkBackupDir(raw.backupDir, source, replica);
   const ownPaths = [logFile, manifestPath, ...(backupDir ? [backupDir] : [])];
-  const own = ownRelPaths(ownPaths, [source, replica]);
+  const own = ownRelPaths([logFile, manifestPath], [source, replica]);
+  // The backup dir is one exact path (and what is under it), reserved in the replica only.
+  if (backupDir !== undefined && inside(replica, backupDir)) own.push(BACKUP_MARK + path.relative(replica, backupDir).split(path.sep).join('/'));
   const exclude = buildExclude(excludes, own);
 
   return {
@@ -273,8 +275,16 @@ function ownRelPaths(files: string[], roots: string[]): string[] {
  * The log, the manifest and exactly their companions: `.lock`, the `.d` folder, set-aside
  * `.corrupt-…` copies, lowdb's `.name.tmp`, and rotated logs (`name.1`, …).
  */
+const BACKUP_MARK = 'backup:';
+
 function isOwn(relPath: string, own: readonly string[]): boolean {
-  for (const file of own) {
+  for (const entry of own) {
+    if (entry.startsWith(BACKUP_MARK)) {
+      const dir = entry.slice(BACKUP_MARK.length);
+      if (relPath === dir || relPath.startsWith(dir + '/')) return true;
+      continue;
+    }
+    const file = entry;
     if (relPath === file) return true;
     if (relPath.startsWith(file + '.')) {
       const rest = relPath.slice(file.length + 1);

@@ -202,13 +202,15 @@ export function finishCopy(ctx: ExecContext, pending: PendingCopy): CopyResult {
       backup(ctx, relPath);
     }
     step = 'renaming into place';
-    io.rename(tempAbs, replicaAbs);
+    // Another copy of the same batch may have made a read-only folder writable and already put
+    // its mode back: the rename retries the same way.
+    inWritableParent(ctx, relPath, () => io.rename(tempAbs, replicaAbs));
     step = 'checking';
     const replica = toEntry(source.name, io.lstat(replicaAbs));
     return { md5: pending.md5, source, replica, resumedBytes: pending.resumedBytes };
   } catch (error) {
     if (open) closeQuietly(io, pending.output);
-    removeQuietly(io, tempAbs);
+    removeTemp(ctx, relPath, tempAbs);
     throw new StepError(`copying (${step})`, relPath, error);
   } finally {
     pending.restoreMode?.();
@@ -218,8 +220,17 @@ export function finishCopy(ctx: ExecContext, pending: PendingCopy): CopyResult {
 /** Gives up a pending copy: its temporary file is removed, the replica keeps what it had. */
 export function abandonCopy(ctx: ExecContext, pending: PendingCopy): void {
   closeQuietly(ctx.io, pending.output);
-  removeQuietly(ctx.io, pending.tempAbs);
+  removeTemp(ctx, pending.relPath, pending.tempAbs);
   pending.restoreMode?.();
+}
+
+/** Removes a temporary file, through a read-only folder too. */
+function removeTemp(ctx: ExecContext, relPath: string, tempAbs: string): void {
+  try {
+    inWritableParent(ctx, relPath, () => ctx.io.unlink(tempAbs));
+  } catch {
+    // gone already, or beyond reach: the next pass sweeps temporary files
+  }
 }
 
 /**

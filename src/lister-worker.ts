@@ -147,7 +147,9 @@ function walk(relDir: string): void {
 
 try {
   walk('');
-} finally {
   flush();
   parentPort!.postMessage('done');
+} catch (error) {
+  // Not a folder that could not be read (those travel as listings): the thread itself failed.
+  parentPort!.postMessage({ fatal: error instanceof Error ? error.message : String(error) });
 }

@@ -90,7 +90,11 @@ export class ThreadLister implements Lister {
 
   constructor(job: ListerJob) {
     this.worker = startWorker(job);
-    this.worker.on('message', (batch: PackedListing[] | 'done') => {
+    this.worker.on('message', (batch: PackedListing[] | 'done' | { fatal: string }) => {
+      if (typeof batch === 'object' && !Array.isArray(batch)) {
+        this.fail(new Error(`listing ${job.root} failed: ${batch.fatal}`));
+        return;
+      }
       if (batch === 'done') {
         this.done = true;
         for (const [dir, waiter] of this.waiting) waiter.reject(missing(dir));

@@ -51,7 +51,7 @@ interface MainData {
   source: string;
   replica: string;
   /** The source root's device and inode when the manifest was last written. */
-  sourceRoot?: { dev: string; ino: string };
+  sourceRoot?: { dev: string; ino: string; birth?: string };
   /** How many `P.d/<n>.json` shards hold the records (a power of two). */
   shards: number;
   lastPass?: LastPass;
@@ -120,7 +120,7 @@ export class Manifest {
     return this.main.data.lastPass;
   }
 
-  get sourceRoot(): { dev: string; ino: string } | undefined {
+  get sourceRoot(): { dev: string; ino: string; birth?: string } | undefined {
     return this.main.data.sourceRoot;
   }
 
@@ -170,9 +170,9 @@ export class Manifest {
     return forgotten;
   }
 
-  setSourceRoot(root: { dev: string; ino: string }): void {
+  setSourceRoot(root: { dev: string; ino: string; birth?: string }): void {
     const old = this.main.data.sourceRoot;
-    if (old?.dev === root.dev && old.ino === root.ino) return;
+    if (old?.dev === root.dev && old.ino === root.ino && old.birth === root.birth) return;
     this.main.data.sourceRoot = root;
     this.metaDirty = true;
   }

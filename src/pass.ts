@@ -178,12 +178,19 @@ class Pass {
         await Promise.all([sourceLister.close(), replicaLister.close()]);
       }
 
-      const settled = await pairMoves(await this.settle(changes), {
-        peek: (relPath) => this.manifest.peek(relPath),
-        hashSource: (relPath, entry) => this.hash('source', relPath, entry),
-      });
-      plan = planOps(settled);
+      // Decided before pairing moves: a replaced source must not rearrange the replica either.
       const massDelete = this.massDeleteReason(walk);
+      const settledChanges = await this.settle(changes);
+      this.movesHashedAt = Date.now();
+      // Under --checksum the manifest vouches for nothing, so nothing is paired from it.
+      const settled =
+        massDelete === undefined && !o.checksum
+          ? await pairMoves(settledChanges, {
+              peek: (relPath) => this.manifest.peek(relPath),
+              hashSource: (relPath, entry) => this.hash('source', relPath, entry),
+            })
+          : settledChanges;
+      plan = planOps(settled);
       refusedDeletes = this.guard(plan, walk, massDelete);
 
       // Safety: temporary files are ours by name; a crash or kill may have left them. Those of a
@@ -200,7 +207,9 @@ class Pass {
       await this.execute(plan, refusedDeletes);
       if (!o.dryRun) for (const absPath of this.resumable) removeQuietly(o.io, absPath);
 
-      if (walk.complete && !this.interrupted && !o.dryRun) this.manifest.forgetUnseen();
+      // Records are forgotten only after a complete pass that deleted what it had to: after a
+      // refused pass (an unmounted source), the next one finds everything still known.
+      if (walk.complete && !this.interrupted && !o.dryRun && !refusedDeletes) this.manifest.forgetUnseen();
       // The source's identity is remembered unless this pass refused deletes because of it.
       const massRefused = massDelete !== undefined && plan.deleteCount > 0;
       if (!o.dryRun && this.sourceRootId && !massRefused) this.manifest.setSourceRoot(this.sourceRootId);
@@ -229,7 +238,8 @@ class Pass {
       const stats = io.lstat(source);
       sourceEntry = toEntry('', stats);
       if (sourceEntry.kind !== 'dir') throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
-      this.sourceRootId = { dev: String(stats.dev), ino: String(stats.ino) };
+      // ext4 hands a recreated folder the same inode at once: its birth time tells them apart.
+      this.sourceRootId = { dev: String(stats.dev), ino: String(stats.ino), ...(stats.birthtimeNs > 0n ? { birth: String(stats.birthtimeNs) } : {}) };
     } catch (error) {
       this.error(`reading source ${source}: ${describe(error)}; nothing done`);
       return undefined;
@@ -354,15 +364,16 @@ class Pass {
   private massDeleteReason(walk: WalkResult): string | undefined {
     if (this.o.allowMassDelete) return undefined;
     const known = this.manifestSizeAtStart;
-    if (walk.complete && walk.sourceRootEntries === 0 && (known > 0 || walk.replicaEntries > 0)) {
+    if (walk.sourceRootListed && walk.sourceRootEntries === 0 && (known > 0 || walk.replicaEntries > 0)) {
       return `source ${this.o.source} is empty but the ${known > 0 ? `manifest lists ${known} files` : `replica holds ${walk.replicaEntries} entries`} (is its disk unmounted?)`;
     }
     const recorded = this.manifest.sourceRoot;
     const now = this.sourceRootId;
-    if (recorded !== undefined && now !== undefined && (recorded.dev !== now.dev || recorded.ino !== now.ino)) {
+    const rebirth = recorded?.birth !== undefined && now?.birth !== undefined && recorded.birth !== now.birth;
+    if (recorded !== undefined && now !== undefined && (recorded.dev !== now.dev || recorded.ino !== now.ino || rebirth)) {
       return (
         `source ${this.o.source} is not the folder synced before: its device/inode is ${now.dev}/${now.ino}, ` +
-        `was ${recorded.dev}/${recorded.ino} (another disk mounted there, or the folder recreated)`
+        `was ${recorded.dev}/${recorded.ino}${rebirth ? ', and it was created anew' : ''} (another disk mounted there, or the folder recreated)`
       );
     }
     return undefined;
@@ -379,7 +390,7 @@ class Pass {
       refusals.push(`${massDelete}; nothing was deleted. If this is intended, run once with --allow-mass-delete`);
     }
     if (maxDelete !== undefined) {
-      const limit = 'count' in maxDelete ? maxDelete.count : Math.floor((maxDelete.percent / 100) * walk.replicaEntries);
+      const limit = 'count' in maxDelete ? maxDelete.count : Math.floor((maxDelete.percent * walk.replicaEntries) / 100);
       const shown = 'count' in maxDelete ? `--max-delete ${maxDelete.count}` : `--max-delete ${maxDelete.percent}% (${limit} of ${walk.replicaEntries} replica entries)`;
       if (plan.deleteCount > limit) {
         refusals.push(`refusing to delete ${plan.deleteCount} entries: more than ${shown}; nothing was deleted (run with a higher --max-delete if this is intended)`);
@@ -482,11 +493,20 @@ class Pass {
         }
         case 'move': {
           if (!o.dryRun) {
-            const replica = moveEntry(this.exec, op.from, op.relPath, op.source);
+            let replica: Entry;
+            try {
+              replica = moveEntry(this.exec, op.from, op.relPath, op.source);
+            } catch (error) {
+              if (errorCode(error) !== 'ENOENT') throw error;
+              // The replica file to move went away since the walk: copy instead.
+              await this.startCopy({ op: 'copy', relPath: op.relPath, source: op.source, reason: 'new', replacing: undefined });
+              await this.finishCopies();
+              break;
+            }
             this.touched(op.from);
             this.touched(op.relPath);
             this.manifest.delete(op.from);
-            this.manifest.set(op.relPath, makeRecord(op.md5, op.source, replica, true));
+            this.manifest.set(op.relPath, makeRecord(op.md5, op.source, replica, !isRacy(op.source, this.movesHashedAt)));
           }
           o.log.action(`${would}${o.dryRun ? 'move' : 'moved'} ${show(op.from)} -> ${path}`);
           stats.moved++;
@@ -576,7 +596,9 @@ class Pass {
 
   private readonly created = new Set<string>();
   /** The source root's device and inode (a different disk mounted there, or the folder recreated). */
-  private sourceRootId: { dev: string; ino: string } | undefined;
+  private sourceRootId: { dev: string; ino: string; birth?: string } | undefined;
+  /** When the sources of move candidates were read (for the racy rule). */
+  private movesHashedAt = 0;
   /** Copies written, waiting to be flushed and renamed together. */
   private batch: { op: Extract<Op, { op: 'copy' }>; pending: PendingCopy; startedAt: number }[] = [];
   private batchBytes = 0;

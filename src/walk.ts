@@ -40,6 +40,8 @@ export interface WalkResult {
   /** False when a source folder could not be read or the walk was stopped. */
   complete: boolean;
   stopped: boolean;
+  /** Whether the source root itself could be listed. */
+  sourceRootListed: boolean;
   /** Entries directly in the source root, excluded ones left out (0: an empty source). */
   sourceRootEntries: number;
   /** Entries listed in the replica (for `--max-delete n%`). */
@@ -52,6 +54,7 @@ export class Walker {
   private complete = true;
   private stopped = false;
   private sourceRootEntries = 0;
+  private sourceRootListed = false;
   private replicaEntries = 0;
   private sinceTick = 0;
 
@@ -69,6 +72,7 @@ export class Walker {
     return {
       complete: this.complete && !this.stopped,
       stopped: this.stopped,
+      sourceRootListed: this.sourceRootListed,
       sourceRootEntries: this.sourceRootEntries,
       replicaEntries: this.replicaEntries,
     };
@@ -88,6 +92,7 @@ export class Walker {
       const listing = await this.ctx.sourceLister.list(relPath);
       this.reportUndecodable(listing, relPath, 'source');
       if (relPath === '') {
+        this.sourceRootListed = true;
         for (const [name, entry] of listing.entries) if (!this.ctx.exclude(name, entry.kind === 'dir')) this.sourceRootEntries++;
         this.sourceRootEntries += listing.undecodable.length;
       }

@@ -223,3 +223,74 @@ describe('guards on the command line', () => {
     assert.equal(summaryCounts(again.stdout).deleted, 0); // the backups are not "extra" entries
   });
 });
+
+describe('review regressions (guards)', () => {
+  test('an emptied source is refused even when the replica side of the walk is incomplete', async () => {
+    const s = setup({ 'a.txt': 'a', 'd/b.txt': 'b' });
+    await sync(s);
+    fs.writeFileSync(Buffer.concat([Buffer.from(s.replica + '/d/bad'), Buffer.from([0xff])]), 'x');
+    for (const name of fs.readdirSync(s.source)) fs.rmSync(path.join(s.source, name), { recursive: true });
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 1);
+    assert.equal(result.stats.deleted, 0);
+    assert.ok(fs.existsSync(path.join(s.replica, 'a.txt')));
+  });
+
+  test('a source folder deleted and recreated (ext4 reuses the inode) is caught by its birth time', async (t) => {
+    const s = setup({ 'f1': '1', 'f2': '2', 'f3': '3' });
+    await sync(s);
+    const before = fs.statSync(s.source, { bigint: true });
+    if (before.birthtimeNs === 0n) return t.skip('no birth time on this filesystem');
+    fs.rmSync(s.source, { recursive: true });
+    await settle(20);
+    writeTree(s.source, { 'f1': '1', 'new': 'new' });
+    const result = await sync(s);
+    assert.equal(result.stats.deleted, 0);
+    assert.equal(result.exitStatus, 1);
+    assert.ok(s.log.errors.some((e) => /not the folder synced before/.test(e)), s.log.errors.join('\n'));
+  });
+
+  test('--max-delete 29% of 100 allows 29 deletes (no floating-point loss)', async () => {
+    const s = setup(tree(100));
+    await sync(s);
+    for (let i = 0; i < 29; i++) fs.rmSync(path.join(s.source, `f${i}.txt`));
+    const result = await sync(s, { maxDelete: { percent: 29 } });
+    assert.equal(result.exitStatus, 0, s.log.errors.join('\n'));
+    assert.equal(result.stats.deleted, 29);
+  });
+
+  test('a replaced source does not rearrange the replica by moves either', async () => {
+    const s = setup({ 'photos/p1.jpg': 'one', 'photos/p2.jpg': 'two' });
+    await sync(s);
+    fs.renameSync(s.source, s.source + '-disk1');
+    writeTree(s.source, { 'old/p1.jpg': 'one', 'old/p2.jpg': 'two' });
+    const result = await sync(s);
+    assert.equal(result.stats.moved, 0);
+    assert.equal(fs.readFileSync(path.join(s.replica, 'photos/p1.jpg'), 'utf8'), 'one');
+    assert.equal(fs.readFileSync(path.join(s.replica, 'old/p1.jpg'), 'utf8'), 'one');
+  });
+
+  test('a refused pass keeps the manifest: remounted, nothing is read again', async () => {
+    const s = setup({ 'a.txt': 'a', 'b.txt': 'b' });
+    await settle();
+    await sync(s);
+    fs.renameSync(s.source, s.source + '-away');
+    fs.mkdirSync(s.source);
+    assert.equal((await sync(s)).exitStatus, 1); // "unmounted": refused
+    fs.rmdirSync(s.source);
+    fs.renameSync(s.source + '-away', s.source);
+    const back = await sync(s);
+    assert.equal(back.exitStatus, 0);
+    assert.equal(back.stats.hashed, 0);
+  });
+
+  test('a backup dir inside the replica reserves exactly its own path', () => {
+    const base = tempDir('fs-guard-');
+    const source = path.join(base, 'source');
+    const replica = path.join(base, 'replica');
+    writeTree(source, { 'old.1': '1', 'old.lock': 'l', 'old.d/x': 'x', 'normal': 'n' });
+    const r = runCli([source, replica, '1', path.join(base, 'log'), '--once', '--backup-dir', path.join(replica, 'old')], cliEnv(path.join(base, 'state')));
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(replica).sort(), ['normal', 'old.1', 'old.d', 'old.lock']);
+  });
+});

@@ -111,3 +111,21 @@ describe('review regressions', () => {
     assert.match(warnings[0], /bad shard count/);
   });
 });
+
+describe('review regressions (batched copies)', () => {
+  test('several copies into one read-only folder (non-root EACCES) all land, no temp left', async () => {
+    const s = setup({ 'ro': { dir: true, mode: 0o555 }, 'ro/f1': '1', 'ro/f2': '2', 'ro/f3': '3' });
+    await sync(s);
+    fs.chmodSync(path.join(s.source, 'ro'), 0o755);
+    for (const f of ['f1', 'f2', 'f3']) fs.writeFileSync(path.join(s.source, 'ro', f), `changed ${f}`);
+    fs.chmodSync(path.join(s.source, 'ro'), 0o555);
+    const roDir = path.join(s.replica, 'ro');
+    const denied = () => (fs.statSync(roDir).mode & 0o200) === 0;
+    s.io.fail = (call, p) => (['openWrite', 'rename', 'unlink'].includes(call) && path.dirname(p) === roDir && denied() ? errno('EACCES', 'permission denied') : undefined);
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    for (const f of ['f1', 'f2', 'f3']) assert.equal(fs.readFileSync(path.join(roDir, f), 'utf8'), `changed ${f}`);
+    assert.deepEqual(tempFiles(s.replica), []);
+    assert.equal(fs.statSync(roDir).mode & 0o7777, 0o555);
+  });
+});
