@@ -6,7 +6,8 @@
  * twice as fast as the main thread alone. Paths go in batches (up to 64 files or 64 MiB) so the
  * message round trip is paid per batch, not per small file; each thread keeps two batches queued.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startThread } from './threads.js';
 import type { HashAnswer, HashBatch } from './hash-worker.js';
 
 export interface HashJob {
@@ -24,7 +25,7 @@ export class HashPool {
   private readonly workers: Worker[];
 
   constructor(readonly threads: number) {
-    this.workers = Array.from({ length: threads }, () => startWorker());
+    this.workers = Array.from({ length: threads }, () => startThread('hash-worker'));
   }
 
   /** Hashes every job; results in the same order. Calls `progress` after each batch. */
@@ -85,12 +86,4 @@ function ask(worker: Worker, batch: HashBatch): Promise<HashAnswer> {
     map.set(batch.id, { resolve, reject });
     worker.postMessage(batch);
   });
-}
-
-/** See lister.ts: from source (tsx) the thread registers tsx's loader before importing. */
-function startWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./hash-worker.js', import.meta.url));
-  const entry = new URL('./hash-worker.ts', import.meta.url).href;
-  const code = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(code, { eval: true });
 }

@@ -10,9 +10,10 @@
  * listed in parallel on the machine's two cores while the main thread only compares (measured on
  * 100k files: see the README's Performance section).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Io } from './io.js';
 import { listDir, type Listing } from './scan.js';
+import { startThread } from './threads.js';
 import type { Entry, Kind } from './types.js';
 
 export interface Lister {
@@ -89,7 +90,7 @@ export class ThreadLister implements Lister {
   private failure: Error | undefined;
 
   constructor(job: ListerJob) {
-    this.worker = startWorker(job);
+    this.worker = startThread('lister-worker', job);
     this.worker.on('message', (batch: PackedListing[] | 'done' | { fatal: string }) => {
       if (typeof batch === 'object' && !Array.isArray(batch)) {
         this.fail(new Error(`listing ${job.root} failed: ${batch.fatal}`));
@@ -143,17 +144,6 @@ export class ThreadLister implements Lister {
     for (const waiter of this.waiting.values()) waiter.reject(error);
     this.waiting.clear();
   }
-}
-
-/**
- * Built, this module is lister.js beside lister-worker.js. Run from source (tsx: the tests), it is
- * lister.ts, and a worker does not get tsx's loader by itself: it registers it, then imports.
- */
-function startWorker(job: ListerJob): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./lister-worker.js', import.meta.url), { workerData: job });
-  const entry = new URL('./lister-worker.ts', import.meta.url).href;
-  const code = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(code, { eval: true, workerData: job });
 }
 
 function settle(packed: PackedListing): Listing {
