@@ -1,5 +1,6 @@
 /** Runs the real command line as a child process (from source, through tsx). */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,8 +22,16 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Cl
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+const started: ChildProcess[] = [];
+// A test that fails before it stops its interval-mode child must not leave it running (it would
+// keep the test file, and CI, from ever finishing).
+after(() => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
 export function startCli(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
