@@ -42,9 +42,10 @@ export interface Config {
   fsync: boolean;
   excludes: string[];
   exclude: ExcludeMatcher;
-  /** Our own files (log, manifest) that live inside the source or replica and are never synced. */
-  ownPaths: string[];
-  /** The same, relative to the root holding them (what the exclude matcher tests). */
+  /**
+   * Our own files (log, manifest; a backup dir as `backup:<path>`) that live inside the source or
+   * replica, relative to the root holding them: never synced (what the exclude matcher tests).
+   */
   ownRelPaths: string[];
 }
 
@@ -116,7 +117,6 @@ export function buildConfig(
     throw new UsageError(`log file '${logFile}' would overwrite the manifest or its files: choose another log file or --manifest`);
   }
   const backupDir = raw.backupDir === undefined ? undefined : checkBackupDir(raw.backupDir, source, replica);
-  const ownPaths = [logFile, manifestPath, ...(backupDir ? [backupDir] : [])];
   const own = ownRelPaths([logFile, manifestPath], [source, replica]);
   // The backup dir is one exact path (and what is under it), reserved in the replica only.
   if (backupDir !== undefined && inside(replica, backupDir)) own.push(BACKUP_MARK + path.relative(replica, backupDir).split(path.sep).join('/'));
@@ -138,7 +138,6 @@ export function buildConfig(
     fsync: raw.fsync !== false,
     excludes,
     exclude,
-    ownPaths,
     ownRelPaths: own,
   };
 }

@@ -78,33 +78,17 @@ export interface CopyResult {
 export const RESUME_MIN_BYTES = 1 << 20;
 
 /**
- * Copies a source file to the replica: temporary file in the target's folder, content hashed while
- * copied (the source is read once), permissions, flush, mtime, then rename over the target.
+ * A copy is two halves, `writeCopy` then `finishCopy`, so the pass can flush a batch of them
+ * together in between: temporary file in the target's folder, content hashed while copied (the
+ * source is read once), permissions, flush, mtime, then rename over the target.
  *
  * Resume (rsync's --append-verify idea): when `resumable` holds a temporary file that a crashed or
  * killed copy of this target left behind, its bytes are compared with the source's as both are
  * read; the matching prefix is kept, and writing starts at the first difference. The whole source
  * is still hashed, so the recorded MD5 is the source's, verified end to end.
+ *
+ * `PendingCopy` is a copy whose content is in its temporary file, not yet flushed nor renamed.
  */
-export async function copyFile(
-  ctx: ExecContext,
-  relPath: string,
-  resumable?: ReadonlySet<string>,
-  replacing = false,
-): Promise<CopyResult> {
-  const pending = await writeCopy(ctx, relPath, resumable, replacing);
-  if (ctx.fsync) {
-    try {
-      ctx.io.fsync(pending.output);
-    } catch (error) {
-      abandonCopy(ctx, pending);
-      throw new StepError('copying (flushing)', relPath, error);
-    }
-  }
-  return finishCopy(ctx, pending);
-}
-
-/** A copy whose content is in its temporary file but not yet flushed nor renamed into place. */
 export interface PendingCopy {
   relPath: string;
   tempAbs: string;
@@ -414,24 +398,16 @@ function backup(ctx: ExecContext, relPath: string): void {
 
 /**
  * Renames a replica file whose content moved to another path in the source, then gives it the
- * source's permission bits and mtime. Returns the replica file as it is after.
+ * source's permission bits and mtime (`fixMeta`). `replica` is the file as the walk saw it at `from`.
+ * Returns the replica file as it is after.
  */
-export function moveEntry(ctx: ExecContext, from: string, to: string, source: Entry): Entry {
-  const { io } = ctx;
-  const toAbs = ctx.replicaRoot + '/' + to;
-  let step = 'moving';
+export function moveEntry(ctx: ExecContext, from: string, to: string, source: Entry, replica: Entry): Entry {
   try {
-    inWritableParent(ctx, to, () => io.rename(ctx.replicaRoot + '/' + from, toAbs));
-    step = 'setting permissions of';
-    const moved = toEntry(source.name, io.lstat(toAbs));
-    if (moved.mode !== source.mode) io.chmod(toAbs, source.mode);
-    step = 'setting mtime of';
-    io.utimes(toAbs, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
-    step = 'checking';
-    return toEntry(source.name, io.lstat(toAbs));
+    inWritableParent(ctx, to, () => ctx.io.rename(ctx.replicaRoot + '/' + from, ctx.replicaRoot + '/' + to));
   } catch (error) {
-    throw new StepError(`${step} ${show(from)} ->`, to, error);
+    throw new StepError(`moving ${show(from)} ->`, to, error);
   }
+  return fixMeta(ctx, to, source, replica);
 }
 
 export function removeQuietly(io: Io, absPath: string): void {

@@ -21,14 +21,28 @@ export type HashResult = { md5: string; fp: number[] } | { error: Error };
 const BATCH_FILES = 64;
 const BATCH_BYTES = 64 << 20;
 
+type Waiter = { resolve: (answer: HashAnswer) => void; reject: (error: Error) => void };
+
 export class HashPool {
-  private readonly workers: Worker[];
+  private readonly workers: { worker: Worker; waiting: Map<number, Waiter> }[];
 
   constructor(readonly threads: number) {
-    this.workers = Array.from({ length: threads }, () => startThread('hash-worker'));
+    this.workers = Array.from({ length: threads }, () => {
+      const worker = startThread('hash-worker');
+      const waiting = new Map<number, Waiter>();
+      worker.on('message', (answer: HashAnswer) => {
+        waiting.get(answer.id)?.resolve(answer);
+        waiting.delete(answer.id);
+      });
+      worker.on('error', (error) => {
+        for (const waiter of waiting.values()) waiter.reject(error);
+        waiting.clear();
+      });
+      return { worker, waiting };
+    });
   }
 
-  /** Hashes every job; results in the same order. Calls `progress` after each batch. */
+  /** Hashes every job; results in the same order (undefined for jobs skipped once `shouldStop`). */
   async hashAll(jobs: HashJob[], shouldStop: () => boolean): Promise<(HashResult | undefined)[]> {
     const batches: { start: number; paths: string[] }[] = [];
     for (let i = 0; i < jobs.length; ) {
@@ -44,46 +58,25 @@ export class HashPool {
     }
     const results: (HashResult | undefined)[] = new Array(jobs.length);
     let next = 0;
-    const runOn = async (worker: Worker): Promise<void> => {
+    const runOn = async ({ worker, waiting }: HashPool['workers'][number]): Promise<void> => {
       while (next < batches.length && !shouldStop()) {
-        const index = next++;
-        const batch = batches[index];
-        const answer = await ask(worker, { id: index, paths: batch.paths });
+        const id = next++;
+        const batch = batches[id];
+        const answer = await new Promise<HashAnswer>((resolve, reject) => {
+          waiting.set(id, { resolve, reject });
+          worker.postMessage({ id, paths: batch.paths } satisfies HashBatch);
+        });
         answer.results.forEach((r, k) => {
           results[batch.start + k] = 'md5' in r ? { md5: r.md5, fp: r.fp } : { error: Object.assign(new Error(r.message), { code: r.code }) };
         });
       }
     };
     // Two loops per thread keep each one busy while an answer travels back.
-    await Promise.all(this.workers.flatMap((worker) => [runOn(worker), runOn(worker)]));
+    await Promise.all(this.workers.flatMap((w) => [runOn(w), runOn(w)]));
     return results;
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((worker) => worker.terminate()));
+    await Promise.all(this.workers.map(({ worker }) => worker.terminate()));
   }
-}
-
-const pending = new WeakMap<Worker, Map<number, { resolve: (answer: HashAnswer) => void; reject: (error: Error) => void }>>();
-
-function ask(worker: Worker, batch: HashBatch): Promise<HashAnswer> {
-  let waiting = pending.get(worker);
-  if (waiting === undefined) {
-    const map = new Map<number, { resolve: (answer: HashAnswer) => void; reject: (error: Error) => void }>();
-    waiting = map;
-    pending.set(worker, map);
-    worker.on('message', (answer: HashAnswer) => {
-      map.get(answer.id)?.resolve(answer);
-      map.delete(answer.id);
-    });
-    worker.on('error', (error) => {
-      for (const waiter of map.values()) waiter.reject(error);
-      map.clear();
-    });
-  }
-  const map = waiting;
-  return new Promise((resolve, reject) => {
-    map.set(batch.id, { resolve, reject });
-    worker.postMessage(batch);
-  });
 }

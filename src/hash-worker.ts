@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { splitNs } from './scan.js';
 
 export interface HashBatch {
   id: number;
@@ -19,8 +20,6 @@ export interface HashAnswer {
 
 const buffer = Buffer.allocUnsafe(1 << 20);
 
-const NS = 1_000_000_000n;
-
 function md5Of(path: string): { md5: string; fp: number[] } {
   const hash = createHash('md5');
   const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -33,7 +32,7 @@ function md5Of(path: string): { md5: string; fp: number[] } {
     // Perf: the fingerprint at the end of the read comes back with the MD5, so the main thread
     // checks "unchanged while read" without an lstat of its own.
     const st = fs.fstatSync(fd, { bigint: true });
-    const fp = [Number(st.size), Number(st.mtimeNs / NS), Number(st.mtimeNs % NS), Number(st.ctimeNs / NS), Number(st.ctimeNs % NS), Number(st.ino)];
+    const fp = [Number(st.size), ...splitNs(st.mtimeNs), ...splitNs(st.ctimeNs), Number(st.ino)];
     return { md5: hash.digest('hex'), fp };
   } finally {
     fs.closeSync(fd);

@@ -7,11 +7,10 @@ import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildExclude } from './config.js';
 import { NUMS, type ListerJob, type PackedListing } from './lister.js';
-import { isTempName } from './scan.js';
+import { byName, isTempName, splitNs } from './scan.js';
 
 const job = workerData as ListerJob;
 const exclude = buildExclude(job.excludes, job.own);
-const NS_PER_S = 1_000_000_000n;
 
 /**
  * lstat as numbers: [dev, mode, nlink, uid, gid, rdev, blksize, ino, size, blocks, atime s, ns,
@@ -27,10 +26,9 @@ const lstatNumbers: (path: string) => StatNumbers = pickLstat();
 
 function publicLstat(path: string): StatNumbers {
   const st = fs.lstatSync(path, { bigint: true });
-  const split = (ns: bigint) => [Number(ns / NS_PER_S), Number(ns % NS_PER_S)];
   return [
     Number(st.dev), Number(st.mode), 0, 0, 0, 0, 0, Number(st.ino), Number(st.size), 0,
-    ...split(st.atimeNs), ...split(st.mtimeNs), ...split(st.ctimeNs),
+    ...splitNs(st.atimeNs), ...splitNs(st.mtimeNs), ...splitNs(st.ctimeNs),
   ];
 }
 
@@ -89,7 +87,7 @@ function listFolder(relDir: string): string[] {
     batch.push({ dir: relDir, names: '', nums: new Float64Array(0), temps: [], vanished: [], undecodable: [], error: { code: e.code, message: e.message } });
     return [];
   }
-  names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  names.sort(byName);
   const kept: string[] = [];
   const temps: string[] = [];
   const vanished: string[] = [];

@@ -495,7 +495,7 @@ class Pass {
           if (!o.dryRun) {
             let replica: Entry;
             try {
-              replica = moveEntry(this.exec, op.from, op.relPath, op.source);
+              replica = moveEntry(this.exec, op.from, op.relPath, op.source, op.replica);
             } catch (error) {
               if (errorCode(error) !== 'ENOENT') throw error;
               // The replica file to move went away since the walk: copy instead.

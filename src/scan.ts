@@ -29,25 +29,21 @@ export function kindOf(stats: BigIntStats): Kind {
 
 const NS_PER_S = 1_000_000_000n;
 
+/** Nanoseconds since the epoch as exact numbers: [whole seconds, nanoseconds]. */
+export function splitNs(ns: bigint): [seconds: number, nanoseconds: number] {
+  return [Number(ns / NS_PER_S), Number(ns % NS_PER_S)];
+}
+
 export function toEntry(name: string, stats: BigIntStats): Entry {
-  return {
-    name,
-    kind: kindOf(stats),
-    size: Number(stats.size),
-    mode: Number(stats.mode) & 0o7777,
-    mtimeS: Number(stats.mtimeNs / NS_PER_S),
-    mtimeN: Number(stats.mtimeNs % NS_PER_S),
-    ctimeS: Number(stats.ctimeNs / NS_PER_S),
-    ctimeN: Number(stats.ctimeNs % NS_PER_S),
-    atimeS: Number(stats.atimeNs / NS_PER_S),
-    atimeN: Number(stats.atimeNs % NS_PER_S),
-    ino: Number(stats.ino),
-  };
+  const [mtimeS, mtimeN] = splitNs(stats.mtimeNs);
+  const [ctimeS, ctimeN] = splitNs(stats.ctimeNs);
+  const [atimeS, atimeN] = splitNs(stats.atimeNs);
+  return { name, kind: kindOf(stats), size: Number(stats.size), mode: Number(stats.mode) & 0o7777, mtimeS, mtimeN, ctimeS, ctimeN, atimeS, atimeN, ino: Number(stats.ino) };
 }
 
 /** The result of listing one folder. */
 export interface Listing {
-  /** Entries by name; temporary files of ours are in `temps`, not here. */
+  /** Entries by name, in `byName` order; temporary files of ours are in `temps`, not here. */
   entries: Map<string, Entry>;
   /** Names of our temporary files found in this folder. */
   temps: string[];
@@ -62,7 +58,8 @@ export interface Listing {
  * error); an entry that vanishes before its lstat is reported, not thrown.
  */
 export function listDir(io: Io, absDir: string): Listing {
-  const names = io.readdir(absDir);
+  // Sorted here once (the walk's order, and the listing threads' too): the walk never re-sorts.
+  const names = io.readdir(absDir).sort(byName);
   const entries = new Map<string, Entry>();
   const temps: string[] = [];
   const vanished: string[] = [];
@@ -83,6 +80,9 @@ export function listDir(io: Io, absDir: string): Listing {
   }
   return { entries, temps, vanished, undecodable };
 }
+
+/** Code-unit order of names: the order of every listing and so of the walk and its log. */
+export const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** `a` + `/` + `b`, where `''` is the root. */
 export function joinRel(parent: string, name: string): string {

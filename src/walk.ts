@@ -48,8 +48,6 @@ export interface WalkResult {
   replicaEntries: number;
 }
 
-const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
 export class Walker {
   private complete = true;
   private stopped = false;
@@ -138,7 +136,7 @@ export class Walker {
     if (replica === undefined) return;
     const { ctx } = this;
 
-    for (const name of [...source.entries.keys()].sort(byName)) {
+    for (const name of source.entries.keys()) {
       if (await this.shouldStop()) return;
       const s = source.entries.get(name)!;
       const r = replica.entries.get(name);
@@ -179,7 +177,7 @@ export class Walker {
     }
     if (this.stopped) return;
 
-    for (const name of [...replica.entries.keys()].sort(byName)) {
+    for (const name of replica.entries.keys()) {
       if (source.entries.has(name)) continue;
       if (await this.shouldStop()) return;
       const r = replica.entries.get(name)!;
@@ -210,7 +208,7 @@ export class Walker {
   private async sourceOnly(relPath: string): Promise<void> {
     const source = await this.listSource(relPath);
     if (source === undefined) return;
-    for (const name of [...source.entries.keys()].sort(byName)) {
+    for (const name of source.entries.keys()) {
       if (await this.shouldStop()) return;
       const s = source.entries.get(name)!;
       const childRel = joinRel(relPath, name);
@@ -240,7 +238,7 @@ export class Walker {
     const replica = await this.listReplica(relPath);
     if (replica === undefined) return true;
     let kept = false;
-    for (const name of [...replica.entries.keys()].sort(byName)) {
+    for (const name of replica.entries.keys()) {
       if (await this.shouldStop()) return true;
       const r = replica.entries.get(name)!;
       const childRel = joinRel(relPath, name);

@@ -45,7 +45,6 @@ describe('kill -9 at any point, then a pass', () => {
     await settle();
     const targets = [0, 0.05, 0.15, 0.3, 0.45, 0.5, 0.6, 0.75, 0.9, 0.99, 1];
     let midPass = 0;
-    let resumedOnce = false;
     for (const [i, fraction] of targets.entries()) {
       const replica = path.join(w.base, `replica-${i}`);
       const manifest = path.join(w.base, `manifest-${i}.json`);
@@ -69,7 +68,6 @@ describe('kill -9 at any point, then a pass', () => {
       const counts = summaryCounts(recovery.stdout);
       assert.equal(counts.copied, w.total - present, `kill at ${fraction}: ${present} present, recovery copied ${counts.copied}`);
       assert.equal(counts.updated, 0);
-      if (/resumed after/.test(recovery.stdout)) resumedOnce = true;
       assert.deepEqual(mirrorDiff(w.source, replica), []);
       assert.deepEqual(tempFiles(replica), []);
       if (hasRsync()) assert.equal(rsyncCheck(w.source, replica), '');
@@ -77,20 +75,19 @@ describe('kill -9 at any point, then a pass', () => {
       assert.deepEqual(summaryCounts(again.stdout), { copied: 0, updated: 0, deleted: 0, hashed: 0, errors: 0 });
     }
     assert.ok(midPass >= 5, `only ${midPass} kills landed mid-pass`);
-    void resumedOnce; // depends on timing: the dedicated test below checks resume
   });
 
-  test('killed in the middle of a large copy: the next pass resumes it', async () => {
+  test('killed in the middle of a large copy: the next pass resumes it', async (t) => {
     const w = makeWorld(192);
     const replica = path.join(w.base, 'replica');
     const log = path.join(w.base, 'log.txt');
-    const args = [w.source, replica, '1', log, '--once', '--no-fsync'];
-    const temp = () => tempFiles(path.join(replica, 'd4')).find((t) => fs.statSync(t).size >= 8 << 20);
+    const args = [w.source, replica, '1', log, '--once'];
+    const temp = () => tempFiles(path.join(replica, 'd4')).find((file) => fs.statSync(file).size >= 8 << 20);
     const child = startCli(args, w.env);
-    await waitFor(() => '', () => temp() !== undefined || child.exitCode !== null, 60_000);
+    await waitFor(() => '', () => temp() !== undefined || child.exitCode !== null, 60_000, 2);
     child.kill('SIGKILL');
     await exited(child);
-    if (temp() === undefined) return; // finished before we could kill it: nothing to resume
+    if (temp() === undefined) return t.skip('the copy finished before it could be killed: nothing to resume');
     const recovery = runCli(args, w.env);
     assert.equal(recovery.status, 0, recovery.stderr);
     assert.match(recovery.stdout, /copied d4\/big\.bin \(new, 192\.0 MiB, resumed after [\d.]+ MiB\)/);
@@ -121,7 +118,7 @@ describe('signals mid-pass', () => {
     assert.deepEqual(mirrorDiff(w.source, replica), []);
   });
 
-  test('a second SIGINT exits at once, still leaving nothing half-written', async () => {
+  test('SIGINT twice: ends (at once if the second one is seen), leaving nothing half-written', async () => {
     const w = makeWorld(192);
     const replica = path.join(w.base, 'replica');
     const args = [w.source, replica, '1', path.join(w.base, 'log.txt')];
@@ -130,7 +127,9 @@ describe('signals mid-pass', () => {
     child.kill('SIGINT');
     child.kill('SIGINT');
     const code = await exited(child);
+    // Two signals sent back to back may reach the process as one: then it is the clean stop (0).
     assert.ok(code === 130 || code === 0, `exit ${code}`);
+    if (code === 130) assert.match(child.output(), /second SIGINT, exiting now/);
     const finish = runCli([...args, '--once'], w.env);
     assert.equal(finish.status, 0, finish.stderr);
     assert.deepEqual(mirrorDiff(w.source, replica), []);

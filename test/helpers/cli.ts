@@ -39,11 +39,11 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = process.env): 
 }
 
 /** Resolves when `predicate(output)` holds, or rejects after `ms`. */
-export async function waitFor(read: () => string, predicate: (text: string) => boolean, ms = 20_000): Promise<void> {
+export async function waitFor(read: () => string, predicate: (text: string) => boolean, ms = 20_000, pollMs = 50): Promise<void> {
   const until = Date.now() + ms;
   while (!predicate(read())) {
     if (Date.now() > until) throw new Error(`timed out waiting; output so far:\n${read()}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 
