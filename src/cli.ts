@@ -6,82 +6,225 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { buildConfig, prepareLocations, type Config, type RawOptions } from './config.js';
-import { EXIT_USAGE, UsageError, describe } from './errors.js';
+import { buildConfig, buildExclude, checkPair, defaultManifestPath, passPatterns, prepareLocations, readExcludes, type Config, type RawOptions } from './config.js';
+import { EXIT_USAGE, UsageError, describe, show } from './errors.js';
 import { nodeIo, type Io } from './io.js';
 import { acquireLock, type Lock } from './lock.js';
-import { createLogger, type Logger } from './log.js';
+import { DEFAULT_LOG_FILES, createLogger, type Logger } from './log.js';
 import { Manifest } from './manifest.js';
 import { runPass } from './pass.js';
+import { TerminalProgress } from './progress.js';
+import { formatStatus, listManifests, readStatus } from './status.js';
+import { formatBytes, formatCount } from './units.js';
+import { formatDifference, verify } from './verify.js';
+import { SourceWatcher } from './watch.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
-export function buildProgram(): Command {
+const EXAMPLES = `
+Examples:
+  folder-sync ~/Photos /mnt/backup/Photos 10 ~/folder-sync.log
+  folder-sync ~/src /mnt/nas/src 5 ~/sync.log --exclude node_modules --exclude '*.tmp'
+  folder-sync ~/docs /mnt/usb/docs 1 ~/sync.log --once --dry-run --max-delete 100
+  folder-sync ~/work /mnt/nas/work 30 ~/sync.log --watch --quiet --log-max-size 10M
+  folder-sync verify ~/Photos /mnt/backup/Photos
+  folder-sync status
+
+Exit status: 0 synced (verify: the two match), 1 some entries failed, deletes were refused
+(verify: differences found), 2 bad usage.`;
+
+/** What the command line asks for, once parsed. */
+type Invocation =
+  | { command: 'sync'; args: { source: string; replica: string; interval: string; logFile: string }; options: RawOptions }
+  | { command: 'verify'; source: string; replica: string; options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean } }
+  | { command: 'status'; source?: string; replica?: string; options: { manifest?: string; json?: boolean } };
+
+export function buildProgram(chosen: (invocation: Invocation) => void = () => {}): Command {
   const program = new Command();
   program
     .name('folder-sync')
+    .usage('<source> <replica> <interval> <log-file> [options]\n       folder-sync verify <source> <replica> [options]\n       folder-sync status [<source> <replica>] [--manifest <file>]')
     .description('Keep <replica> an exact one-way mirror of <source>: a pass now, then one every <interval> minutes.')
     .argument('<source>', 'folder to mirror from')
     .argument('<replica>', 'folder to mirror into (created if missing)')
     .argument('<interval>', 'minutes between passes (fractions allowed: 0.5 = 30 s)')
     .argument('<log-file>', 'file every action is appended to (the console gets the same lines)')
+    // Options of the root command stay before a subcommand's name (verify has its own --exclude).
+    .enablePositionalOptions()
+    .optionsGroup('Passes:')
     .option('--once', 'run one pass, then exit')
-    .option('--manifest <file>', 'where the manifest lives (default: under $XDG_STATE_HOME/folder-sync/)')
-    .option('--exclude <glob>', 'skip paths matching this micromatch glob (repeatable)', collect, [])
+    .option('--watch', 'also pass soon after the source changes (file-system events), not only every <interval>')
+    .option('--watch-delay <seconds>', 'with --watch: quiet time after the last change before the pass (default 2)')
     .option('--dry-run', 'log what a pass would do, change nothing')
     .option('--checksum', 'ignore cached fingerprints: hash every file on both sides this pass')
+    .option('--manifest <file>', 'where the manifest lives (default: under $XDG_STATE_HOME/folder-sync/)')
+    .addOption(new Option('--no-fsync', 'do not flush copied files before renaming them (faster, less safe on power loss)'))
+    .optionsGroup('Choosing files:')
+    .option('--exclude <glob>', 'skip paths matching this micromatch glob (repeatable; !glob re-includes)', collect)
+    .option('--exclude-from <file>', 'read exclude globs from a file, one a line (repeatable); a .folder-syncignore in the source is read too', collect)
+    .optionsGroup('Protecting the replica:')
     .option('--max-delete <n>', 'delete nothing when a pass would delete more than n entries (or n% of the replica)')
     .option('--max-delete-bytes <size>', 'delete nothing when a pass would delete more than this many bytes (500M, 2G)')
     .option('--allow-mass-delete', 'delete even if the source looks vanished or replaced (this pass only)')
     .option('--backup-dir <dir>', 'move files a pass would delete or overwrite to <dir>/<time>/<path> instead')
-    .addOption(new Option('--no-fsync', 'do not flush copied files before renaming them (faster, less safe on power loss)'))
+    .optionsGroup('Output and log:')
+    .option('-q, --quiet', 'console: warnings and errors only (the log file still gets every line)')
+    .addOption(new Option('--no-progress', 'no progress line (it shows only when stderr is a terminal)'))
+    .option('--log-format <format>', 'text or json (JSON lines, for log shippers)', 'text')
+    .option('--log-level <level>', 'error, warn, info or debug', 'info')
+    .option('--log-max-size <size>', 'rotate the log file at this size (10M): name.log becomes name1.log, and so on')
+    .option('--log-max-files <n>', `log files kept in all, with --log-max-size (default ${DEFAULT_LOG_FILES})`)
+    .optionsGroup('Other:')
     .version(VERSION, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'print this help')
-    .addHelpText(
-      'after',
-      `
-Examples:
-  folder-sync ~/Photos /mnt/backup/Photos 10 ~/folder-sync.log
-  folder-sync src/ /mnt/nas/src 5 sync.log --exclude node_modules --exclude '*.tmp'
-  folder-sync ~/docs /mnt/usb/docs 1 sync.log --once --dry-run
-
-Exit status: 0 synced, 1 some entries failed or deletes were refused, 2 bad usage.`,
+    .addHelpText('after', EXAMPLES)
+    .action((source: string, replica: string, interval: string, logFile: string, options: RawOptions) =>
+      chosen({ command: 'sync', args: { source, replica, interval, logFile }, options }),
     )
     .exitOverride()
     .configureOutput({
       // One line for a usage error; commander already words it ("error: missing required argument…").
       outputError: (text, write) => write(`folder-sync: ${text.replace(/^error: /, '')}`),
     });
+  program.commandsGroup('Commands:');
+  program
+    .command('verify')
+    .description('read-only audit: hash both sides fully and list every difference (missing, extra, type, content, mode, mtime, link target); exit 0 when they match, 1 when not')
+    .argument('<source>', 'folder mirrored from')
+    .argument('<replica>', 'its mirror')
+    .option('--exclude <glob>', 'leave paths matching this glob out of the audit (repeatable)', collect)
+    .option('--exclude-from <file>', 'read exclude globs from a file (repeatable); a .folder-syncignore in the source is read too', collect)
+    .addOption(new Option('--no-progress', 'no progress line'))
+    .helpOption('-h, --help', 'print this help')
+    .action((source: string, replica: string, options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean }) =>
+      chosen({ command: 'verify', source, replica, options }),
+    );
+  program
+    .command('status')
+    .description('what a manifest knows: the pair, files and bytes recorded, the last pass (when, how long, result); without arguments, every manifest in the default folder')
+    .argument('[source]', 'with <replica>: the pair whose default manifest to read')
+    .argument('[replica]')
+    .option('--manifest <file>', 'the manifest to read')
+    .option('--json', 'print JSON')
+    .helpOption('-h, --help', 'print this help')
+    .action((source: string | undefined, replica: string | undefined, options: { manifest?: string; json?: boolean }) =>
+      chosen({ command: 'status', source, replica, options }),
+    );
+  for (const command of program.commands) {
+    command.exitOverride().configureOutput({ outputError: (text, write) => write(`folder-sync ${command.name()}: ${text.replace(/^error: /, '')}`) });
+  }
   return program;
 }
 
 /** Parses argv and runs; resolves to the exit status. */
 export async function main(argv: string[], io: Io = nodeIo): Promise<number> {
-  const program = buildProgram();
-  let config: Config;
+  let invocation: Invocation | undefined;
+  const program = buildProgram((chosen) => (invocation = chosen));
   try {
     program.parse(argv);
-    const [source, replica, interval, logFile] = program.args as [string, string, string, string];
-    config = buildConfig({ source, replica, interval, logFile }, program.opts<RawOptions>());
-    prepareLocations(config);
   } catch (error) {
     if (error instanceof CommanderError) {
       return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0 ? 0 : EXIT_USAGE;
     }
+    throw error;
+  }
+  try {
+    switch (invocation?.command) {
+      case 'verify':
+        return await runVerify(invocation);
+      case 'status':
+        return await runStatus(invocation);
+      case 'sync': {
+        const config = buildConfig(invocation.args, invocation.options);
+        prepareLocations(config);
+        return await run(config, io);
+      }
+      default:
+        return EXIT_USAGE;
+    }
+  } catch (error) {
     process.stderr.write(`folder-sync: ${error instanceof UsageError ? error.message : describe(error)}\n`);
     return EXIT_USAGE;
   }
-  return run(config, io);
+}
+
+async function runVerify(invocation: Extract<Invocation, { command: 'verify' }>): Promise<number> {
+  const { source, replica } = checkPair(invocation.source, invocation.replica);
+  const excludes = readExcludes(invocation.options.excludeFrom ?? [], invocation.options.exclude ?? []);
+  const patterns = passPatterns({ source, excludes }, (message) => process.stderr.write(`warning: ${message}\n`));
+  const progress = invocation.options.progress !== false && process.stderr.isTTY ? new TerminalProgress(process.stderr) : undefined;
+  const stopper = new Stopper(undefined);
+  try {
+    const result = await verify({
+      source,
+      replica,
+      exclude: buildExclude(patterns, []),
+      onDifference: (d) => {
+        progress?.clear();
+        process.stdout.write(formatDifference(d) + '\n');
+        progress?.redraw();
+      },
+      shouldStop: () => stopper.stopping,
+      progress,
+    });
+    const counts = new Map<string, number>();
+    for (const d of result.differences) counts.set(d.kind, (counts.get(d.kind) ?? 0) + 1);
+    const hashed = `${formatCount(result.filesHashed)} files hashed (${formatBytes(result.bytesHashed)})`;
+    if (stopper.stopping) {
+      process.stdout.write(`verify stopped on ${stopper.signal}: ${result.differences.length} differences so far; ${hashed}\n`);
+      return 1;
+    }
+    if (result.differences.length === 0) {
+      process.stdout.write(`verify: source and replica match: ${formatCount(result.entries)} entries, ${hashed}\n`);
+      return 0;
+    }
+    const kinds = [...counts].map(([kind, n]) => `${n} ${kind}`).join(', ');
+    process.stdout.write(`verify: ${result.differences.length} differences (${kinds}) in ${formatCount(result.entries)} entries; ${hashed}\n`);
+    return 1;
+  } finally {
+    stopper.dispose();
+  }
+}
+
+async function runStatus(invocation: Extract<Invocation, { command: 'status' }>): Promise<number> {
+  const { source, replica, options } = invocation;
+  if (source !== undefined && replica === undefined) throw new UsageError('status takes both <source> and <replica>, or neither');
+  let paths: string[];
+  if (options.manifest !== undefined) paths = [resolve(options.manifest)];
+  else if (source !== undefined && replica !== undefined) {
+    const pair = checkPair(source, replica);
+    paths = [defaultManifestPath(pair.source, pair.replica)];
+  } else {
+    const dir = dirname(defaultManifestPath('/', '/'));
+    paths = listManifests(dir);
+    if (paths.length === 0) {
+      process.stdout.write(options.json ? '[]\n' : `no manifests in ${dir} (name one with --manifest)\n`);
+      return 0;
+    }
+  }
+  const statuses = [];
+  for (const path of paths) statuses.push(await readStatus(path));
+  process.stdout.write(options.json ? JSON.stringify(statuses.length === 1 && paths.length === 1 && invocation.options.manifest !== undefined ? statuses[0] : statuses, null, 2) + '\n' : statuses.map((s) => formatStatus(s)).join('\n\n') + '\n');
+  return 0;
 }
 
 async function run(config: Config, io: Io): Promise<number> {
-  const log = createLogger({ logFile: config.logFile });
+  const progress = config.progress && !config.quiet && process.stderr.isTTY ? new TerminalProgress(process.stderr) : undefined;
+  const log = createLogger({
+    logFile: config.logFile,
+    console: config.quiet ? 'quiet' : 'normal',
+    format: config.logFormat,
+    level: config.logLevel,
+    maxSize: config.logMaxSize,
+    maxFiles: config.logMaxFiles,
+    statusLine: progress,
+  });
   let lock: Lock | undefined;
   let status = 0;
   let replicaLock: Lock | undefined;
@@ -100,6 +243,7 @@ async function run(config: Config, io: Io): Promise<number> {
   }
 
   const stopper = new Stopper(log);
+  let watcher: SourceWatcher | undefined;
   try {
     // Perf: not awaited here; the first pass starts its listing threads while this loads.
     const manifest = Manifest.open(config.manifestPath, {
@@ -111,15 +255,32 @@ async function run(config: Config, io: Io): Promise<number> {
     log.info(
       `folder-sync ${VERSION}: ${config.source} -> ${config.replica}, ` +
         (config.once ? 'one pass' : `every ${config.intervalMinutes} min`) +
+        (config.watch && !config.once ? ' and on changes' : '') +
         `${config.dryRun ? ' (dry run)' : ''}; manifest ${config.manifestPath}`,
     );
+    if (config.watch && !config.once) {
+      watcher = new SourceWatcher({
+        root: config.source,
+        exclude: config.exclude,
+        delayMs: config.watchDelayMs,
+        onDue: () => stopper.wakeUp(),
+        warn: (message) => log.warn(message),
+        debug: (message) => log.debug(message),
+      });
+      watcher.start();
+      log.debug(`--watch: watching ${watcher.watching} source folders`);
+    }
     let passes = 0;
     for (;;) {
       const startedAt = Date.now();
+      const patterns = passPatterns(config, (message) => log.warn(message));
+      const exclude = patterns === config.excludes ? config.exclude : buildExclude(patterns, config.ownRelPaths);
+      const dirs = watcher ? new Set<string>() : undefined;
+      watcher?.passStarted(exclude);
       const result = await runPass({
         source: config.source,
         replica: config.replica,
-        exclude: config.exclude,
+        exclude,
         dryRun: config.dryRun,
         checksum: config.checksum,
         maxDelete: config.maxDelete,
@@ -132,20 +293,31 @@ async function run(config: Config, io: Io): Promise<number> {
         log,
         manifest,
         shouldStop: () => stopper.stopping,
-        threads: io === nodeIo ? { excludes: config.excludes, own: config.ownRelPaths } : undefined,
+        threads: io === nodeIo ? { excludes: patterns, own: config.ownRelPaths } : undefined,
+        progress,
+        onSourceDir: dirs ? (relPath) => dirs.add(relPath) : undefined,
       });
+      if (dirs && result.walkComplete) watcher?.reconcile(dirs);
       status = Math.max(status, result.exitStatus);
       passes++;
       if (config.once || stopper.stopping) break;
       // A pass that overran the interval is followed at once by the next, never run twice at once.
-      await stopper.sleep(startedAt + config.intervalMinutes * 60_000 - Date.now());
+      const next = startedAt + config.intervalMinutes * 60_000;
+      for (;;) {
+        const due = Math.min(next, watcher?.due ?? Infinity);
+        if (Date.now() >= due || stopper.stopping) break;
+        await stopper.sleep(due - Date.now());
+      }
       if (stopper.stopping) break;
+      if (watcher?.trigger !== undefined && (watcher.due ?? Infinity) <= Date.now()) log.info(`change in the source (${show(watcher.trigger)}): passing now`);
     }
     if (stopper.signal) log.info(`stopped on ${stopper.signal}`);
   } catch (error) {
     log.error(`unexpected failure: ${describe(error)}`);
     status = Math.max(status, 1);
   } finally {
+    watcher?.close();
+    progress?.end();
     stopper.dispose();
     replicaLock?.release();
     lock?.release();
@@ -167,16 +339,21 @@ class Stopper {
     }
     this.stopping = true;
     this.signal = signal;
-    this.log.info(`${signal} received: finishing the current operation, then stopping`);
+    this.log?.info(`${signal} received: finishing the current operation, then stopping`);
     this.wake?.();
   };
 
-  constructor(private readonly log: Logger) {
+  constructor(private readonly log: Logger | undefined) {
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
   }
 
-  /** Sleeps `ms` (longer than setTimeout's 24.8-day limit too), or until a signal. */
+  /** Ends a `sleep` early (the watcher has a pass due sooner). */
+  wakeUp(): void {
+    this.wake?.();
+  }
+
+  /** Sleeps `ms` (longer than setTimeout's 24.8-day limit too), or until a signal or `wakeUp`. */
   sleep(ms: number): Promise<void> {
     if (ms <= 0 || this.stopping) return Promise.resolve();
     return new Promise((resolve) => {

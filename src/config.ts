@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UsageError, describe } from './errors.js';
-import { compileExcludes, type ExcludeMatcher } from './filter.js';
+import { IGNORE_FILE, compileExcludes, readPatternFile, type ExcludeMatcher } from './filter.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
 
 export interface RawOptions {
   once?: boolean;
@@ -20,6 +21,15 @@ export interface RawOptions {
   allowMassDelete?: boolean;
   backupDir?: string;
   fsync?: boolean;
+  excludeFrom?: string[];
+  quiet?: boolean;
+  progress?: boolean;
+  logFormat?: string;
+  logLevel?: string;
+  logMaxSize?: string;
+  logMaxFiles?: string;
+  watch?: boolean;
+  watchDelay?: string;
 }
 
 export interface Config {
@@ -40,8 +50,20 @@ export interface Config {
   /** Absolute; files a pass would delete or overwrite are moved under `<backupDir>/<time>/`. */
   backupDir: string | undefined;
   fsync: boolean;
+  /** `--exclude-from` files' patterns, then `--exclude`'s (the source's ignore file goes first, per pass). */
   excludes: string[];
   exclude: ExcludeMatcher;
+  quiet: boolean;
+  /** A progress line when stderr is a terminal (`--no-progress`: never). */
+  progress: boolean;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  logMaxSize: number | undefined;
+  logMaxFiles: number | undefined;
+  /** `--watch`: a pass soon after the source changes, besides the interval's. */
+  watch: boolean;
+  /** Quiet time after the last change before a watch pass starts, in ms. */
+  watchDelayMs: number;
   /**
    * Our own files (log, manifest; a backup dir as `backup:<path>`) that live inside the source or
    * replica, relative to the root holding them: never synced (what the exclude matcher tests).
@@ -102,7 +124,14 @@ export function buildConfig(
   const intervalMinutes = parseInterval(args.interval);
   const maxDelete = parseMaxDelete(raw.maxDelete);
   const maxDeleteBytes = raw.maxDeleteBytes === undefined ? undefined : parseSize(raw.maxDeleteBytes, '--max-delete-bytes');
-  const excludes = raw.exclude ?? [];
+  const excludes = readExcludes(raw.excludeFrom ?? [], raw.exclude ?? []);
+  const logFormat = oneOf(raw.logFormat ?? 'text', LOG_FORMATS, '--log-format');
+  const logLevel = oneOf(raw.logLevel ?? 'info', LOG_LEVELS, '--log-level');
+  const logMaxSize = raw.logMaxSize === undefined ? undefined : parseSize(raw.logMaxSize, '--log-max-size');
+  if (logMaxSize !== undefined && logMaxSize < 1024) throw new UsageError(`--log-max-size must be at least 1K, got '${raw.logMaxSize}'`);
+  const logMaxFiles = raw.logMaxFiles === undefined ? undefined : parseCount(raw.logMaxFiles, '--log-max-files', 2);
+  if (logMaxFiles !== undefined && logMaxSize === undefined) throw new UsageError('--log-max-files needs --log-max-size (rotation is by size)');
+  const watchDelayMs = raw.watchDelay === undefined ? 2000 : Math.round(parseSeconds(raw.watchDelay, '--watch-delay') * 1000);
 
   const source = checkSource(args.source);
   const replica = resolveReplica(args.replica);
@@ -117,7 +146,7 @@ export function buildConfig(
     throw new UsageError(`log file '${logFile}' would overwrite the manifest or its files: choose another log file or --manifest`);
   }
   const backupDir = raw.backupDir === undefined ? undefined : checkBackupDir(raw.backupDir, source, replica);
-  const own = ownRelPaths([logFile, manifestPath], [source, replica]);
+  const own = [...ownRelPaths([logFile], [source, replica]).map((rel) => LOG_MARK + rel), ...ownRelPaths([manifestPath], [source, replica])];
   // The backup dir is one exact path (and what is under it), reserved in the replica only.
   if (backupDir !== undefined && inside(replica, backupDir)) own.push(BACKUP_MARK + path.relative(replica, backupDir).split(path.sep).join('/'));
   const exclude = buildExclude(excludes, own);
@@ -138,8 +167,73 @@ export function buildConfig(
     fsync: raw.fsync !== false,
     excludes,
     exclude,
+    quiet: raw.quiet === true,
+    progress: raw.progress !== false,
+    logFormat,
+    logLevel,
+    logMaxSize,
+    logMaxFiles,
+    watch: raw.watch === true,
+    watchDelayMs,
     ownRelPaths: own,
   };
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], option: string): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${option} must be one of ${allowed.join(', ')}, got '${value}'`);
+  return value as T;
+}
+
+/** A whole number ≥ `min`. */
+function parseCount(text: string, option: string, min: number): number {
+  if (!/^\s*\d+\s*$/.test(text) || Number(text) < min) throw new UsageError(`${option} must be a whole number ≥ ${min}, got '${text}'`);
+  return Number(text);
+}
+
+function parseSeconds(text: string, option: string): number {
+  const value = /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isFinite(value) || value < 0) throw new UsageError(`${option} must be a number of seconds ≥ 0, got '${text}'`);
+  return value;
+}
+
+/** `--exclude-from` files' patterns, in order, then `--exclude`'s: later ones win (`!`). */
+export function readExcludes(excludeFrom: readonly string[], exclude: readonly string[]): string[] {
+  return [...excludeFrom.flatMap((file) => readExcludeFrom(file)), ...exclude];
+}
+
+/** A source and replica for `verify` or `status`: both resolved; the source must be a folder (the replica too, unless `replicaMayBeMissing`). */
+export function checkPair(sourceGiven: string, replicaGiven: string, replicaMayBeMissing = false): { source: string; replica: string } {
+  const source = checkSource(sourceGiven);
+  const replica = resolveReplica(replicaGiven);
+  if (!replicaMayBeMissing && !fs.existsSync(replica)) throw new UsageError(`replica '${replicaGiven}' does not exist`);
+  checkOverlap(source, replica);
+  return { source, replica };
+}
+
+function readExcludeFrom(file: string): string[] {
+  try {
+    return readPatternFile(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new UsageError(`--exclude-from '${file}': ${describe(error)}`);
+  }
+}
+
+/**
+ * The patterns of one pass: the source's `.folder-syncignore` when it has one (read again every
+ * pass: it may be edited while we run), then the configuration's. A problem reading it is a
+ * warning; the pass goes on with the other patterns.
+ */
+export function passPatterns(config: Pick<Config, 'source' | 'excludes'>, warn: (message: string) => void): string[] {
+  const file = path.join(config.source, IGNORE_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') warn(`reading ${file}: ${describe(error)}; its patterns are not applied this pass`);
+    return config.excludes;
+  }
+  return [...readPatternFile(text), ...config.excludes];
 }
 
 /**
@@ -275,6 +369,8 @@ function ownRelPaths(files: string[], roots: string[]): string[] {
  * `.corrupt-…` copies, lowdb's `.name.tmp`, and rotated logs (`name.1`, …).
  */
 const BACKUP_MARK = 'backup:';
+/** The log file: its rotated files too (winston's `name1.ext`…, logrotate's `name.ext.1`…). */
+const LOG_MARK = 'log:';
 
 function isOwn(relPath: string, own: readonly string[]): boolean {
   for (const entry of own) {
@@ -283,8 +379,10 @@ function isOwn(relPath: string, own: readonly string[]): boolean {
       if (relPath === dir || relPath.startsWith(dir + '/')) return true;
       continue;
     }
-    const file = entry;
+    const isLog = entry.startsWith(LOG_MARK);
+    const file = isLog ? entry.slice(LOG_MARK.length) : entry;
     if (relPath === file) return true;
+    if (isLog && isRotated(relPath, file)) return true;
     if (relPath.startsWith(file + '.')) {
       const rest = relPath.slice(file.length + 1);
       if (rest === 'lock' || rest === 'd' || rest.startsWith('d/') || rest.startsWith('corrupt-') || /^\d+$/.test(rest)) return true;
@@ -293,6 +391,15 @@ function isOwn(relPath: string, own: readonly string[]): boolean {
     if (relPath === file.slice(0, slash + 1) + '.' + file.slice(slash + 1) + '.tmp') return true;
   }
   return false;
+}
+
+/** `sync1.log`, `sync12.log` for `sync.log` (winston's rotation), in the same folder. */
+function isRotated(relPath: string, file: string): boolean {
+  const slash = file.lastIndexOf('/');
+  const dot = file.lastIndexOf('.');
+  const [stem, ext] = dot > slash + 1 ? [file.slice(0, dot), file.slice(dot)] : [file, ''];
+  if (!relPath.startsWith(stem) || !relPath.endsWith(ext) || relPath.length <= stem.length + ext.length) return false;
+  return /^\d+$/.test(relPath.slice(stem.length, relPath.length - ext.length));
 }
 
 /** Creates what the configuration needs to exist (log and manifest folders): after all checks. */

@@ -22,6 +22,21 @@ interface Rule {
 
 export const includeAll: ExcludeMatcher = () => false;
 
+/** The source's own exclude list, in its root, used when present. */
+export const IGNORE_FILE = '.folder-syncignore';
+
+/**
+ * Patterns from an ignore file or `--exclude-from`: one a line; blank lines and lines starting
+ * with `#` are skipped; trailing spaces and a CR are cut; `!` re-includes; `\#` and `\!` start a
+ * pattern with a literal `#` or `!` (micromatch reads the escape).
+ */
+export function readPatternFile(text: string): string[] {
+  return text
+    .split('\n')
+    .map((line) => line.replace(/[ \t\r]+$/, ''))
+    .filter((line) => line !== '' && !line.startsWith('#'));
+}
+
 export function compileExcludes(patterns: readonly string[]): ExcludeMatcher {
   const rules = patterns.map(compileRule).filter((rule): rule is Rule => rule !== undefined);
   if (rules.length === 0) return includeAll;

@@ -25,6 +25,9 @@ type Waiter = { resolve: (answer: HashAnswer) => void; reject: (error: Error) =>
 
 export class HashPool {
   private readonly workers: { worker: Worker; waiting: Map<number, Waiter> }[];
+  /** Files and bytes hashed so far (for progress). */
+  doneFiles = 0;
+  doneBytes = 0;
 
   constructor(readonly threads: number) {
     this.workers = Array.from({ length: threads }, () => {
@@ -44,7 +47,7 @@ export class HashPool {
 
   /** Hashes every job; results in the same order (undefined for jobs skipped once `shouldStop`). */
   async hashAll(jobs: HashJob[], shouldStop: () => boolean): Promise<(HashResult | undefined)[]> {
-    const batches: { start: number; paths: string[] }[] = [];
+    const batches: { start: number; paths: string[]; bytes: number }[] = [];
     for (let i = 0; i < jobs.length; ) {
       const start = i;
       let bytes = 0;
@@ -54,7 +57,7 @@ export class HashPool {
         paths.push(jobs[i].absPath);
         i++;
       }
-      batches.push({ start, paths });
+      batches.push({ start, paths, bytes });
     }
     const results: (HashResult | undefined)[] = new Array(jobs.length);
     let next = 0;
@@ -66,6 +69,8 @@ export class HashPool {
           waiting.set(id, { resolve, reject });
           worker.postMessage({ id, paths: batch.paths } satisfies HashBatch);
         });
+        this.doneFiles += batch.paths.length;
+        this.doneBytes += batch.bytes;
         answer.results.forEach((r, k) => {
           results[batch.start + k] = 'md5' in r ? { md5: r.md5, fp: r.fp } : { error: Object.assign(new Error(r.message), { code: r.code }) };
         });

@@ -1,17 +1,58 @@
 /**
  * Logging through winston: one line per action, the same words on the console and in the log
- * file (the file adds a timestamp and the level). Warnings and errors go to stderr, the rest to
- * stdout.
+ * file. Text lines in the file add a timestamp and the level; `--log-format json` writes JSON
+ * lines instead (timestamp, level, message, and for an action its parts as fields), on both.
+ * Warnings and errors go to stderr, the rest to stdout; a live progress line on the terminal is
+ * cleared before a console line and drawn again after it.
  */
 import winston from 'winston';
+import Transport from 'winston-transport';
+import { formatBytes } from './units.js';
+
+/** One thing done (or that a dry run would do) to the replica: `copied a.txt (new)`. */
+export interface Action {
+  /** `copied`, `updated`, `restored`, `deleted`, `created`, `moved`; `would copy`… in a dry run. */
+  verb: string;
+  /** The path relative to the roots, as shown (`show()`), with `/` after a folder's. */
+  path: string;
+  /** Why, in a few words: `new`, `content changed`, `not in source`… */
+  reason?: string;
+  /** A symlink's target text (`path -> target`). */
+  target?: string;
+  /** Where a moved entry was (`from -> path`). */
+  from?: string;
+  /** Bytes of a file copied (JSON field only). */
+  bytes?: number;
+}
+
+/** `copied a.txt (new)`, `moved a -> b (moved in source)`, `copied l -> t (new)`. */
+export function actionText(a: Action): string {
+  const what = a.from !== undefined ? `${a.from} -> ${a.path}` : a.target !== undefined ? `${a.path} -> ${a.target}` : a.path;
+  return `${a.verb} ${what}${a.reason ? ` (${a.reason})` : ''}`;
+}
+
+/** Extra fields for a JSON line (a pass summary's counters, say); text lines show only the message. */
+export type Fields = Record<string, string | number | boolean | undefined>;
 
 /** What the pass needs of a logger. */
 export interface Reporter {
-  /** Something done (or that would be done, in a dry run) to the replica. */
-  action(message: string): void;
-  info(message: string): void;
+  action(action: Action): void;
+  info(message: string, fields?: Fields): void;
   warn(message: string): void;
   error(message: string): void;
+  /** Detail for `--log-level debug` (timings, counts). */
+  debug(message: string, fields?: Fields): void;
+}
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['text', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** A line kept at the bottom of the terminal (progress): cleared before a console line, redrawn after. */
+export interface StatusLine {
+  clear(): void;
+  redraw(): void;
 }
 
 export interface LogOptions {
@@ -19,6 +60,16 @@ export interface LogOptions {
   logFile: string;
   /** Console output: `normal`, or `quiet` (warnings and errors only), or `silent`. */
   console?: 'normal' | 'quiet' | 'silent';
+  format?: LogFormat;
+  /** The least severe level written (file and console); default `info`. */
+  level?: LogLevel;
+  /**
+   * Rotation: once the log file reaches `maxSize` bytes it becomes `name1.ext`, the one before
+   * `name2.ext`…, and only `maxFiles` files are kept in all (winston's tailable rotation).
+   */
+  maxSize?: number;
+  maxFiles?: number;
+  statusLine?: StatusLine;
 }
 
 export interface Logger extends Reporter {
@@ -26,31 +77,59 @@ export interface Logger extends Reporter {
   close(): Promise<void>;
 }
 
-const consoleLine = winston.format.printf(({ level, message }) => {
+/** Rotated log files kept when `--log-max-size` is given without `--log-max-files`. */
+export const DEFAULT_LOG_FILES = 5;
+
+const MESSAGE = Symbol.for('message');
+
+const consoleText = winston.format.printf(({ level, message }) => {
   if (level === 'warn') return `warning: ${String(message)}`;
   if (level === 'error') return `error: ${String(message)}`;
   return String(message);
 });
 
-const fileLine = winston.format.printf(({ level, message, timestamp }) => `${String(timestamp)} ${level.toUpperCase().padEnd(5)} ${String(message)}`);
+const fileText = winston.format.printf(({ level, message, timestamp }) => `${String(timestamp)} ${level.toUpperCase().padEnd(5)} ${String(message)}`);
+
+/**
+ * The console: stdout for info and debug, stderr for warnings and errors, around the status line.
+ * (winston's own Console transport writes straight through, over a progress line.)
+ */
+class ConsoleLines extends Transport {
+  constructor(
+    level: LogLevel,
+    private readonly statusLine: StatusLine | undefined,
+  ) {
+    super({ level });
+  }
+
+  override log(info: Record<string | symbol, unknown>, next: () => void): void {
+    const line = String(info[MESSAGE]) + '\n';
+    const out = info.level === 'error' || info.level === 'warn' ? process.stderr : process.stdout;
+    this.statusLine?.clear();
+    out.write(line);
+    this.statusLine?.redraw();
+    next();
+  }
+}
 
 export function createLogger(options: LogOptions): Logger {
+  const json = options.format === 'json';
+  const level = options.level ?? 'info';
+  const maxFiles = options.maxSize !== undefined ? (options.maxFiles ?? DEFAULT_LOG_FILES) : undefined;
   const file = new winston.transports.File({
     filename: options.logFile,
-    format: winston.format.combine(winston.format.timestamp(), fileLine),
+    format: json ? winston.format.combine(winston.format.timestamp(), winston.format.json()) : winston.format.combine(winston.format.timestamp(), fileText),
+    // Rotation: tailable keeps the live log at the path the user gave; winston needs maxFiles for it.
+    ...(options.maxSize !== undefined ? { maxsize: options.maxSize, maxFiles, tailable: true } : {}),
   });
   const transports: winston.transport[] = [file];
   const mode = options.console ?? 'normal';
   if (mode !== 'silent') {
-    transports.push(
-      new winston.transports.Console({
-        level: mode === 'quiet' ? 'warn' : 'info',
-        stderrLevels: ['error', 'warn'],
-        format: consoleLine,
-      }),
-    );
+    const consoleLevel = mode === 'quiet' && LOG_LEVELS.indexOf(level) > LOG_LEVELS.indexOf('warn') ? 'warn' : level;
+    const format = json ? winston.format.combine(winston.format.timestamp(), winston.format.json()) : consoleText;
+    transports.push(Object.assign(new ConsoleLines(consoleLevel, options.statusLine), { format }));
   }
-  const logger = winston.createLogger({ level: 'info', transports, exitOnError: false });
+  const logger = winston.createLogger({ level, levels: winston.config.npm.levels, transports, exitOnError: false });
   // A logging failure (a full disk under the log file) must not end a sync: say it once, go on.
   let complained = false;
   const onError = (error: Error) => {
@@ -62,10 +141,11 @@ export function createLogger(options: LogOptions): Logger {
   file.on('error', onError);
 
   return {
-    action: (message) => logger.info(message),
-    info: (message) => logger.info(message),
+    action: (a) => logger.info(actionText(a), { action: a.verb, path: a.path, reason: a.reason, target: a.target, from: a.from, bytes: a.bytes }),
+    info: (message, fields) => logger.info(message, fields),
     warn: (message) => logger.warn(message),
     error: (message) => logger.error(message),
+    debug: (message, fields) => logger.debug(message, fields),
     close: async () => {
       // winston buffers lines when the file is slower than the pass (100k actions in seconds).
       // Ending it with lines still buffered loses them or writes after the end, so first wait
@@ -88,16 +168,4 @@ export function createLogger(options: LogOptions): Logger {
 
 /** `show()` escapes control characters in a path so every action stays on one line. */
 export { show } from './errors.js';
-
-/** `12 B`, `12.0 KiB`, `3.4 MiB`. */
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}
+export { formatBytes };

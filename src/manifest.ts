@@ -43,6 +43,10 @@ export interface LastPass {
   durationMs: number;
   exitStatus: number;
   summary: string;
+  /** `ok`, `errors` (exit 1: failed entries or refused deletes) or `stopped` (a signal). Absent before 0.2. */
+  result?: 'ok' | 'errors' | 'stopped';
+  /** The summary's counters. */
+  stats?: Record<string, number>;
 }
 
 interface MainData {
@@ -114,6 +118,24 @@ export class Manifest {
     let n = 0;
     for (const shard of this.shards) n += shard.size;
     return n;
+  }
+
+  /** Files and links recorded, and the bytes of their content. */
+  totals(): { entries: number; bytes: number } {
+    let entries = 0;
+    let bytes = 0;
+    for (const shard of this.shards) {
+      for (const record of shard.values()) {
+        entries++;
+        bytes += record.size;
+      }
+    }
+    return { entries, bytes };
+  }
+
+  /** The source and replica this manifest is for. */
+  get pair(): { source: string; replica: string } {
+    return { source: this.main.data.source, replica: this.main.data.replica };
   }
 
   get lastPass(): LastPass | undefined {

@@ -35,6 +35,7 @@ import { HashPool, type HashJob, type HashResult } from './hash-pool.js';
 import { InlineLister, ThreadLister } from './lister.js';
 import { formatBytes, show, type Reporter } from './log.js';
 import type { Manifest } from './manifest.js';
+import { noProgress, type Progress } from './progress.js';
 import { planOps, type Plan } from './plan.js';
 import { toEntry } from './scan.js';
 import { emptyStats, type Change, type Entry, type Op, type PassStats } from './types.js';
@@ -70,6 +71,10 @@ export interface PassOptions {
    * `exclude` was built from). Without it, listing runs inline through `io`.
    */
   threads?: { excludes: string[]; own: string[] };
+  /** A live progress line (a terminal's); none by default. */
+  progress?: Progress;
+  /** Told each source folder the walk lists (for `--watch`). */
+  onSourceDir?: (relPath: string) => void;
 }
 
 export interface PassResult {
@@ -79,6 +84,8 @@ export interface PassResult {
   interrupted: boolean;
   durationMs: number;
   summary: string;
+  /** Every source folder was listed (not stopped, none unreadable). */
+  walkComplete: boolean;
 }
 
 /** Copies flushed together (Perf: see `startCopy`). */
@@ -105,6 +112,7 @@ class Pass {
   private manifestSizeAtStart = 0;
 
   constructor(private readonly o: PassOptions) {
+    this.progress = o.progress ?? noProgress;
     this.exec = {
       io: o.io,
       sourceRoot: o.source,
@@ -170,15 +178,20 @@ class Pass {
         warn: (message) => this.warn(message),
         error: (message) => this.error(message),
         tick: () => this.tick(),
+        onSourceDir: o.onSourceDir,
       });
       let walk: Awaited<ReturnType<Walker['run']>>;
+      this.progress.begin('scanning', () => ({ files: walker.listed, bytes: 0 }));
       try {
         walk = await walker.run(roots.source, roots.replica);
       } finally {
+        this.progress.end();
         await Promise.all([sourceLister.close(), replicaLister.close()]);
       }
+      o.log.debug(`walk: ${walker.listed} entries listed in ${Date.now() - this.started} ms, ${changes.length} to look at`);
 
       // Decided before pairing moves: a replaced source must not rearrange the replica either.
+      this.walkComplete = walk.complete;
       const massDelete = this.massDeleteReason(walk);
       const settledChanges = await this.settle(changes);
       this.movesHashedAt = Date.now();
@@ -223,11 +236,13 @@ class Pass {
       `${formatBytes(s.bytesCopied)} transferred in ${(durationMs / 1000).toFixed(2)} s`;
     const exitStatus = s.errors > 0 || refusedDeletes ? 1 : 0;
     if (!o.dryRun) {
-      this.manifest.setLastPass({ startedAt: new Date(this.started).toISOString(), durationMs, exitStatus, summary });
+      const result = this.interrupted ? 'stopped' : exitStatus === 0 ? 'ok' : 'errors';
+      const { warnings, ...counters } = s;
+      this.manifest.setLastPass({ startedAt: new Date(this.started).toISOString(), durationMs, exitStatus, summary, result, stats: { ...counters, warnings } });
       await this.checkpoint(true);
     }
-    o.log.info(summary);
-    return { stats: s, exitStatus, interrupted: this.interrupted, durationMs, summary };
+    o.log.info(summary, { ...s, durationMs, dryRun: o.dryRun, stopped: this.interrupted });
+    return { stats: s, exitStatus, interrupted: this.interrupted, durationMs, summary, walkComplete: this.walkComplete };
   }
 
   /** The two roots. The source must be a folder; the replica is created if missing (not in a dry run). */
@@ -309,6 +324,7 @@ class Pass {
     if (jobs.length < 16 && bytes < 16 << 20) return undefined; // not worth starting threads
     const readAtMs = Date.now();
     const pool = new HashPool(2);
+    this.progress.begin('hashing', () => ({ files: pool.doneFiles, bytes: pool.doneBytes, totalFiles: jobs.length, totalBytes: bytes }));
     try {
       const answers = await pool.hashAll(jobs, () => this.o.shouldStop());
       const results = new Map<Change, [HashResult?, HashResult?]>();
@@ -321,6 +337,7 @@ class Pass {
       });
       return { readAtMs, results };
     } finally {
+      this.progress.end();
       await pool.close();
     }
   }
@@ -410,6 +427,19 @@ class Pass {
 
   private async execute(plan: Plan, refusedDeletes: boolean): Promise<void> {
     const phases: Op[][] = refusedDeletes ? [plan.upserts] : [plan.upserts, plan.deletes, plan.afterDeletes];
+    const copies = phases.flat().filter((op) => op.op === 'copy');
+    if (copies.length > 0 && !this.o.dryRun) {
+      const totalBytes = copies.reduce((sum, op) => sum + op.source.size, 0);
+      this.progress.begin('copying', () => ({ files: this.copiesWritten, bytes: this.bytesWritten, totalFiles: copies.length, totalBytes }));
+    }
+    try {
+      await this.executePhases(phases, plan, refusedDeletes);
+    } finally {
+      this.progress.end();
+    }
+  }
+
+  private async executePhases(phases: Op[][], plan: Plan, refusedDeletes: boolean): Promise<void> {
     for (const ops of phases) {
       for (const op of ops) {
         if (await this.tick()) {
@@ -445,13 +475,12 @@ class Pass {
         case 'mkdir': {
           if (!o.dryRun) makeDir(this.exec, op.relPath);
           this.touched(op.relPath);
-          o.log.action(`${would}${o.dryRun ? 'create' : 'created'} ${path}/ (new folder)`);
+          o.log.action({ verb: `${would}${o.dryRun ? 'create' : 'created'}`, path: `${path}/`, reason: 'new folder' });
           break;
         }
         case 'copy': {
           // Real copies go through startCopy/finishCopies (batched); here only the dry run's line.
-          const verb = op.reason === 'changed in replica' ? 'restore' : op.replacing ? 'update' : 'copy';
-          o.log.action(`would ${verb} ${path} (${op.reason}, ${formatBytes(op.source.size)})`);
+          o.log.action({ verb: `would ${copyVerb(op, false)}`, path, reason: op.reason, bytes: op.source.size });
           if (op.replacing) stats.updated++;
           else stats.copied++;
           break;
@@ -459,15 +488,14 @@ class Pass {
         case 'link': {
           if (op.reason === 'mtime') {
             if (!o.dryRun) touchLink(this.exec, op.relPath, op.source);
-            o.log.action(`${would}${o.dryRun ? 'update' : 'updated'} ${path} (mtime)`);
+            o.log.action({ verb: `${would}${o.dryRun ? 'update' : 'updated'}`, path, reason: 'mtime' });
             stats.updated++;
             break;
           }
           const target = o.dryRun ? undefined : copyLink(this.exec, op.relPath, op.source, op.replacing !== undefined).target;
           this.touched(op.relPath);
-          const shown = target === undefined ? '' : ` -> ${show(target)}`;
           const verb = op.replacing ? (o.dryRun ? 'update' : 'updated') : o.dryRun ? 'copy' : 'copied';
-          o.log.action(`${would}${verb} ${path}${shown} (${op.reason}, symlink)`);
+          o.log.action({ verb: `${would}${verb}`, path, target: target === undefined ? undefined : show(target), reason: op.reason });
           if (op.replacing) stats.updated++;
           else stats.copied++;
           break;
@@ -480,7 +508,7 @@ class Pass {
             this.manifest.set(op.relPath, makeRecord(op.md5, op.source, replica, trusted));
           }
           if (reason !== undefined) {
-            o.log.action(`${would}${o.dryRun ? 'update' : 'updated'} ${path} (${reason})`);
+            o.log.action({ verb: `${would}${o.dryRun ? 'update' : 'updated'}`, path, reason });
             stats.updated++;
           }
           break;
@@ -488,7 +516,7 @@ class Pass {
         case 'dirmode': {
           const changed = o.dryRun ? true : setDirMode(this.exec, op.relPath, op.source.mode);
           // A folder made by this pass gets its bits here silently; only an existing one is news.
-          if (changed && !this.created.has(op.relPath)) o.log.action(`${would}${o.dryRun ? 'update' : 'updated'} ${path}/ (permissions)`);
+          if (changed && !this.created.has(op.relPath)) o.log.action({ verb: `${would}${o.dryRun ? 'update' : 'updated'}`, path: `${path}/`, reason: 'permissions' });
           break;
         }
         case 'move': {
@@ -508,7 +536,7 @@ class Pass {
             this.manifest.delete(op.from);
             this.manifest.set(op.relPath, makeRecord(op.md5, op.source, replica, !isRacy(op.source, this.movesHashedAt)));
           }
-          o.log.action(`${would}${o.dryRun ? 'move' : 'moved'} ${show(op.from)} -> ${path}`);
+          o.log.action({ verb: `${would}${o.dryRun ? 'move' : 'moved'}`, from: show(op.from), path, reason: 'moved in source' });
           stats.moved++;
           break;
         }
@@ -518,7 +546,7 @@ class Pass {
             if (!deleteEntry(this.exec, op.relPath, op.replica)) break;
             this.touched(op.relPath);
           }
-          o.log.action(`${would}${o.dryRun ? 'delete' : 'deleted'} ${path}${suffix} (${op.reason})`);
+          o.log.action({ verb: `${would}${o.dryRun ? 'delete' : 'deleted'}`, path: path + suffix, reason: op.reason });
           stats.deleted++;
           break;
         }
@@ -555,6 +583,8 @@ class Pass {
     try {
       this.stats.hashed++;
       const pending = await writeCopy(this.exec, op.relPath, this.resumable, op.replacing !== undefined);
+      this.copiesWritten++;
+      this.bytesWritten += op.source.size;
       this.batch.push({ op, pending, startedAt });
       this.batchBytes += op.source.size;
     } catch (error) {
@@ -582,9 +612,8 @@ class Pass {
         this.touched(op.relPath);
         this.manifest.set(op.relPath, makeRecord(result.md5, result.source, result.replica, !isRacy(result.source, startedAt)));
         stats.bytesCopied += result.source.size - result.resumedBytes;
-        const verb = op.reason === 'changed in replica' ? 'restored' : op.replacing ? 'updated' : 'copied';
-        const resumed = result.resumedBytes > 0 ? `, resumed after ${formatBytes(result.resumedBytes)}` : '';
-        o.log.action(`${verb} ${show(op.relPath)} (${op.reason}, ${formatBytes(result.source.size)}${resumed})`);
+        const resumed = result.resumedBytes > 0 ? `; resumed after ${formatBytes(result.resumedBytes)}` : '';
+        o.log.action({ verb: copyVerb(op, true), path: show(op.relPath), reason: op.reason + resumed, bytes: result.source.size });
         if (op.replacing) stats.updated++;
         else stats.copied++;
       } catch (error) {
@@ -602,6 +631,11 @@ class Pass {
   /** Copies written, waiting to be flushed and renamed together. */
   private batch: { op: Extract<Op, { op: 'copy' }>; pending: PendingCopy; startedAt: number }[] = [];
   private batchBytes = 0;
+  /** For the progress line: copies written so far, and their bytes. */
+  private copiesWritten = 0;
+  private bytesWritten = 0;
+  private readonly progress: Progress;
+  private walkComplete = false;
   /** Left-over temporary files of files this pass copies: resumed, not swept. */
   private readonly resumable = new Set<string>();
 
@@ -637,4 +671,10 @@ class Pass {
     this.opsSinceCheckpoint = 0;
     this.lastCheckpoint = Date.now();
   }
+}
+
+/** `copied` a new file, `updated` a changed one, `restored` one changed in the replica (`copy`… in a dry run). */
+function copyVerb(op: Extract<Op, { op: 'copy' }>, done: boolean): string {
+  const verb = op.reason === 'changed in replica' ? 'restore' : op.replacing ? 'update' : 'copy';
+  return done ? (verb === 'copy' ? 'copied' : `${verb}d`) : verb;
 }

@@ -34,6 +34,8 @@ export interface WalkContext {
   error(message: string): void;
   /** Lets the event loop run now and then (signals); resolves true when the pass must stop. */
   tick(): Promise<boolean>;
+  /** Told each source folder listed. */
+  onSourceDir?: (relPath: string) => void;
 }
 
 export interface WalkResult {
@@ -55,6 +57,8 @@ export class Walker {
   private sourceRootListed = false;
   private replicaEntries = 0;
   private sinceTick = 0;
+  /** Entries listed so far on both sides (for progress). */
+  listed = 0;
 
   constructor(private readonly ctx: WalkContext) {}
 
@@ -89,6 +93,8 @@ export class Walker {
     try {
       const listing = await this.ctx.sourceLister.list(relPath);
       this.reportUndecodable(listing, relPath, 'source');
+      this.listed += listing.entries.size;
+      this.ctx.onSourceDir?.(relPath);
       if (relPath === '') {
         this.sourceRootListed = true;
         for (const [name, entry] of listing.entries) if (!this.ctx.exclude(name, entry.kind === 'dir')) this.sourceRootEntries++;
@@ -108,6 +114,7 @@ export class Walker {
       const listing = await this.ctx.replicaLister.list(relPath);
       this.reportUndecodable(listing, relPath, 'replica');
       this.replicaEntries += listing.entries.size;
+      this.listed += listing.entries.size;
       for (const name of listing.temps) this.ctx.onTemp(this.ctx.replicaRoot + '/' + joinRel(relPath, name));
       return listing;
     } catch (error) {

@@ -118,7 +118,7 @@ describe('moves and renames', () => {
     assert.equal(result.stats.bytesCopied, 0);
     assert.equal(result.stats.moved, 1000);
     assert.equal(result.stats.deleted, 11); // album/ and its 10 subfolders, emptied by the moves
-    assert.ok(s.log.actions.includes('moved album/sub3/photo-3.jpg -> Album 2024/sub3/photo-3.jpg'));
+    assert.ok(s.log.actions.includes('moved album/sub3/photo-3.jpg -> Album 2024/sub3/photo-3.jpg (moved in source)'));
     assert.match(s.log.lines.at(-1)!, /0 copied, 1000 moved, 0 updated, 11 deleted/);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
     await settle();

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { compileExcludes } from '../../src/filter.js';
 import { nodeIo, type Io } from '../../src/io.js';
-import type { Reporter } from '../../src/log.js';
+import { actionText, type Action, type Reporter } from '../../src/log.js';
 import { Manifest } from '../../src/manifest.js';
 import { runPass, type PassOptions, type PassResult } from '../../src/pass.js';
 
@@ -118,10 +118,15 @@ export class MemoryLog implements Reporter {
   actions: string[] = [];
   warnings: string[] = [];
   errors: string[] = [];
-  action(message: string): void {
+  /** Actions as structured (the text lines are in `actions`). */
+  actionRecords: Action[] = [];
+  action(action: Action): void {
+    const message = actionText(action);
+    this.actionRecords.push(action);
     this.actions.push(message);
     this.lines.push(message);
   }
+  debug(): void {}
   info(message: string): void {
     this.lines.push(message);
   }

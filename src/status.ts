@@ -1,0 +1,91 @@
+/**
+ * `folder-sync status`: what a manifest knows, read-only. The pair, the files and bytes recorded,
+ * the last pass (when, how long, its result and summary), and whether a folder-sync holds the
+ * manifest's lock now. Without a manifest named, every manifest in the default folder.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UsageError, describe } from './errors.js';
+import { MANIFEST_FORMAT, Manifest, type LastPass } from './manifest.js';
+import { formatBytes, formatCount, formatDuration } from './units.js';
+
+export interface ManifestStatus {
+  manifest: string;
+  source: string;
+  replica: string;
+  entries: number;
+  bytes: number;
+  lastPass: LastPass | undefined;
+  /** The pid of a folder-sync holding the lock, if one is running. */
+  runningPid: number | undefined;
+}
+
+/** Reads one manifest. Throws a UsageError naming the problem when it is missing or not a manifest. */
+export async function readStatus(manifestPath: string): Promise<ManifestStatus> {
+  let head: { format?: unknown; source?: unknown; replica?: unknown };
+  try {
+    head = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as typeof head;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UsageError(`no manifest at ${manifestPath} (no pass has run for this pair yet, or --manifest names another file)`);
+    throw new UsageError(`${manifestPath} is not a readable manifest: ${describe(error)}`);
+  }
+  if (head?.format !== MANIFEST_FORMAT || typeof head.source !== 'string' || typeof head.replica !== 'string') {
+    throw new UsageError(`${manifestPath} is not a folder-sync manifest`);
+  }
+  const warnings: string[] = [];
+  const manifest = await Manifest.open(manifestPath, { source: head.source, replica: head.replica, readOnly: true, warn: (m) => warnings.push(m) });
+  if (warnings.length > 0) throw new UsageError(`${manifestPath}: ${warnings[0]}`);
+  const { entries, bytes } = manifest.totals();
+  return { manifest: manifestPath, source: head.source, replica: head.replica, entries, bytes, lastPass: manifest.lastPass, runningPid: lockHolder(manifestPath) };
+}
+
+/** The main files of the manifests in a folder (not their `.d` shards, locks or set-aside copies). */
+export function listManifests(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((name) => name.endsWith('.json') && !name.startsWith('.'))
+    .sort()
+    .map((name) => path.join(dir, name));
+}
+
+export function formatStatus(s: ManifestStatus, now = Date.now()): string {
+  const lines = [
+    `manifest   ${s.manifest}`,
+    `pair       ${s.source} -> ${s.replica}`,
+    `entries    ${formatCount(s.entries)} files and links, ${formatBytes(s.bytes)}`,
+  ];
+  const last = s.lastPass;
+  if (last === undefined) {
+    lines.push('last pass  none recorded');
+  } else {
+    const ago = formatDuration((now - Date.parse(last.startedAt)) / 1000);
+    const result = last.result ?? (last.exitStatus === 0 ? 'ok' : 'errors');
+    lines.push(`last pass  ${last.startedAt} (${ago} ago), took ${(last.durationMs / 1000).toFixed(2)} s, ${result} (exit ${last.exitStatus})`);
+    lines.push(`           ${last.summary}`);
+  }
+  lines.push(`running    ${s.runningPid === undefined ? 'no' : `yes (pid ${s.runningPid})`}`);
+  return lines.join('\n');
+}
+
+/** The pid in the manifest's lock file, when that process is alive. */
+function lockHolder(manifestPath: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number.parseInt(fs.readFileSync(manifestPath + '.lock', 'utf8').trim(), 10);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
