@@ -76,7 +76,7 @@ export class TerminalProgress implements Progress, StatusLine {
   redraw(): void {
     if (this.phase === undefined || this.read === undefined) return;
     const line = this.line(this.read(), (this.now() - this.startedAt) / 1000);
-    const width = Math.max(20, (this.tty.columns ?? 80) - 1);
+    const width = Math.max(20, (this.tty.columns || 80) - 1);
     this.tty.write('\r' + (line.length > width ? line.slice(0, width) : line) + '\x1b[K');
     this.shown = true;
   }
