@@ -198,7 +198,7 @@ async function runStatus(invocation: Extract<Invocation, { command: 'status' }>)
   let paths: string[];
   if (options.manifest !== undefined) paths = [resolve(options.manifest)];
   else if (source !== undefined && replica !== undefined) {
-    const pair = checkPair(source, replica);
+    const pair = checkPair(source, replica, true);
     paths = [defaultManifestPath(pair.source, pair.replica)];
   } else {
     const dir = dirname(defaultManifestPath('/', '/'));
@@ -210,7 +210,10 @@ async function runStatus(invocation: Extract<Invocation, { command: 'status' }>)
   }
   const statuses = [];
   for (const path of paths) statuses.push(await readStatus(path));
-  process.stdout.write(options.json ? JSON.stringify(statuses.length === 1 && paths.length === 1 && invocation.options.manifest !== undefined ? statuses[0] : statuses, null, 2) + '\n' : statuses.map((s) => formatStatus(s)).join('\n\n') + '\n');
+  // One manifest named (by --manifest or its pair): one object; the default folder's: a list.
+  const listing = options.manifest === undefined && source === undefined;
+  if (options.json) process.stdout.write(JSON.stringify(listing ? statuses : statuses[0], null, 2) + '\n');
+  else process.stdout.write(statuses.map((s) => formatStatus(s)).join('\n\n') + '\n');
   return 0;
 }
 
