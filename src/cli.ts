@@ -18,7 +18,7 @@ import { runPass } from './pass.js';
 import { TerminalProgress } from './progress.js';
 import { formatStatus, listManifests, readStatus } from './status.js';
 import { formatBytes, formatCount } from './units.js';
-import { formatDifference, verify } from './verify.js';
+import { DIFFERENCE_KINDS, formatDifference, verify } from './verify.js';
 import { SourceWatcher } from './watch.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -184,7 +184,7 @@ async function runVerify(invocation: Extract<Invocation, { command: 'verify' }>)
       process.stdout.write(`verify: source and replica match: ${formatCount(result.entries)} entries, ${hashed}\n`);
       return 0;
     }
-    const kinds = [...counts].map(([kind, n]) => `${n} ${kind}`).join(', ');
+    const kinds = DIFFERENCE_KINDS.filter((kind) => counts.has(kind)).map((kind) => `${counts.get(kind)} ${kind}`).join(', ');
     process.stdout.write(`verify: ${result.differences.length} differences (${kinds}) in ${formatCount(result.entries)} entries; ${hashed}\n`);
     return 1;
   } finally {

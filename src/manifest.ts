@@ -120,7 +120,7 @@ export class Manifest {
     return n;
   }
 
-  /** Files and links recorded, and the bytes of their content. */
+  /** Files recorded (links and folders have no record), and the bytes of their content. */
   totals(): { entries: number; bytes: number } {
     let entries = 0;
     let bytes = 0;

@@ -492,7 +492,8 @@ class Pass {
             stats.updated++;
             break;
           }
-          const target = o.dryRun ? undefined : copyLink(this.exec, op.relPath, op.source, op.replacing !== undefined).target;
+          // A dry run reads the target too (read-only), so its line is the real run's.
+          const target = o.dryRun ? o.io.readlink(o.source + '/' + op.relPath) : copyLink(this.exec, op.relPath, op.source, op.replacing !== undefined).target;
           this.touched(op.relPath);
           const verb = op.replacing ? (o.dryRun ? 'update' : 'updated') : o.dryRun ? 'copy' : 'copied';
           o.log.action({ verb: `${would}${verb}`, path, target: target === undefined ? undefined : show(target), reason: op.reason });

@@ -58,7 +58,7 @@ export function formatStatus(s: ManifestStatus, now = Date.now()): string {
   const lines = [
     `manifest   ${s.manifest}`,
     `pair       ${s.source} -> ${s.replica}`,
-    `entries    ${formatCount(s.entries)} files and links, ${formatBytes(s.bytes)}`,
+    `entries    ${formatCount(s.entries)} ${s.entries === 1 ? 'file' : 'files'}, ${formatBytes(s.bytes)}`,
   ];
   const last = s.lastPass;
   if (last === undefined) {

@@ -19,7 +19,8 @@ import type { Entry, Kind } from './types.js';
 import { noProgress, type Progress } from './progress.js';
 
 /** The ways a path can differ, in the order a path's differences are listed. */
-export type DifferenceKind = 'missing' | 'extra' | 'type' | 'content' | 'mode' | 'mtime' | 'link target' | 'unreadable';
+export const DIFFERENCE_KINDS = ['missing', 'extra', 'type', 'content', 'mode', 'mtime', 'link target', 'unreadable'] as const;
+export type DifferenceKind = (typeof DIFFERENCE_KINDS)[number];
 
 const KIND_RANK: Record<DifferenceKind, number> = {
   missing: 0,
