@@ -261,6 +261,7 @@ async function run(config: Config, io: Io): Promise<number> {
         (config.watch && !config.once ? ' and on changes' : '') +
         `${config.dryRun ? ' (dry run)' : ''}; manifest ${config.manifestPath}`,
     );
+    if (config.watch && config.once) log.warn('--watch has no effect with --once: one pass is run, then folder-sync exits');
     if (config.watch && !config.once) {
       watcher = new SourceWatcher({
         root: config.source,
