@@ -12,7 +12,7 @@ import { buildConfig, buildExclude, checkPair, defaultManifestPath, passPatterns
 import { EXIT_USAGE, UsageError, describe, show } from './errors.js';
 import { nodeIo, type Io } from './io.js';
 import { acquireLock, type Lock } from './lock.js';
-import { DEFAULT_LOG_FILES, createLogger, type Logger } from './log.js';
+import { DEFAULT_LOG_FILES, createLogger, type Logger, type StatusLine } from './log.js';
 import { Manifest } from './manifest.js';
 import { runPass } from './pass.js';
 import { TerminalProgress } from './progress.js';
@@ -45,7 +45,7 @@ type Invocation =
   | { command: 'verify'; source: string; replica: string; options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean } }
   | { command: 'status'; source?: string; replica?: string; options: { manifest?: string; json?: boolean } };
 
-export function buildProgram(chosen: (invocation: Invocation) => void = () => {}): Command {
+export function buildProgram(chosen: (invocation: Invocation) => void = () => {}, subcommands = true): Command {
   const program = new Command();
   program
     .name('folder-sync')
@@ -92,6 +92,7 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
       // One line for a usage error; commander already words it ("error: missing required argument…").
       outputError: (text, write) => write(`folder-sync: ${text.replace(/^error: /, '')}`),
     });
+  if (!subcommands) return program;
   program.commandsGroup('Commands:');
   program
     .command('verify')
@@ -125,7 +126,7 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
 /** Parses argv and runs; resolves to the exit status. */
 export async function main(argv: string[], io: Io = nodeIo): Promise<number> {
   let invocation: Invocation | undefined;
-  const program = buildProgram((chosen) => (invocation = chosen));
+  const program = buildProgram((chosen) => (invocation = chosen), !isSyncOfSourceNamedLikeCommand(argv.slice(2)));
   try {
     program.parse(argv);
   } catch (error) {
@@ -154,12 +155,34 @@ export async function main(argv: string[], io: Io = nodeIo): Promise<number> {
   }
 }
 
+/**
+ * The contract's form, `<source> <replica> <interval> <log-file>`, whatever the source is called:
+ * `folder-sync status rep 5 sync.log` is a sync of the folder `status` (four operands), not the
+ * `status` command (two at most).
+ */
+function isSyncOfSourceNamedLikeCommand(args: string[]): boolean {
+  if (args[0] !== 'verify' && args[0] !== 'status') return false;
+  const takesValue = new Set(buildProgram(() => {}, false).options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short]));
+  let operands = 0;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') return operands + args.length - i - 1 >= 4;
+    if (arg.startsWith('-') && arg.length > 1) {
+      if (!arg.includes('=') && takesValue.has(arg)) i++;
+      continue;
+    }
+    operands++;
+  }
+  return operands >= 4;
+}
+
 async function runVerify(invocation: Extract<Invocation, { command: 'verify' }>): Promise<number> {
   const { source, replica } = checkPair(invocation.source, invocation.replica);
   const excludes = readExcludes(invocation.options.excludeFrom ?? [], invocation.options.exclude ?? []);
-  const patterns = passPatterns({ source, excludes }, (message) => process.stderr.write(`warning: ${message}\n`));
+  const { patterns, problem } = passPatterns({ source, excludes });
+  if (problem !== undefined) throw new UsageError(`${problem} (verify needs the source's ignore list)`);
   const progress = invocation.options.progress !== false && process.stderr.isTTY ? new TerminalProgress(process.stderr) : undefined;
-  const stopper = new Stopper(undefined);
+  const stopper = new Stopper(undefined, progress);
   try {
     const result = await verify({
       source,
@@ -208,13 +231,23 @@ async function runStatus(invocation: Extract<Invocation, { command: 'status' }>)
       return 0;
     }
   }
-  const statuses = [];
-  for (const path of paths) statuses.push(await readStatus(path));
-  // One manifest named (by --manifest or its pair): one object; the default folder's: a list.
+  // One manifest named (by --manifest or its pair): one object, and a bad one is bad usage. The
+  // default folder's: a list, where a bad manifest is reported and the others still shown.
   const listing = options.manifest === undefined && source === undefined;
+  const statuses = [];
+  let status = 0;
+  for (const path of paths) {
+    try {
+      statuses.push(await readStatus(path));
+    } catch (error) {
+      if (!listing) throw error;
+      process.stderr.write(`folder-sync: ${error instanceof UsageError ? error.message : describe(error)}\n`);
+      status = 1;
+    }
+  }
   if (options.json) process.stdout.write(JSON.stringify(listing ? statuses : statuses[0], null, 2) + '\n');
-  else process.stdout.write(statuses.map((s) => formatStatus(s)).join('\n\n') + '\n');
-  return 0;
+  else if (statuses.length > 0) process.stdout.write(statuses.map((s) => formatStatus(s)).join('\n\n') + '\n');
+  return status;
 }
 
 async function run(config: Config, io: Io): Promise<number> {
@@ -245,7 +278,7 @@ async function run(config: Config, io: Io): Promise<number> {
     return EXIT_USAGE;
   }
 
-  const stopper = new Stopper(log);
+  const stopper = new Stopper(log, progress);
   let watcher: SourceWatcher | undefined;
   try {
     // Perf: not awaited here; the first pass starts its listing threads while this loads.
@@ -263,9 +296,10 @@ async function run(config: Config, io: Io): Promise<number> {
     );
     if (config.watch && config.once) log.warn('--watch has no effect with --once: one pass is run, then folder-sync exits');
     if (config.watch && !config.once) {
+      const { patterns } = passPatterns(config);
       watcher = new SourceWatcher({
         root: config.source,
-        exclude: config.exclude,
+        exclude: patterns === config.excludes ? config.exclude : buildExclude(patterns, config.ownRelPaths),
         delayMs: config.watchDelayMs,
         onDue: () => stopper.wakeUp(),
         warn: (message) => log.warn(message),
@@ -277,7 +311,7 @@ async function run(config: Config, io: Io): Promise<number> {
     let passes = 0;
     for (;;) {
       const startedAt = Date.now();
-      const patterns = passPatterns(config, (message) => log.warn(message));
+      const { patterns, problem } = passPatterns(config);
       const exclude = patterns === config.excludes ? config.exclude : buildExclude(patterns, config.ownRelPaths);
       const dirs = watcher ? new Set<string>() : undefined;
       watcher?.passStarted(exclude);
@@ -299,6 +333,7 @@ async function run(config: Config, io: Io): Promise<number> {
         shouldStop: () => stopper.stopping,
         threads: io === nodeIo ? { excludes: patterns, own: config.ownRelPaths } : undefined,
         progress,
+        holdDeletes: problem,
         onSourceDir: dirs ? (relPath) => dirs.add(relPath) : undefined,
       });
       if (dirs && result.walkComplete) watcher?.reconcile(dirs);
@@ -338,6 +373,7 @@ class Stopper {
   private timer: NodeJS.Timeout | undefined;
   private readonly onSignal = (signal: NodeJS.Signals) => {
     if (this.stopping && signal === 'SIGINT') {
+      this.statusLine?.clear();
       process.stderr.write('folder-sync: second SIGINT, exiting now\n');
       process.exit(130);
     }
@@ -347,7 +383,10 @@ class Stopper {
     this.wake?.();
   };
 
-  constructor(private readonly log: Logger | undefined) {
+  constructor(
+    private readonly log: Logger | undefined,
+    private readonly statusLine?: StatusLine,
+  ) {
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
   }

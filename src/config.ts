@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UsageError, describe } from './errors.js';
 import { IGNORE_FILE, compileExcludes, readPatternFile, type ExcludeMatcher } from './filter.js';
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
+import { DEFAULT_LOG_FILES, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
 
 export interface RawOptions {
   once?: boolean;
@@ -146,7 +146,9 @@ export function buildConfig(
     throw new UsageError(`log file '${logFile}' would overwrite the manifest or its files: choose another log file or --manifest`);
   }
   const backupDir = raw.backupDir === undefined ? undefined : checkBackupDir(raw.backupDir, source, replica);
-  const own = [...ownRelPaths([logFile], [source, replica]).map((rel) => LOG_MARK + rel), ...ownRelPaths([manifestPath], [source, replica])];
+  // With rotation, the log's rotated files (`sync1.log`…) are ours too: `log:<how many>:<path>`.
+  const rotated = logMaxSize === undefined ? 0 : (logMaxFiles ?? DEFAULT_LOG_FILES) - 1;
+  const own = [...ownRelPaths([logFile], [source, replica]).map((rel) => `${LOG_MARK}${rotated}:${rel}`), ...ownRelPaths([manifestPath], [source, replica])];
   // The backup dir is one exact path (and what is under it), reserved in the replica only.
   if (backupDir !== undefined && inside(replica, backupDir)) own.push(BACKUP_MARK + path.relative(replica, backupDir).split(path.sep).join('/'));
   const exclude = buildExclude(excludes, own);
@@ -220,20 +222,23 @@ function readExcludeFrom(file: string): string[] {
 
 /**
  * The patterns of one pass: the source's `.folder-syncignore` when it has one (read again every
- * pass: it may be edited while we run), then the configuration's. A problem reading it is a
- * warning; the pass goes on with the other patterns.
+ * pass: it may be edited while we run), then the configuration's.
+ *
+ * Safety: an ignore file that exists but cannot be read leaves `problem` set: without its
+ * patterns, paths it keeps out of the sync would look deleted from the source, so the caller
+ * must hold this pass's deletes.
  */
-export function passPatterns(config: Pick<Config, 'source' | 'excludes'>, warn: (message: string) => void): string[] {
+export function passPatterns(config: Pick<Config, 'source' | 'excludes'>): { patterns: string[]; problem?: string } {
   const file = path.join(config.source, IGNORE_FILE);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT' && code !== 'ENOTDIR') warn(`reading ${file}: ${describe(error)}; its patterns are not applied this pass`);
-    return config.excludes;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { patterns: config.excludes };
+    return { patterns: config.excludes, problem: `reading ${file}: ${describe(error)}` };
   }
-  return [...readPatternFile(text), ...config.excludes];
+  return { patterns: [...readPatternFile(text), ...config.excludes] };
 }
 
 /**
@@ -369,7 +374,7 @@ function ownRelPaths(files: string[], roots: string[]): string[] {
  * `.corrupt-…` copies, lowdb's `.name.tmp`, and rotated logs (`name.1`, …).
  */
 const BACKUP_MARK = 'backup:';
-/** The log file: its rotated files too (winston's `name1.ext`…, logrotate's `name.ext.1`…). */
+/** The log file: `log:<n>:<path>`, its rotated files `name1.ext` to `name<n>.ext` (winston's) too. */
 const LOG_MARK = 'log:';
 
 function isOwn(relPath: string, own: readonly string[]): boolean {
@@ -379,10 +384,13 @@ function isOwn(relPath: string, own: readonly string[]): boolean {
       if (relPath === dir || relPath.startsWith(dir + '/')) return true;
       continue;
     }
-    const isLog = entry.startsWith(LOG_MARK);
-    const file = isLog ? entry.slice(LOG_MARK.length) : entry;
+    let file = entry;
+    if (entry.startsWith(LOG_MARK)) {
+      const colon = entry.indexOf(':', LOG_MARK.length);
+      file = entry.slice(colon + 1);
+      if (isRotated(relPath, file, Number(entry.slice(LOG_MARK.length, colon)))) return true;
+    }
     if (relPath === file) return true;
-    if (isLog && isRotated(relPath, file)) return true;
     if (relPath.startsWith(file + '.')) {
       const rest = relPath.slice(file.length + 1);
       if (rest === 'lock' || rest === 'd' || rest.startsWith('d/') || rest.startsWith('corrupt-') || /^\d+$/.test(rest)) return true;
@@ -393,13 +401,15 @@ function isOwn(relPath: string, own: readonly string[]): boolean {
   return false;
 }
 
-/** `sync1.log`, `sync12.log` for `sync.log` (winston's rotation), in the same folder. */
-function isRotated(relPath: string, file: string): boolean {
+/** `sync1.log` to `sync<count>.log` for `sync.log` (winston's rotation), in the same folder. */
+function isRotated(relPath: string, file: string, count: number): boolean {
+  if (count === 0) return false;
   const slash = file.lastIndexOf('/');
   const dot = file.lastIndexOf('.');
   const [stem, ext] = dot > slash + 1 ? [file.slice(0, dot), file.slice(dot)] : [file, ''];
   if (!relPath.startsWith(stem) || !relPath.endsWith(ext) || relPath.length <= stem.length + ext.length) return false;
-  return /^\d+$/.test(relPath.slice(stem.length, relPath.length - ext.length));
+  const n = relPath.slice(stem.length, relPath.length - ext.length);
+  return /^[1-9]\d*$/.test(n) && Number(n) <= count;
 }
 
 /** Creates what the configuration needs to exist (log and manifest folders): after all checks. */

@@ -56,6 +56,12 @@ export function acquireLock(manifestPath: string, options: { lockPath?: string; 
   throw new LockedError(`cannot take the lock ${lockPath}: another folder-sync keeps taking it`);
 }
 
+/** The pid in a lock file, when that process is running. */
+export function lockHolder(lockPath: string): number | undefined {
+  const pid = readPid(lockPath);
+  return pid !== undefined && isRunning(pid) ? pid : undefined;
+}
+
 function readPid(lockPath: string): number | undefined {
   try {
     const pid = Number.parseInt(fs.readFileSync(lockPath, 'utf8').trim(), 10);

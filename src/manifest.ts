@@ -133,11 +133,6 @@ export class Manifest {
     return { entries, bytes };
   }
 
-  /** The source and replica this manifest is for. */
-  get pair(): { source: string; replica: string } {
-    return { source: this.main.data.source, replica: this.main.data.replica };
-  }
-
   get lastPass(): LastPass | undefined {
     return this.main.data.lastPass;
   }

@@ -73,6 +73,8 @@ export interface PassOptions {
   threads?: { excludes: string[]; own: string[] };
   /** A live progress line (a terminal's); none by default. */
   progress?: Progress;
+  /** Set: delete nothing this pass, for this reason (logged as an error, exit 1). */
+  holdDeletes?: string;
   /** Told each source folder the walk lists (for `--watch`). */
   onSourceDir?: (relPath: string) => void;
 }
@@ -403,6 +405,7 @@ class Pass {
   private guard(plan: Plan, walk: WalkResult, massDelete: string | undefined): boolean {
     const { maxDelete, maxDeleteBytes } = this.o;
     const refusals: string[] = [];
+    if (this.o.holdDeletes !== undefined) refusals.push(`${this.o.holdDeletes}; nothing is deleted this pass`);
     if (massDelete !== undefined && plan.deleteCount > 0) {
       refusals.push(`${massDelete}; nothing was deleted. If this is intended, run once with --allow-mass-delete`);
     }

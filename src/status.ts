@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, describe } from './errors.js';
+import { lockHolder } from './lock.js';
 import { MANIFEST_FORMAT, Manifest, type LastPass } from './manifest.js';
 import { formatBytes, formatCount, formatDuration } from './units.js';
 
@@ -18,6 +19,8 @@ export interface ManifestStatus {
   lastPass: LastPass | undefined;
   /** The pid of a folder-sync holding the lock, if one is running. */
   runningPid: number | undefined;
+  /** What reading it had to say (an old schema read, a damaged shard). */
+  notes: string[];
 }
 
 /** Reads one manifest. Throws a UsageError naming the problem when it is missing or not a manifest. */
@@ -33,11 +36,11 @@ export async function readStatus(manifestPath: string): Promise<ManifestStatus> 
   if (head?.format !== MANIFEST_FORMAT || typeof head.source !== 'string' || typeof head.replica !== 'string') {
     throw new UsageError(`${manifestPath} is not a folder-sync manifest`);
   }
+  // Read-only: an old schema is migrated in memory only; a corrupt shard is reported, not set aside.
   const warnings: string[] = [];
   const manifest = await Manifest.open(manifestPath, { source: head.source, replica: head.replica, readOnly: true, warn: (m) => warnings.push(m) });
-  if (warnings.length > 0) throw new UsageError(`${manifestPath}: ${warnings[0]}`);
   const { entries, bytes } = manifest.totals();
-  return { manifest: manifestPath, source: head.source, replica: head.replica, entries, bytes, lastPass: manifest.lastPass, runningPid: lockHolder(manifestPath) };
+  return { manifest: manifestPath, source: head.source, replica: head.replica, entries, bytes, lastPass: manifest.lastPass, runningPid: lockHolder(manifestPath + '.lock'), notes: warnings };
 }
 
 /** The main files of the manifests in a folder (not their `.d` shards, locks or set-aside copies). */
@@ -70,22 +73,6 @@ export function formatStatus(s: ManifestStatus, now = Date.now()): string {
     lines.push(`           ${last.summary}`);
   }
   lines.push(`running    ${s.runningPid === undefined ? 'no' : `yes (pid ${s.runningPid})`}`);
+  for (const note of s.notes) lines.push(`note       ${note}`);
   return lines.join('\n');
-}
-
-/** The pid in the manifest's lock file, when that process is alive. */
-function lockHolder(manifestPath: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number.parseInt(fs.readFileSync(manifestPath + '.lock', 'utf8').trim(), 10);
-  } catch {
-    return undefined;
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
-  }
 }

@@ -68,16 +68,27 @@ export class SourceWatcher {
     this.firstPath = undefined;
   }
 
-  /** After a pass: the folders it walked in the source. New ones are watched, vanished ones dropped. */
+  /**
+   * After a pass: the folders it walked in the source. Those not watched yet are; a watched one
+   * the walk did not see is dropped only once it is gone or excluded (a folder made during the
+   * pass, after its parent was listed, keeps its watch).
+   */
   reconcile(dirs: ReadonlySet<string>): void {
     if (this.closed) return;
     for (const [dir, watcher] of this.watchers) {
-      if (!dirs.has(dir)) {
-        watcher.close();
-        this.watchers.delete(dir);
-      }
+      if (dirs.has(dir) || this.stillWatchable(dir)) continue;
+      watcher.close();
+      this.watchers.delete(dir);
     }
     for (const dir of dirs) if (!this.watchers.has(dir)) this.watchDir(dir);
+  }
+
+  private stillWatchable(relDir: string): boolean {
+    try {
+      return fs.lstatSync(this.abs(relDir)).isDirectory() && !this.o.exclude(relDir, true);
+    } catch {
+      return false;
+    }
   }
 
   get watching(): number {

@@ -1,0 +1,129 @@
+/**
+ * Edges found in review: names near our own files, an unreadable ignore file, sources named like
+ * a command, a closed pipe, `status` over a folder with a bad manifest, watches kept for folders
+ * made during a pass.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { includeAll } from '../src/filter.js';
+import { SourceWatcher } from '../src/watch.js';
+import { ROOT, cliEnv, runCli } from './helpers/cli.js';
+import { readTree, settle, tempDir, writeTree } from './helpers/tree.js';
+
+function world() {
+  const base = tempDir('fs-review-');
+  return { base, source: path.join(base, 'source'), replica: path.join(base, 'replica'), manifest: path.join(base, 'state', 'm.json'), env: cliEnv(path.join(base, 'xdg')) };
+}
+
+describe('review edges', () => {
+  test("a user's file named like a rotated log is ours only with rotation, and only up to --log-max-files", () => {
+    const w = world();
+    writeTree(w.source, { 'logs/sync2024.log': 'mine', 'logs/sync2.log': 'mine too', 'logs/sync3.log': 'and this', 'a.txt': 'a' });
+    const log = path.join(w.source, 'logs', 'sync.log');
+    const plain = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest], w.env);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.deepEqual(fs.readdirSync(path.join(w.replica, 'logs')).sort(), ['sync2.log', 'sync2024.log', 'sync3.log']);
+
+    // With rotation keeping 3 files, sync1.log and sync2.log are ours: never synced, never deleted.
+    const rotating = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--log-max-size', '1M', '--log-max-files', '3'], w.env);
+    assert.equal(rotating.status, 0, rotating.stderr);
+    assert.deepEqual(fs.readdirSync(path.join(w.replica, 'logs')).sort(), ['sync2.log', 'sync2024.log', 'sync3.log']);
+    fs.writeFileSync(path.join(w.source, 'logs', 'sync1.log'), 'rotated by us');
+    fs.rmSync(path.join(w.source, 'logs', 'sync2.log'));
+    const again = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--log-max-size', '1M', '--log-max-files', '3'], w.env);
+    assert.equal(again.status, 0, again.stderr);
+    // sync2.log left alone in the replica (ours), sync1.log not copied (ours), sync3.log still mirrored
+    assert.deepEqual(fs.readdirSync(path.join(w.replica, 'logs')).sort(), ['sync2.log', 'sync2024.log', 'sync3.log']);
+  });
+
+  test('an ignore file that cannot be read: an error, nothing deleted, exit 1, the rest synced', () => {
+    const w = world();
+    writeTree(w.source, { '.folder-syncignore': '*.iso\n', 'a.txt': 'a' });
+    writeTree(w.replica, { 'old.iso': 'kept by the ignore list', 'gone.txt': 'not in source' });
+    const first = runCli([w.source, w.replica, '1', path.join(w.base, 'sync.log'), '--once', '--manifest', w.manifest], w.env);
+    assert.equal(first.status, 0, first.stderr);
+    assert.deepEqual(fs.readdirSync(w.replica).sort(), ['.folder-syncignore', 'a.txt', 'old.iso']);
+
+    fs.rmSync(path.join(w.source, '.folder-syncignore'));
+    fs.mkdirSync(path.join(w.source, '.folder-syncignore')); // EISDIR when read
+    writeTree(w.source, { 'b.txt': 'b' });
+    writeTree(w.replica, { 'gone2.txt': 'not in source either' });
+    const second = runCli([w.source, w.replica, '1', path.join(w.base, 'sync.log'), '--once', '--manifest', w.manifest], w.env);
+    assert.equal(second.status, 1);
+    assert.match(second.stderr, /error: reading .*\.folder-syncignore: .*EISDIR.*; nothing is deleted this pass/);
+    assert.equal(fs.readFileSync(path.join(w.replica, 'old.iso'), 'utf8'), 'kept by the ignore list');
+    assert.equal(fs.readFileSync(path.join(w.replica, 'gone2.txt'), 'utf8'), 'not in source either');
+    assert.equal(fs.readFileSync(path.join(w.replica, 'b.txt'), 'utf8'), 'b');
+  });
+
+  test('a source folder named status or verify, in the four-argument form, is synced', () => {
+    const w = world();
+    for (const name of ['status', 'verify']) {
+      writeTree(path.join(w.base, name), { 'f.txt': name });
+      // Run from the world's folder (relative operands): tsx is found by its resolved URL.
+      const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(ROOT, 'src', 'bin.ts'), name, 'rep-' + name, '1', 'sync.log', '--once', '--manifest', `m-${name}.json`], { cwd: w.base, env: w.env, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(fs.readFileSync(path.join(w.base, 'rep-' + name, 'f.txt'), 'utf8'), name);
+    }
+  });
+
+  test('a closed pipe on stdout ends no command with a stack trace', () => {
+    const w = world();
+    writeTree(w.source, Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}.txt`, String(i)])));
+    const bin = [process.execPath, '--import', 'tsx', path.join(ROOT, 'src', 'bin.ts')].map((a) => `'${a}'`).join(' ');
+    for (const args of [`--help`, `'${w.source}' '${w.replica}' 1 '${w.base}/sync.log' --once --manifest '${w.manifest}'`]) {
+      const r = spawnSync('sh', ['-c', `${bin} ${args} | head -c 1 >/dev/null; echo "status \${PIPESTATUS:-}"`], { cwd: ROOT, env: w.env, encoding: 'utf8' });
+      assert.doesNotMatch(r.stderr, /EPIPE|\n\s+at /, args);
+    }
+    // the sync went on to the end: its log has every line
+    const log = fs.readFileSync(path.join(w.base, 'sync.log'), 'utf8');
+    assert.match(log, /pass finished: 300 copied/);
+  });
+
+  test('status over the default folder: a bad manifest is reported, the others shown, exit 1', () => {
+    const w = world();
+    writeTree(w.source, { 'a.txt': 'a' });
+    const state = path.join(w.base, 'xdg');
+    assert.equal(runCli([w.source, w.replica, '1', path.join(w.base, 'sync.log'), '--once'], w.env).status, 0);
+    fs.writeFileSync(path.join(state, 'folder-sync', 'broken.json'), '{ not json');
+    const r = runCli(['status'], w.env);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /broken\.json is not a readable manifest/);
+    assert.match(r.stdout, /^entries {4}1 file, 1 B$/m);
+  });
+
+  test('a watch added for a folder made during a pass survives the pass that did not list it', async () => {
+    const w = world();
+    writeTree(w.source, { 'a/x.txt': 'x' });
+    let dues = 0;
+    const watcher = new SourceWatcher({ root: w.source, exclude: includeAll, delayMs: 10, onDue: () => dues++, warn: () => {}, debug: () => {} });
+    try {
+      watcher.start();
+      assert.equal(watcher.watching, 2);
+      watcher.passStarted(includeAll);
+      fs.mkdirSync(path.join(w.source, 'new'));
+      await settle(300);
+      assert.equal(watcher.watching, 3, 'the new folder is watched from its event');
+      // the pass had listed '' and 'a' before 'new' was made
+      watcher.reconcile(new Set(['', 'a']));
+      assert.equal(watcher.watching, 3);
+      watcher.passStarted(includeAll);
+      const before = dues;
+      fs.writeFileSync(path.join(w.source, 'new', 'y.txt'), 'y');
+      await settle(300);
+      assert.ok(dues > before, 'a write into the new folder is seen');
+      assert.equal(watcher.trigger, 'new/y.txt');
+      // a folder that is gone is dropped
+      fs.rmSync(path.join(w.source, 'new'), { recursive: true });
+      await settle(300);
+      watcher.reconcile(new Set(['', 'a']));
+      assert.equal(watcher.watching, 2);
+    } finally {
+      watcher.close();
+    }
+    assert.deepEqual(Object.keys(readTree(w.source)).sort(), ['a', 'a/x.txt']);
+  });
+});
