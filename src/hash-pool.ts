@@ -1,14 +1,16 @@
 /**
  * Hashing on worker threads, for passes that must read many files (a `--checksum` pass, every
- * mtime touched, a first pass adopting a `cp -a` replica).
+ * mtime touched, a first pass adopting a `cp -a` replica), and for large copies: the kernel copies
+ * the file while a thread hashes it.
  *
  * Perf: MD5 runs at one core's speed; two threads on this machine's two cores read and hash about
  * twice as fast as the main thread alone. Paths go in batches (up to 64 files or 64 MiB) so the
  * message round trip is paid per batch, not per small file; each thread keeps two batches queued.
  */
+import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { startThread } from './threads.js';
-import type { HashAnswer, HashBatch } from './hash-worker.js';
+import type { HashAnswer, HashBatch, HashOpenFile } from './hash-worker.js';
 
 export interface HashJob {
   absPath: string;
@@ -22,9 +24,17 @@ const BATCH_FILES = 64;
 const BATCH_BYTES = 64 << 20;
 
 type Waiter = { resolve: (answer: HashAnswer) => void; reject: (error: Error) => void };
+/** `failed`: the thread died; later requests are refused rather than left waiting forever. */
+type Thread = { worker: Worker; waiting: Map<number, Waiter>; failed?: Error };
+
+/** Whether a thread can reopen a file the main thread has open (`hashOpenFile`): Linux's /proc. */
+export function canHashOpenFiles(): boolean {
+  return existsSync('/proc/self/fd');
+}
 
 export class HashPool {
-  private readonly workers: { worker: Worker; waiting: Map<number, Waiter> }[];
+  private readonly workers: Thread[];
+  private nextId = 0;
   /** Files and bytes hashed so far (for progress). */
   doneFiles = 0;
   doneBytes = 0;
@@ -32,16 +42,17 @@ export class HashPool {
   constructor(readonly threads: number) {
     this.workers = Array.from({ length: threads }, () => {
       const worker = startThread('hash-worker');
-      const waiting = new Map<number, Waiter>();
+      const thread: Thread = { worker, waiting: new Map<number, Waiter>() };
       worker.on('message', (answer: HashAnswer) => {
-        waiting.get(answer.id)?.resolve(answer);
-        waiting.delete(answer.id);
+        thread.waiting.get(answer.id)?.resolve(answer);
+        thread.waiting.delete(answer.id);
       });
       worker.on('error', (error) => {
-        for (const waiter of waiting.values()) waiter.reject(error);
-        waiting.clear();
+        thread.failed = error;
+        for (const waiter of thread.waiting.values()) waiter.reject(error);
+        thread.waiting.clear();
       });
-      return { worker, waiting };
+      return thread;
     });
   }
 
@@ -61,19 +72,13 @@ export class HashPool {
     }
     const results: (HashResult | undefined)[] = new Array(jobs.length);
     let next = 0;
-    const runOn = async ({ worker, waiting }: HashPool['workers'][number]): Promise<void> => {
+    const runOn = async (thread: Thread): Promise<void> => {
       while (next < batches.length && !shouldStop()) {
-        const id = next++;
-        const batch = batches[id];
-        const answer = await new Promise<HashAnswer>((resolve, reject) => {
-          waiting.set(id, { resolve, reject });
-          worker.postMessage({ id, paths: batch.paths } satisfies HashBatch);
-        });
+        const batch = batches[next++];
+        const answer = await this.ask(thread, { id: this.nextId++, paths: batch.paths });
         this.doneFiles += batch.paths.length;
         this.doneBytes += batch.bytes;
-        answer.results.forEach((r, k) => {
-          results[batch.start + k] = 'md5' in r ? { md5: r.md5, fp: r.fp } : { error: Object.assign(new Error(r.message), { code: r.code }) };
-        });
+        answer.results.forEach((r, k) => (results[batch.start + k] = toResult(r)));
       }
     };
     // Two loops per thread keep each one busy while an answer travels back.
@@ -81,7 +86,37 @@ export class HashPool {
     return results;
   }
 
+  /**
+   * Hashes a file this process has open as `fd` (a thread reopens it through /proc/self/fd, see
+   * `canHashOpenFiles`) while the caller copies it; `signal` stops the read within a chunk.
+   */
+  async hashOpenFile(fd: number, signal: AbortSignal): Promise<HashResult> {
+    const cancel = new Int32Array(new SharedArrayBuffer(4));
+    const onAbort = () => Atomics.store(cancel, 0, 1);
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const id = this.nextId++;
+      const answer = await this.ask(this.workers[id % this.workers.length], { id, fd, cancel });
+      return toResult(answer.results[0]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private ask(thread: Thread, request: HashBatch | HashOpenFile): Promise<HashAnswer> {
+    if (thread.failed) return Promise.reject(thread.failed);
+    return new Promise<HashAnswer>((resolve, reject) => {
+      thread.waiting.set(request.id, { resolve, reject });
+      thread.worker.postMessage(request);
+    });
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.workers.map(({ worker }) => worker.terminate()));
   }
+}
+
+function toResult(r: HashAnswer['results'][number]): HashResult {
+  return 'md5' in r ? { md5: r.md5, fp: r.fp } : { error: Object.assign(new Error(r.message), { code: r.code }) };
 }

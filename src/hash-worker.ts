@@ -1,6 +1,7 @@
 /**
- * A hashing thread: receives batches of absolute paths, answers with each file's MD5 (or the
- * error that stopped it). Reads with O_NOFOLLOW, like the main thread.
+ * A hashing thread: receives batches of absolute paths, or one file the main thread has open,
+ * and answers with each file's MD5 (or the error that stopped it). Reads paths with O_NOFOLLOW,
+ * like the main thread.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -12,6 +13,16 @@ export interface HashBatch {
   paths: string[];
 }
 
+/**
+ * A file the main thread has open as `fd` and is copying in the kernel meanwhile; `cancel[0]`
+ * set to 1 stops the read (the copy failed or the pass stops).
+ */
+export interface HashOpenFile {
+  id: number;
+  fd: number;
+  cancel: Int32Array;
+}
+
 export interface HashAnswer {
   id: number;
   /** `fp`: the file's size, mtime s/ns, ctime s/ns and inode when the read ended (fstat). */
@@ -20,11 +31,12 @@ export interface HashAnswer {
 
 const buffer = Buffer.allocUnsafe(1 << 20);
 
-function md5Of(path: string): { md5: string; fp: number[] } {
+function md5Of(path: string, flags: number, cancel?: Int32Array): { md5: string; fp: number[] } {
   const hash = createHash('md5');
-  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fd = fs.openSync(path, flags);
   try {
     for (;;) {
+      if (cancel !== undefined && Atomics.load(cancel, 0) === 1) throw Object.assign(new Error('hashing cancelled'), { code: 'ECANCELED' });
       const n = fs.readSync(fd, buffer, 0, buffer.length, null);
       if (n === 0) break;
       hash.update(n === buffer.length ? buffer : buffer.subarray(0, n));
@@ -39,14 +51,24 @@ function md5Of(path: string): { md5: string; fp: number[] } {
   }
 }
 
-parentPort!.on('message', (batch: HashBatch) => {
-  const results: HashAnswer['results'] = batch.paths.map((path) => {
-    try {
-      return md5Of(path);
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException;
-      return { code: e.code, message: e.message };
-    }
-  });
-  parentPort!.postMessage({ id: batch.id, results } satisfies HashAnswer);
+function answer(hash: () => { md5: string; fp: number[] }): HashAnswer['results'][number] {
+  try {
+    return hash();
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    return { code: e.code, message: e.message };
+  }
+}
+
+parentPort!.on('message', (request: HashBatch | HashOpenFile) => {
+  if ('fd' in request) {
+    // Safety: /proc/self/fd/<fd> is followed on purpose (no O_NOFOLLOW): it is no path looked up
+    // again but the very file the main thread opened with O_NOFOLLOW, reopened with an offset of
+    // its own (threads share the process's descriptors, so /proc/self is ours too).
+    const result = answer(() => md5Of(`/proc/self/fd/${request.fd}`, fs.constants.O_RDONLY, request.cancel));
+    parentPort!.postMessage({ id: request.id, results: [result] } satisfies HashAnswer);
+    return;
+  }
+  const results = request.paths.map((path) => answer(() => md5Of(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)));
+  parentPort!.postMessage({ id: request.id, results } satisfies HashAnswer);
 });

@@ -10,6 +10,7 @@ import { StepError, describe, errorCode, isVanished } from './errors.js';
 import {
   ChangedWhileReading,
   Interrupted,
+  KERNEL_COPY_MIN_BYTES,
   RESUME_MIN_BYTES,
   abandonCopy,
   finishCopy,
@@ -31,7 +32,7 @@ import type { DeleteLimit } from './config.js';
 import type { ExcludeMatcher } from './filter.js';
 import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
 import type { Io } from './io.js';
-import { HashPool, type HashJob, type HashResult } from './hash-pool.js';
+import { HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
 import { InlineLister, ThreadLister } from './lister.js';
 import { formatBytes, show, type Reporter } from './log.js';
 import type { Manifest } from './manifest.js';
@@ -68,7 +69,8 @@ export interface PassOptions {
   checkpointEvery?: { ops: number; ms: number };
   /**
    * List the two trees on worker threads, compiling these exclude lists there (the same ones
-   * `exclude` was built from). Without it, listing runs inline through `io`.
+   * `exclude` was built from); hash on threads too, and copy large files in the kernel while a
+   * thread hashes them. Without it, listing, hashing and copying run inline through `io`.
    */
   threads?: { excludes: string[]; own: string[] };
   /** A live progress line (a terminal's); none by default. */
@@ -77,6 +79,8 @@ export interface PassOptions {
   holdDeletes?: string;
   /** Told each source folder the walk lists (for `--watch`). */
   onSourceDir?: (relPath: string) => void;
+  /** With `threads`: copies of at least this many bytes go through the kernel (default `KERNEL_COPY_MIN_BYTES`). */
+  kernelCopyMinBytes?: number;
 }
 
 export interface PassResult {
@@ -122,6 +126,11 @@ class Pass {
       fsync: o.fsync,
       buffer: this.buffer,
       tick: () => this.tick(),
+      // Chosen once: with threads (the real disk) and a /proc to reopen the source through.
+      kernelCopy:
+        o.threads && canHashOpenFiles()
+          ? { minBytes: o.kernelCopyMinBytes ?? KERNEL_COPY_MIN_BYTES, hash: (fd, signal) => this.hashOpenFile(fd, signal) }
+          : undefined,
       backupRoot: o.backupDir ? `${o.backupDir}/${new Date(this.started).toISOString().replace(/:/g, '-')}` : undefined,
     };
   }
@@ -219,7 +228,11 @@ class Pass {
         if (copyTemps.has(absPath)) this.resumable.add(absPath);
         else if (!o.dryRun) removeQuietly(o.io, absPath);
       }
-      await this.execute(plan, refusedDeletes);
+      try {
+        await this.execute(plan, refusedDeletes);
+      } finally {
+        await this.copyHasher?.close();
+      }
       if (!o.dryRun) for (const absPath of this.resumable) removeQuietly(o.io, absPath);
 
       // Records are forgotten only after a complete pass that deleted what it had to: after a
@@ -373,6 +386,14 @@ class Pass {
       else this.error(`hashing ${side} ${show(relPath)}: ${describe(error)}`);
       return undefined;
     }
+  }
+
+  /** MD5 of a source file being copied in the kernel, read on the copy hashing thread (started with the first such copy). */
+  private async hashOpenFile(fd: number, signal: AbortSignal): Promise<string> {
+    this.copyHasher ??= new HashPool(1);
+    const result = await this.copyHasher.hashOpenFile(fd, signal);
+    if ('error' in result) throw result.error;
+    return result.md5;
   }
 
   /**
@@ -640,6 +661,8 @@ class Pass {
   private bytesWritten = 0;
   private readonly progress: Progress;
   private walkComplete = false;
+  /** The thread that hashes what the kernel copies (one copy at a time, so one thread). */
+  private copyHasher: HashPool | undefined;
   /** Left-over temporary files of files this pass copies: resumed, not swept. */
   private readonly resumable = new Set<string>();
 

@@ -170,6 +170,14 @@ export class SpyIo implements Io {
   read = (fd: number, buffer: Buffer, position: number | null) => (this.check('read', this.paths.get(fd) ?? ''), nodeIo.read(fd, buffer, position));
   write = (fd: number, buffer: Buffer, length: number, position: number) => (this.check('write', this.paths.get(fd) ?? ''), nodeIo.write(fd, buffer, length, position));
   ftruncate = (fd: number, length: number) => nodeIo.ftruncate(fd, length);
+  /** Temporary files written by `copyInKernel` (the pass's large copies with threads). */
+  kernelCopies: string[] = [];
+  copyInKernel = (input: number, output: number, signal: AbortSignal): Promise<void> => {
+    const target = this.paths.get(output) ?? '';
+    this.kernelCopies.push(target);
+    const error = this.fail?.('copyInKernel', target);
+    return error ? Promise.reject(error) : nodeIo.copyInKernel(input, output, signal);
+  };
   fsync = (fd: number) => nodeIo.fsync(fd);
   fsyncAsync = (fd: number) => nodeIo.fsyncAsync(fd);
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
@@ -221,6 +229,7 @@ export async function sync(
   s.log.warnings = [];
   s.log.errors = [];
   s.io.opens = [];
+  s.io.kernelCopies = [];
   const manifest = await Manifest.open(s.manifestPath, {
     source: s.source,
     replica: s.replica,
