@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { buildConfig, buildExclude, checkPair, defaultManifestPath, passPatterns, prepareLocations, readExcludes, type Config, type RawOptions } from './config.js';
+import { buildConfig, buildExclude, checkPair, defaultManifestPath, parseHashThreads, passPatterns, prepareLocations, readExcludes, type Config, type RawOptions } from './config.js';
 import { EXIT_USAGE, UsageError, describe, show } from './errors.js';
 import { nodeIo, type Io } from './io.js';
 import { acquireLock, type Lock } from './lock.js';
@@ -42,7 +42,7 @@ Exit status: 0 synced (verify: the two match), 1 some entries failed, deletes we
 /** What the command line asks for, once parsed. */
 type Invocation =
   | { command: 'sync'; args: { source: string; replica: string; interval: string; logFile: string }; options: RawOptions }
-  | { command: 'verify'; source: string; replica: string; options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean } }
+  | { command: 'verify'; source: string; replica: string; options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean; hashThreads?: string } }
   | { command: 'status'; source?: string; replica?: string; options: { manifest?: string; json?: boolean } };
 
 export function buildProgram(chosen: (invocation: Invocation) => void = () => {}, subcommands = true): Command {
@@ -65,6 +65,7 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
     .option('--checksum', 'ignore cached fingerprints: hash every file on both sides this pass')
     .option('--manifest <file>', 'where the manifest lives (default: under $XDG_STATE_HOME/folder-sync/)')
     .addOption(new Option('--no-fsync', 'do not flush copied files before renaming them (faster, less safe on power loss)'))
+    .option('--hash-threads <n>', 'threads that hash when a pass must read many files (default 2)')
     .optionsGroup('Choosing files:')
     .option('--exclude <glob>', 'skip paths matching this micromatch glob (repeatable; !glob re-includes)', collect)
     .option('--exclude-from <file>', 'read exclude globs from a file, one a line (repeatable); a .folder-syncignore in the source is read too', collect)
@@ -102,8 +103,9 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
     .option('--exclude <glob>', 'leave paths matching this glob out of the audit (repeatable)', collect)
     .option('--exclude-from <file>', 'read exclude globs from a file (repeatable); a .folder-syncignore in the source is read too', collect)
     .addOption(new Option('--no-progress', 'no progress line'))
+    .option('--hash-threads <n>', 'threads that hash (default 2)')
     .helpOption('-h, --help', 'print this help')
-    .action((source: string, replica: string, options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean }) =>
+    .action((source: string, replica: string, options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean; hashThreads?: string }) =>
       chosen({ command: 'verify', source, replica, options }),
     );
   program
@@ -179,6 +181,7 @@ function isSyncOfSourceNamedLikeCommand(args: string[]): boolean {
 async function runVerify(invocation: Extract<Invocation, { command: 'verify' }>): Promise<number> {
   const { source, replica } = checkPair(invocation.source, invocation.replica);
   const excludes = readExcludes(invocation.options.excludeFrom ?? [], invocation.options.exclude ?? []);
+  const hashThreads = parseHashThreads(invocation.options.hashThreads);
   const { patterns, problem } = passPatterns({ source, excludes });
   if (problem !== undefined) throw new UsageError(`${problem} (verify needs the source's ignore list)`);
   const progress = invocation.options.progress !== false && process.stderr.isTTY ? new TerminalProgress(process.stderr) : undefined;
@@ -195,6 +198,7 @@ async function runVerify(invocation: Extract<Invocation, { command: 'verify' }>)
       },
       shouldStop: () => stopper.stopping,
       progress,
+      hashThreads,
     });
     const counts = new Map<string, number>();
     for (const d of result.differences) counts.set(d.kind, (counts.get(d.kind) ?? 0) + 1);
@@ -334,6 +338,7 @@ async function run(config: Config, io: Io): Promise<number> {
         threads: io === nodeIo ? { excludes: patterns, own: config.ownRelPaths } : undefined,
         progress,
         holdDeletes: problem,
+        hashThreads: config.hashThreads,
         onSourceDir: dirs ? (relPath) => dirs.add(relPath) : undefined,
       });
       if (dirs && result.walkComplete) watcher?.reconcile(dirs);

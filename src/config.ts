@@ -30,6 +30,7 @@ export interface RawOptions {
   logMaxFiles?: string;
   watch?: boolean;
   watchDelay?: string;
+  hashThreads?: string;
 }
 
 export interface Config {
@@ -64,6 +65,8 @@ export interface Config {
   watch: boolean;
   /** Quiet time after the last change before a watch pass starts, in ms. */
   watchDelayMs: number;
+  /** Threads that hash when a pass must read many files. */
+  hashThreads: number | undefined;
   /**
    * Our own files (log, manifest; a backup dir as `backup:<path>`) that live inside the source or
    * replica, relative to the root holding them: never synced (what the exclude matcher tests).
@@ -177,6 +180,7 @@ export function buildConfig(
     logMaxFiles,
     watch: raw.watch === true,
     watchDelayMs,
+    hashThreads: parseHashThreads(raw.hashThreads),
     ownRelPaths: own,
   };
 }
@@ -190,6 +194,14 @@ function oneOf<T extends string>(value: string, allowed: readonly T[], option: s
 function parseCount(text: string, option: string, min: number): number {
   if (!/^\s*\d+\s*$/.test(text) || Number(text) < min) throw new UsageError(`${option} must be a whole number ≥ ${min}, got '${text}'`);
   return Number(text);
+}
+
+/** `--hash-threads`: 1 to 64. */
+export function parseHashThreads(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = parseCount(text, '--hash-threads', 1);
+  if (n > 64) throw new UsageError(`--hash-threads must be between 1 and 64, got '${text}'`);
+  return n;
 }
 
 function parseSeconds(text: string, option: string): number {

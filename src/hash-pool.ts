@@ -20,6 +20,13 @@ export interface HashJob {
 /** An MD5 with the file's fingerprint at the end of the read (size, mtime s/ns, ctime s/ns, inode). */
 export type HashResult = { md5: string; fp: number[] } | { error: Error };
 
+/**
+ * Perf: two hashing threads by default, one per core of the machine this was tuned on: MD5 is
+ * CPU-bound at ~500 MB/s a core, so more threads than cores only add switching, and the main
+ * thread has little to do meanwhile. `--hash-threads` changes it (measured in the README).
+ */
+export const DEFAULT_HASH_THREADS = 2;
+
 const BATCH_FILES = 64;
 const BATCH_BYTES = 64 << 20;
 

@@ -32,7 +32,7 @@ import type { DeleteLimit } from './config.js';
 import type { ExcludeMatcher } from './filter.js';
 import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
 import type { Io } from './io.js';
-import { HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
+import { DEFAULT_HASH_THREADS, HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
 import { InlineLister, ThreadLister } from './lister.js';
 import { formatBytes, show, type Reporter } from './log.js';
 import type { Manifest } from './manifest.js';
@@ -79,6 +79,8 @@ export interface PassOptions {
   holdDeletes?: string;
   /** Told each source folder the walk lists (for `--watch`). */
   onSourceDir?: (relPath: string) => void;
+  /** With `threads`: how many threads hash when many files must be read (`--hash-threads`). */
+  hashThreads?: number;
   /** With `threads`: copies of at least this many bytes go through the kernel (default `KERNEL_COPY_MIN_BYTES`). */
   kernelCopyMinBytes?: number;
 }
@@ -338,7 +340,7 @@ class Pass {
     }
     if (jobs.length < 16 && bytes < 16 << 20) return undefined; // not worth starting threads
     const readAtMs = Date.now();
-    const pool = new HashPool(2);
+    const pool = new HashPool(this.o.hashThreads ?? DEFAULT_HASH_THREADS);
     this.progress.begin('hashing', () => ({ files: pool.doneFiles, bytes: pool.doneBytes, totalFiles: jobs.length, totalBytes: bytes }));
     try {
       const answers = await pool.hashAll(jobs, () => this.o.shouldStop());

@@ -12,7 +12,7 @@
 import { describe, show } from './errors.js';
 import type { ExcludeMatcher } from './filter.js';
 import { CHUNK_SIZE, hashFile } from './fingerprint.js';
-import { HashPool, type HashJob } from './hash-pool.js';
+import { DEFAULT_HASH_THREADS, HashPool, type HashJob } from './hash-pool.js';
 import { nodeIo, type Io } from './io.js';
 import { byName, joinRel, listDir, toEntry, type Listing } from './scan.js';
 import type { Entry, Kind } from './types.js';
@@ -60,6 +60,8 @@ export interface VerifyOptions {
   onDifference?: (d: Difference) => void;
   /** Checked between entries and files; once true, `verify` returns what it found so far. */
   shouldStop?: () => boolean;
+  /** Hashing threads (default `DEFAULT_HASH_THREADS`). */
+  hashThreads?: number;
   /** A terminal's progress line (scanning, then hashing). */
   progress?: Progress;
 }
@@ -301,7 +303,7 @@ class Audit {
 
   private async hashOnThreads(jobs: HashJob[]): Promise<Hashed[]> {
     if (jobs.length === 0) return [];
-    const pool = new HashPool(2);
+    const pool = new HashPool(this.o.hashThreads ?? DEFAULT_HASH_THREADS);
     const progress = this.o.progress ?? noProgress;
     const totalBytes = jobs.reduce((sum, job) => sum + job.size, 0);
     progress.begin('hashing', () => ({ files: pool.doneFiles, bytes: pool.doneBytes, totalFiles: jobs.length, totalBytes }));

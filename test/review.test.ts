@@ -126,4 +126,29 @@ describe('review edges', () => {
     }
     assert.deepEqual(Object.keys(readTree(w.source)).sort(), ['a', 'a/x.txt']);
   });
+
+  test('--hash-threads: 1 to 64; one thread hashes a --checksum pass as well as two', () => {
+    const w = world();
+    writeTree(w.source, Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d${i % 3}/f${i}.txt`, `content ${i} `.repeat(100)])));
+    const log = path.join(w.base, 'sync.log');
+    for (const bad of ['0', '65', 'two']) {
+      const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--hash-threads', bad], w.env);
+      assert.equal(r.status, 2, bad);
+      assert.match(r.stderr, /--hash-threads must be/);
+      assert.equal(fs.existsSync(w.replica), false);
+    }
+    assert.equal(runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest], w.env).status, 0);
+    // Corrupt one replica file behind the manifest's back (same size and mtime): --checksum reads all.
+    const victim = path.join(w.replica, 'd1/f4.txt');
+    const stat = fs.statSync(victim);
+    fs.writeFileSync(victim, fs.readFileSync(victim, 'utf8').replace('content', 'CONTENT'));
+    fs.utimesSync(victim, stat.atime, stat.mtime);
+    const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--checksum', '--hash-threads', '1'], w.env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /restored d1\/f4\.txt \(changed in replica\)|updated d1\/f4\.txt \(content changed\)/);
+    assert.match(r.stdout, / 81 hashed/); // both sides of 40 files, and the copy of the one restored
+    assert.equal(fs.readFileSync(victim, 'utf8'), `content 4 `.repeat(100));
+    const v = runCli(['verify', w.source, w.replica, '--hash-threads', '1'], w.env);
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+  });
 });
