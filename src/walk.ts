@@ -26,6 +26,8 @@ export interface WalkContext {
   exclude: ExcludeMatcher;
   /** The manifest's lookup; looking a path up also marks it as still in the source. */
   record(relPath: string): FileRecord | undefined;
+  /** `record` for the files directly in `relDir`, by name and `relPath` (a walk looks up each one). */
+  records(relDir: string): (name: string, relPath: string) => FileRecord | undefined;
   lookup: CacheLookup;
   onChange(change: Change): void;
   /** A temporary file of ours found in the replica (to sweep). */
@@ -154,6 +156,7 @@ export class Walker {
     const replica = await this.listReplica(relPath);
     if (replica === undefined) return;
     const { ctx } = this;
+    const record = ctx.records(relPath);
     const sourceNames = source.names;
     const replicaNames = replica.names;
 
@@ -182,10 +185,10 @@ export class Walker {
       }
       switch (kind) {
         case FILE: {
-          const record = ctx.record(childRel);
+          const known = record(name, childRel);
           // Decided on the scratch entries; a change is decided again on entries it may keep.
-          if (compareFiles(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r), record, ctx.lookup) !== undefined) {
-            ctx.onChange(compareFiles(childRel, entryAt(source, i), entryAt(replica, r), record, ctx.lookup)!);
+          if (compareFiles(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r), known, ctx.lookup) !== undefined) {
+            ctx.onChange(compareFiles(childRel, entryAt(source, i), entryAt(replica, r), known, ctx.lookup)!);
           }
           break;
         }
