@@ -18,9 +18,98 @@ import type { Entry, Kind } from './types.js';
 
 export interface Lister {
   /** The listing of `relDir` (`''` = the root). Throws (or rejects) like readdir did. */
-  list(relDir: string): Listing | Promise<Listing>;
+  list(relDir: string): FolderListing | Promise<FolderListing>;
   /** Stops the thread, if any. */
   close(): Promise<void>;
+}
+
+/**
+ * One folder's listing as the walk reads it: names in `byName` order and `NUMS` numbers per entry
+ * at `i * NUMS` (see `entryAt`); temporary files of ours are in `temps`, not in `names`.
+ *
+ * Perf: an `Entry` object and a Map entry per listed name cost more main-thread time (building
+ * them, and the garbage collector) than comparing them. The walk pairs the two sides' sorted names
+ * by a merge join and reads the numbers in place; an `Entry` is made only for what changed.
+ */
+export interface FolderListing {
+  names: string[];
+  nums: Float64Array;
+  temps: string[];
+  /** Entries that vanished between readdir and lstat (the tree moved under us). */
+  vanished: string[];
+  /** Names that are not valid UTF-8 (decoded with U+FFFD, they cannot be opened by name). */
+  undecodable: string[];
+}
+
+/** `kindAt` codes, the indexes of `KINDS`. */
+export const FILE = 0;
+export const DIR = 1;
+export const SYMLINK = 2;
+export const SPECIAL = 3;
+
+export function kindAt(listing: FolderListing, i: number): number {
+  return listing.nums[i * NUMS];
+}
+
+/** The `Entry` of the `i`th name. */
+export function entryAt(listing: FolderListing, i: number): Entry {
+  const n = listing.nums;
+  const o = i * NUMS;
+  return {
+    name: listing.names[i],
+    kind: KINDS[n[o]],
+    size: n[o + 1],
+    mode: n[o + 2],
+    mtimeS: n[o + 3],
+    mtimeN: n[o + 4],
+    ctimeS: n[o + 5],
+    ctimeN: n[o + 6],
+    atimeS: n[o + 7],
+    atimeN: n[o + 8],
+    ino: n[o + 9],
+  };
+}
+
+/** An `Entry` the walk refills in place to compare without allocating (see `fillEntry`). */
+export type ScratchEntry = { -readonly [K in keyof Entry]: Entry[K] };
+
+/** Overwrites `target` with the `i`th entry; only for a comparison, never kept. */
+export function fillEntry(target: ScratchEntry, listing: FolderListing, i: number): Entry {
+  const n = listing.nums;
+  const o = i * NUMS;
+  target.name = listing.names[i];
+  target.kind = KINDS[n[o]];
+  target.size = n[o + 1];
+  target.mode = n[o + 2];
+  target.mtimeS = n[o + 3];
+  target.mtimeN = n[o + 4];
+  target.ctimeS = n[o + 5];
+  target.ctimeN = n[o + 6];
+  target.atimeS = n[o + 7];
+  target.atimeN = n[o + 8];
+  target.ino = n[o + 9];
+  return target;
+}
+
+/** The packed form of a listing made through the `Io` (the same shape the threads hand over). */
+export function packListing(listing: Listing): FolderListing {
+  const names = [...listing.entries.keys()];
+  const nums = new Float64Array(names.length * NUMS);
+  let o = 0;
+  for (const e of listing.entries.values()) {
+    nums[o] = KINDS.indexOf(e.kind);
+    nums[o + 1] = e.size;
+    nums[o + 2] = e.mode;
+    nums[o + 3] = e.mtimeS;
+    nums[o + 4] = e.mtimeN;
+    nums[o + 5] = e.ctimeS;
+    nums[o + 6] = e.ctimeN;
+    nums[o + 7] = e.atimeS;
+    nums[o + 8] = e.atimeN;
+    nums[o + 9] = e.ino;
+    o += NUMS;
+  }
+  return { names, nums, temps: listing.temps, vanished: listing.vanished, undecodable: listing.undecodable };
 }
 
 export class InlineLister implements Lister {
@@ -29,8 +118,8 @@ export class InlineLister implements Lister {
     private readonly root: string,
   ) {}
 
-  list(relDir: string): Listing {
-    return listDir(this.io, relDir === '' ? this.root : this.root + '/' + relDir);
+  list(relDir: string): FolderListing {
+    return packListing(listDir(this.io, relDir === '' ? this.root : this.root + '/' + relDir));
   }
 
   async close(): Promise<void> {}
@@ -58,34 +147,15 @@ export interface PackedListing {
 export const NUMS = 10;
 export const KINDS: Kind[] = ['file', 'dir', 'symlink', 'special'];
 
-export function unpack(packed: PackedListing): Listing {
-  const entries = new Map<string, Entry>();
-  if (packed.names !== '') {
-    const names = packed.names.split('\0');
-    const n = packed.nums;
-    for (let i = 0, o = 0; i < names.length; i++, o += NUMS) {
-      entries.set(names[i], {
-        name: names[i],
-        kind: KINDS[n[o]],
-        size: n[o + 1],
-        mode: n[o + 2],
-        mtimeS: n[o + 3],
-        mtimeN: n[o + 4],
-        ctimeS: n[o + 5],
-        ctimeN: n[o + 6],
-        atimeS: n[o + 7],
-        atimeN: n[o + 8],
-        ino: n[o + 9],
-      });
-    }
-  }
-  return { entries, temps: packed.temps, vanished: packed.vanished, undecodable: packed.undecodable };
+export function unpack(packed: PackedListing): FolderListing {
+  const names = packed.names === '' ? [] : packed.names.split('\0');
+  return { names, nums: packed.nums, temps: packed.temps, vanished: packed.vanished, undecodable: packed.undecodable };
 }
 
 export class ThreadLister implements Lister {
   private readonly worker: Worker;
   private readonly ready = new Map<string, PackedListing>();
-  private readonly waiting = new Map<string, { resolve: (listing: Listing) => void; reject: (error: Error) => void }>();
+  private readonly waiting = new Map<string, { resolve: (listing: FolderListing) => void; reject: (error: Error) => void }>();
   private done = false;
   private failure: Error | undefined;
 
@@ -122,7 +192,7 @@ export class ThreadLister implements Lister {
     });
   }
 
-  list(relDir: string): Listing | Promise<Listing> {
+  list(relDir: string): FolderListing | Promise<FolderListing> {
     const packed = this.ready.get(relDir);
     if (packed !== undefined) {
       this.ready.delete(relDir);
@@ -146,7 +216,7 @@ export class ThreadLister implements Lister {
   }
 }
 
-function settle(packed: PackedListing): Listing {
+function settle(packed: PackedListing): FolderListing {
   if (packed.error) throw Object.assign(new Error(packed.error.message), { code: packed.error.code });
   return unpack(packed);
 }

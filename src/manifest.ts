@@ -152,6 +152,23 @@ export class Manifest {
     return record;
   }
 
+  /**
+   * `get` for the files directly in folder `relDir`: the returned function takes a file's name and
+   * its `relPath` (`relDir/name`).
+   *
+   * Perf: FNV-1a runs left to right, so the folder's part of the shard hash is computed once here
+   * and each lookup hashes only the name, not the whole path again.
+   */
+  getIn(relDir: string): (name: string, relPath: string) => FileRecord | undefined {
+    const prefix = relDir === '' ? FNV_OFFSET : fnv1aFrom(FNV_OFFSET, relDir + '/');
+    return (name, relPath) => {
+      const count = this.shards.length;
+      const record = this.shards[count === 1 ? 0 : fnv1aFrom(prefix, name) & (count - 1)].get(relPath);
+      if (record !== undefined) record.seen = this.pass;
+      return record;
+    };
+  }
+
   /** The record of `relPath` without marking it as seen (for pairing moves). */
   peek(relPath: string): FileRecord | undefined {
     return this.shards[this.shardOf(relPath)].get(relPath);
@@ -478,9 +495,15 @@ function fromV1(tuple: unknown): FileRecord | undefined {
   return new FileRecord(md5, from.size, from.mtime[0], from.mtime[1], from.ctime[0], from.ctime[1], from.ino, s !== undefined, r.mtime[0], r.mtime[1], r.ctime[0], r.ctime[1], r.ino);
 }
 
+const FNV_OFFSET = 0x811c9dc5;
+
 /** FNV-1a, 32 bits: a fast, well-spread hash of the relative path for shard assignment. */
 export function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
+  return fnv1aFrom(FNV_OFFSET, text);
+}
+
+/** FNV-1a continued over `text` from `hash`: `fnv1a(a + b) === fnv1aFrom(fnv1a(a), b)`. */
+function fnv1aFrom(hash: number, text: string): number {
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);

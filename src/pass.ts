@@ -185,6 +185,7 @@ class Pass {
         replicaRoot: o.replica,
         exclude: o.exclude,
         record: (relPath) => this.manifest.get(relPath),
+        records: (relDir) => this.manifest.getIn(relDir),
         lookup: o.checksum ? distrustCache : trustCache,
         onChange: (change) => changes.push(change),
         onTemp: (absPath) => temps.push(absPath),

@@ -11,8 +11,8 @@ import { describe, isVanished, show } from './errors.js';
 import type { ExcludeMatcher } from './filter.js';
 import type { CacheLookup } from './fingerprint.js';
 import type { Io } from './io.js';
-import type { Lister } from './lister.js';
-import { joinRel, type Listing } from './scan.js';
+import { DIR, entryAt, FILE, fillEntry, kindAt, SPECIAL, SYMLINK, type FolderListing, type Lister, type ScratchEntry } from './lister.js';
+import { joinRel } from './scan.js';
 import type { Change, Entry, FileRecord } from './types.js';
 
 export interface WalkContext {
@@ -26,6 +26,8 @@ export interface WalkContext {
   exclude: ExcludeMatcher;
   /** The manifest's lookup; looking a path up also marks it as still in the source. */
   record(relPath: string): FileRecord | undefined;
+  /** `record` for the files directly in `relDir`, by name and `relPath` (a walk looks up each one). */
+  records(relDir: string): (name: string, relPath: string) => FileRecord | undefined;
   lookup: CacheLookup;
   onChange(change: Change): void;
   /** A temporary file of ours found in the replica (to sweep). */
@@ -59,6 +61,9 @@ export class Walker {
   private sinceTick = 0;
   /** Entries listed so far on both sides (for progress). */
   listed = 0;
+  /** Perf: what `compareFiles` and `compareDirs` read while nothing changed; refilled per entry. */
+  private readonly s: ScratchEntry = { name: '', kind: 'file', size: 0, mode: 0, mtimeS: 0, mtimeN: 0, ctimeS: 0, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 0 };
+  private readonly r: ScratchEntry = { name: '', kind: 'file', size: 0, mode: 0, mtimeS: 0, mtimeN: 0, ctimeS: 0, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 0 };
 
   constructor(private readonly ctx: WalkContext) {}
 
@@ -80,24 +85,33 @@ export class Walker {
     };
   }
 
+  /**
+   * Whether to call `shouldStop`: stopped, or 256 entries since the last tick.
+   *
+   * Perf: a promise per entry would cost more than the lstat; yield every 256 entries. Checked
+   * synchronously first, as `shouldStop` is async: awaiting it per entry suspends the walk each time.
+   */
+  private due(): boolean {
+    return this.stopped || ++this.sinceTick >= 256;
+  }
+
+  /** Lets the event loop run (call when `due`); true when the pass must stop. */
   private async shouldStop(): Promise<boolean> {
     if (this.stopped) return true;
-    // Perf: a promise per entry would cost more than the lstat; yield every 256 entries.
-    if (++this.sinceTick < 256) return false;
     this.sinceTick = 0;
     this.stopped = await this.ctx.tick();
     return this.stopped;
   }
 
-  private async listSource(relPath: string): Promise<Listing | undefined> {
+  private async listSource(relPath: string): Promise<FolderListing | undefined> {
     try {
       const listing = await this.ctx.sourceLister.list(relPath);
       this.reportUndecodable(listing, relPath, 'source');
-      this.listed += listing.entries.size;
+      this.listed += listing.names.length;
       this.ctx.onSourceDir?.(relPath);
       if (relPath === '') {
         this.sourceRootListed = true;
-        for (const [name, entry] of listing.entries) if (!this.ctx.exclude(name, entry.kind === 'dir')) this.sourceRootEntries++;
+        for (let i = 0; i < listing.names.length; i++) if (!this.ctx.exclude(listing.names[i], kindAt(listing, i) === DIR)) this.sourceRootEntries++;
         this.sourceRootEntries += listing.undecodable.length;
       }
       return listing;
@@ -109,12 +123,12 @@ export class Walker {
     }
   }
 
-  private async listReplica(relPath: string): Promise<Listing | undefined> {
+  private async listReplica(relPath: string): Promise<FolderListing | undefined> {
     try {
       const listing = await this.ctx.replicaLister.list(relPath);
       this.reportUndecodable(listing, relPath, 'replica');
-      this.replicaEntries += listing.entries.size;
-      this.listed += listing.entries.size;
+      this.replicaEntries += listing.names.length;
+      this.listed += listing.names.length;
       for (const name of listing.temps) this.ctx.onTemp(this.ctx.replicaRoot + '/' + joinRel(relPath, name));
       return listing;
     } catch (error) {
@@ -128,7 +142,7 @@ export class Walker {
    * Names that are not valid UTF-8 come back from readdir with U+FFFD in them and cannot be
    * opened again by that name: an error (exit 1), never a silent skip.
    */
-  private reportUndecodable(listing: Listing, relPath: string, side: string): void {
+  private reportUndecodable(listing: FolderListing, relPath: string, side: string): void {
     for (const name of listing.undecodable) {
       this.complete = false;
       this.ctx.error(`cannot sync ${side} entry ${show(joinRel(relPath, name))}: its name is not valid UTF-8; skipped`);
@@ -142,41 +156,53 @@ export class Walker {
     const replica = await this.listReplica(relPath);
     if (replica === undefined) return;
     const { ctx } = this;
+    const record = ctx.records(relPath);
+    const sourceNames = source.names;
+    const replicaNames = replica.names;
 
-    for (const name of source.entries.keys()) {
-      if (await this.shouldStop()) return;
-      const s = source.entries.get(name)!;
-      const r = replica.entries.get(name);
+    // Perf: both sides' names are sorted `byName` (code-unit order, as `<`): a merge join pairs
+    // them with no Map, and the numbers are compared in place (an Entry only for a change).
+    let j = 0;
+    for (let i = 0; i < sourceNames.length; i++) {
+      if (this.due() && (await this.shouldStop())) return;
+      const name = sourceNames[i];
+      while (j < replicaNames.length && replicaNames[j] < name) j++;
+      const r = j < replicaNames.length && replicaNames[j] === name ? j : -1;
+      const kind = kindAt(source, i);
       const childRel = joinRel(relPath, name);
-      if (ctx.exclude(childRel, s.kind === 'dir')) continue;
-      if (s.kind === 'special') {
+      if (ctx.exclude(childRel, kind === DIR)) continue;
+      if (kind === SPECIAL) {
         ctx.warn(`skipped ${show(childRel)} (special file)`);
         continue;
       }
-      if (r === undefined) {
-        await this.added(childRel, s);
+      if (r === -1) {
+        await this.added(childRel, entryAt(source, i));
         continue;
       }
-      if (s.kind !== r.kind) {
-        await this.kindChanged(childRel, s, r);
+      if (kind !== kindAt(replica, r)) {
+        await this.kindChanged(childRel, entryAt(source, i), entryAt(replica, r));
         continue;
       }
-      switch (s.kind) {
-        case 'file': {
-          const change = compareFiles(childRel, s, r, ctx.record(childRel), ctx.lookup);
-          if (change) ctx.onChange(change);
+      switch (kind) {
+        case FILE: {
+          const known = record(name, childRel);
+          // Decided on the scratch entries; a change is decided again on entries it may keep.
+          if (compareFiles(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r), known, ctx.lookup) !== undefined) {
+            ctx.onChange(compareFiles(childRel, entryAt(source, i), entryAt(replica, r), known, ctx.lookup)!);
+          }
           break;
         }
-        case 'symlink': {
+        case SYMLINK: {
           const targets = this.readLinks(childRel);
           if (targets === undefined) break;
-          const change = compareLinks(childRel, s, r, targets[0], targets[1]);
+          const change = compareLinks(childRel, entryAt(source, i), entryAt(replica, r), targets[0], targets[1]);
           if (change) ctx.onChange(change);
           break;
         }
-        case 'dir': {
-          const change = compareDirs(childRel, s, r);
-          if (change) ctx.onChange(change);
+        case DIR: {
+          if (compareDirs(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r)) !== undefined) {
+            ctx.onChange(compareDirs(childRel, entryAt(source, i), entryAt(replica, r))!);
+          }
           await this.both(childRel);
           break;
         }
@@ -184,13 +210,15 @@ export class Walker {
     }
     if (this.stopped) return;
 
-    for (const name of replica.entries.keys()) {
-      if (source.entries.has(name)) continue;
-      if (await this.shouldStop()) return;
-      const r = replica.entries.get(name)!;
+    let i = 0;
+    for (let r = 0; r < replicaNames.length; r++) {
+      const name = replicaNames[r];
+      while (i < sourceNames.length && sourceNames[i] < name) i++;
+      if (i < sourceNames.length && sourceNames[i] === name) continue;
+      if (this.due() && (await this.shouldStop())) return;
       const childRel = joinRel(relPath, name);
-      if (ctx.exclude(childRel, r.kind === 'dir')) continue;
-      await this.removed(childRel, r);
+      if (ctx.exclude(childRel, kindAt(replica, r) === DIR)) continue;
+      await this.removed(childRel, entryAt(replica, r));
     }
   }
 
@@ -215,16 +243,16 @@ export class Walker {
   private async sourceOnly(relPath: string): Promise<void> {
     const source = await this.listSource(relPath);
     if (source === undefined) return;
-    for (const name of source.entries.keys()) {
-      if (await this.shouldStop()) return;
-      const s = source.entries.get(name)!;
-      const childRel = joinRel(relPath, name);
-      if (this.ctx.exclude(childRel, s.kind === 'dir')) continue;
-      if (s.kind === 'special') {
+    for (let i = 0; i < source.names.length; i++) {
+      if (this.due() && (await this.shouldStop())) return;
+      const kind = kindAt(source, i);
+      const childRel = joinRel(relPath, source.names[i]);
+      if (this.ctx.exclude(childRel, kind === DIR)) continue;
+      if (kind === SPECIAL) {
         this.ctx.warn(`skipped ${show(childRel)} (special file)`);
         continue;
       }
-      await this.added(childRel, s);
+      await this.added(childRel, entryAt(source, i));
     }
   }
 
@@ -245,15 +273,14 @@ export class Walker {
     const replica = await this.listReplica(relPath);
     if (replica === undefined) return true;
     let kept = false;
-    for (const name of replica.entries.keys()) {
-      if (await this.shouldStop()) return true;
-      const r = replica.entries.get(name)!;
-      const childRel = joinRel(relPath, name);
-      if (this.ctx.exclude(childRel, r.kind === 'dir')) {
+    for (let i = 0; i < replica.names.length; i++) {
+      if (this.due() && (await this.shouldStop())) return true;
+      const childRel = joinRel(relPath, replica.names[i]);
+      if (this.ctx.exclude(childRel, kindAt(replica, i) === DIR)) {
         kept = true;
         continue;
       }
-      if (await this.removed(childRel, r)) kept = true;
+      if (await this.removed(childRel, entryAt(replica, i))) kept = true;
     }
     return kept;
   }

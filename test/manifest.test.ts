@@ -17,6 +17,22 @@ async function open(file: string, warnings: string[] = [], shardSize = 64) {
 }
 
 describe('sharded manifest', () => {
+  test('getIn (a folder\'s hash reused) finds what get finds, in one shard or many', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const m = await open(file);
+    const paths = ['top.txt', 'a/x.txt', 'a/b/y.txt', 'é/ü.txt'];
+    for (const [i, relPath] of paths.entries()) m.set(relPath, rec(i));
+    for (let i = 0; i < 3000; i++) m.set(`dir${i % 50}/file${i}.txt`, rec(i)); // forces several shards at save
+    for (const round of ['one shard', 'resharded']) {
+      for (const relPath of [...paths, 'dir3/file3.txt', 'dir3/file2999.txt', 'a/missing.txt']) {
+        const slash = relPath.lastIndexOf('/');
+        const found = m.getIn(slash === -1 ? '' : relPath.slice(0, slash))(relPath.slice(slash + 1), relPath);
+        assert.equal(found, m.peek(relPath), `${relPath} (${round})`);
+      }
+      await m.save();
+    }
+  });
+
   test('splits past the shard size, reloads every record, and rewrites only changed shards', async () => {
     const file = path.join(tempDir(), 'm.json');
     const m = await open(file);
