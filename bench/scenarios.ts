@@ -134,57 +134,42 @@ export function makeScenarios(h: Harness): Scenario[] {
     teardown: () => work.restore(),
   };
 
-  const firstSync: Scenario = (() => {
-    const name = 'firstsync-100k';
-    const source = tree('t100k');
+  /**
+   * A sync into an empty replica with a fresh manifest, for folder-sync and rsync alike; both
+   * replicas are removed after the scenario (Perf, of the benchmark: they are not worth keeping).
+   */
+  const intoEmpty = (name: string, treeName: TreeName, description: string, extraPeers: Peer[] = [], coldCache = false): Scenario => {
+    const source = tree(treeName);
     const target: FsTarget = { source, replica: h.replica(`${name}-fs`), manifest: h.manifest(`${name}-fs`) };
     const rsyncReplica = h.replica(`${name}-rsync`);
     return {
       name,
-      description: '100k files into an empty replica, no manifest',
-      trees: ['t100k'],
+      description,
+      trees: [treeName],
+      coldCache,
       prepareFs: () => {
         removeTree(target.replica);
         h.removeManifest(target.manifest);
         return target;
       },
-      peers: [rsyncPeer(source, rsyncReplica, () => removeTree(rsyncReplica))],
-      // Perf (of the benchmark): two 3.5 GB replicas are not worth keeping.
+      peers: [...extraPeers, rsyncPeer(source, rsyncReplica, () => removeTree(rsyncReplica))],
       teardown: () => {
         removeTree(target.replica);
         removeTree(rsyncReplica);
         h.removeManifest(target.manifest);
       },
     };
-  })();
+  };
 
-  const big: Scenario = (() => {
-    const name = 'big-4g';
-    const source = tree('big');
-    const file = path.join(source, BIG_FILE);
-    const target: FsTarget = { source, replica: h.replica(`${name}-fs`), manifest: h.manifest(`${name}-fs`) };
-    const rsyncReplica = h.replica(`${name}-rsync`);
-    return {
-      name,
-      description: 'one new 4 GiB file into an empty replica, fresh manifest',
-      trees: ['big'],
-      coldCache: true,
-      prepareFs: () => {
-        removeTree(target.replica);
-        h.removeManifest(target.manifest);
-        return target;
-      },
-      peers: [
-        { label: 'md5sum of the file', requires: 'md5sum', command: () => ['md5sum', [file]] },
-        rsyncPeer(source, rsyncReplica, () => removeTree(rsyncReplica)),
-      ],
-      teardown: () => {
-        removeTree(target.replica);
-        removeTree(rsyncReplica);
-        h.removeManifest(target.manifest);
-      },
-    };
-  })();
+  const firstSync = intoEmpty('firstsync-100k', 't100k', '100k files into an empty replica, no manifest');
+  const bigFile = path.join(tree('big'), BIG_FILE);
+  const big = intoEmpty(
+    'big-4g',
+    'big',
+    'one new 4 GiB file into an empty replica, fresh manifest',
+    [{ label: 'md5sum of the file', requires: 'md5sum', command: () => ['md5sum', [bigFile]] }],
+    true,
+  );
 
   return [
     noChange('nochange-100k', 't100k', '100k'),
