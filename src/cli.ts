@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { buildConfig, buildExclude, checkPair, defaultManifestPath, parseHashThreads, passPatterns, prepareLocations, readExcludes, type Config, type RawOptions } from './config.js';
+import { buildConfig, buildExclude, checkPair, defaultManifestPath, parseHashThreads, passExclude, passPatterns, prepareLocations, readExcludes, type Config, type RawOptions } from './config.js';
 import { EXIT_USAGE, UsageError, describe, show } from './errors.js';
 import { nodeIo, type Io } from './io.js';
 import { acquireLock, type Lock } from './lock.js';
@@ -45,7 +45,8 @@ type Invocation =
   | { command: 'verify'; source: string; replica: string; options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean; hashThreads?: string } }
   | { command: 'status'; source?: string; replica?: string; options: { manifest?: string; json?: boolean } };
 
-export function buildProgram(chosen: (invocation: Invocation) => void = () => {}, subcommands = true): Command {
+/** The root command (the contract's four-argument sync); `addSubcommands` adds `verify` and `status`. */
+export function buildProgram(chosen: (invocation: Invocation) => void = () => {}): Command {
   const program = new Command();
   program
     .name('folder-sync')
@@ -93,7 +94,10 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
       // One line for a usage error; commander already words it ("error: missing required argument…").
       outputError: (text, write) => write(`folder-sync: ${text.replace(/^error: /, '')}`),
     });
-  if (!subcommands) return program;
+  return program;
+}
+
+export function addSubcommands(program: Command, chosen: (invocation: Invocation) => void): void {
   program.commandsGroup('Commands:');
   program
     .command('verify')
@@ -122,13 +126,14 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ outputError: (text, write) => write(`folder-sync ${command.name()}: ${text.replace(/^error: /, '')}`) });
   }
-  return program;
 }
 
 /** Parses argv and runs; resolves to the exit status. */
 export async function main(argv: string[], io: Io = nodeIo): Promise<number> {
   let invocation: Invocation | undefined;
-  const program = buildProgram((chosen) => (invocation = chosen), !isSyncOfSourceNamedLikeCommand(argv.slice(2)));
+  const chosen = (choice: Invocation) => (invocation = choice);
+  const program = buildProgram(chosen);
+  if (!isSyncOfSourceNamedLikeCommand(argv.slice(2), program)) addSubcommands(program, chosen);
   try {
     program.parse(argv);
   } catch (error) {
@@ -162,9 +167,9 @@ export async function main(argv: string[], io: Io = nodeIo): Promise<number> {
  * `folder-sync status rep 5 sync.log` is a sync of the folder `status` (four operands), not the
  * `status` command (two at most).
  */
-function isSyncOfSourceNamedLikeCommand(args: string[]): boolean {
+function isSyncOfSourceNamedLikeCommand(args: string[], root: Command): boolean {
   if (args[0] !== 'verify' && args[0] !== 'status') return false;
-  const takesValue = new Set(buildProgram(() => {}, false).options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short]));
+  const takesValue = new Set(root.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short]));
   let operands = 0;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -261,8 +266,7 @@ async function run(config: Config, io: Io): Promise<number> {
     console: config.quiet ? 'quiet' : 'normal',
     format: config.logFormat,
     level: config.logLevel,
-    maxSize: config.logMaxSize,
-    maxFiles: config.logMaxFiles,
+    rotate: config.logMaxSize !== undefined && config.logMaxFiles !== undefined ? { maxSize: config.logMaxSize, maxFiles: config.logMaxFiles } : undefined,
     statusLine: progress,
   });
   let lock: Lock | undefined;
@@ -299,11 +303,12 @@ async function run(config: Config, io: Io): Promise<number> {
         `${config.dryRun ? ' (dry run)' : ''}; manifest ${config.manifestPath}`,
     );
     if (config.watch && config.once) log.warn('--watch has no effect with --once: one pass is run, then folder-sync exits');
+    // The first pass's selection is also what the watcher starts with (the ignore file read once).
+    let selection = passExclude(config);
     if (config.watch && !config.once) {
-      const { patterns } = passPatterns(config);
       watcher = new SourceWatcher({
         root: config.source,
-        exclude: patterns === config.excludes ? config.exclude : buildExclude(patterns, config.ownRelPaths),
+        exclude: selection.exclude,
         delayMs: config.watchDelayMs,
         onDue: () => stopper.wakeUp(),
         warn: (message) => log.warn(message),
@@ -315,8 +320,8 @@ async function run(config: Config, io: Io): Promise<number> {
     let passes = 0;
     for (;;) {
       const startedAt = Date.now();
-      const { patterns, problem } = passPatterns(config);
-      const exclude = patterns === config.excludes ? config.exclude : buildExclude(patterns, config.ownRelPaths);
+      if (passes > 0) selection = passExclude(config);
+      const { patterns, problem, exclude } = selection;
       const dirs = watcher ? new Set<string>() : undefined;
       watcher?.passStarted(exclude);
       const result = await runPass({

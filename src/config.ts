@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { UsageError, describe } from './errors.js';
+import { UsageError, describe, isVanished } from './errors.js';
 import { IGNORE_FILE, compileExcludes, readPatternFile, type ExcludeMatcher } from './filter.js';
 import { DEFAULT_LOG_FILES, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
 
@@ -68,10 +68,10 @@ export interface Config {
   /** Threads that hash when a pass must read many files. */
   hashThreads: number | undefined;
   /**
-   * Our own files (log, manifest; a backup dir as `backup:<path>`) that live inside the source or
+   * Our own files (log, manifest, backup dir) that live inside the source or
    * replica, relative to the root holding them: never synced (what the exclude matcher tests).
    */
-  ownRelPaths: string[];
+  ownRelPaths: OwnPath[];
 }
 
 export function parseInterval(text: string): number {
@@ -132,8 +132,9 @@ export function buildConfig(
   const logLevel = oneOf(raw.logLevel ?? 'info', LOG_LEVELS, '--log-level');
   const logMaxSize = raw.logMaxSize === undefined ? undefined : parseSize(raw.logMaxSize, '--log-max-size');
   if (logMaxSize !== undefined && logMaxSize < 1024) throw new UsageError(`--log-max-size must be at least 1K, got '${raw.logMaxSize}'`);
-  const logMaxFiles = raw.logMaxFiles === undefined ? undefined : parseCount(raw.logMaxFiles, '--log-max-files', 2);
-  if (logMaxFiles !== undefined && logMaxSize === undefined) throw new UsageError('--log-max-files needs --log-max-size (rotation is by size)');
+  if (raw.logMaxFiles !== undefined && logMaxSize === undefined) throw new UsageError('--log-max-files needs --log-max-size (rotation is by size)');
+  // Resolved here once: set exactly when rotation is on.
+  const logMaxFiles = logMaxSize === undefined ? undefined : raw.logMaxFiles === undefined ? DEFAULT_LOG_FILES : parseCount(raw.logMaxFiles, '--log-max-files', 2);
   const watchDelayMs = raw.watchDelay === undefined ? 2000 : Math.round(parseSeconds(raw.watchDelay, '--watch-delay') * 1000);
 
   const source = checkSource(args.source);
@@ -149,11 +150,14 @@ export function buildConfig(
     throw new UsageError(`log file '${logFile}' would overwrite the manifest or its files: choose another log file or --manifest`);
   }
   const backupDir = raw.backupDir === undefined ? undefined : checkBackupDir(raw.backupDir, source, replica);
-  // With rotation, the log's rotated files (`sync1.log`…) are ours too: `log:<how many>:<path>`.
-  const rotated = logMaxSize === undefined ? 0 : (logMaxFiles ?? DEFAULT_LOG_FILES) - 1;
-  const own = [...ownRelPaths([logFile], [source, replica]).map((rel) => `${LOG_MARK}${rotated}:${rel}`), ...ownRelPaths([manifestPath], [source, replica])];
+  // With rotation, the log's rotated files (`sync1.log`…) are ours too.
+  const rotated = logMaxFiles === undefined ? 0 : logMaxFiles - 1;
+  const own: OwnPath[] = [
+    ...relInside(logFile, [source, replica]).map((rel): OwnPath => ({ kind: 'log', path: rel, rotated })),
+    ...relInside(manifestPath, [source, replica]).map((rel): OwnPath => ({ kind: 'manifest', path: rel })),
+  ];
   // The backup dir is one exact path (and what is under it), reserved in the replica only.
-  if (backupDir !== undefined && inside(replica, backupDir)) own.push(BACKUP_MARK + path.relative(replica, backupDir).split(path.sep).join('/'));
+  if (backupDir !== undefined && inside(replica, backupDir)) own.push({ kind: 'backup', path: relInside(backupDir, [replica])[0] });
   const exclude = buildExclude(excludes, own);
 
   return {
@@ -246,20 +250,27 @@ export function passPatterns(config: Pick<Config, 'source' | 'excludes'>): { pat
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { patterns: config.excludes };
+    if (isVanished(error)) return { patterns: config.excludes };
     return { patterns: config.excludes, problem: `reading ${file}: ${describe(error)}` };
   }
   return { patterns: [...readPatternFile(text), ...config.excludes] };
+}
+
+/** `passPatterns` with the pass's matcher built from them (the configuration's own when no ignore file). */
+export function passExclude(config: Config): { patterns: string[]; problem?: string; exclude: ExcludeMatcher } {
+  const { patterns, problem } = passPatterns(config);
+  return { patterns, problem, exclude: patterns === config.excludes ? config.exclude : buildExclude(patterns, config.ownRelPaths) };
 }
 
 /**
  * The exclude matcher of a pass: the user's patterns plus our own files (log, manifest) where they
  * live inside a root. Built the same way in the lister threads, from the same two lists.
  */
-export function buildExclude(patterns: readonly string[], own: readonly string[]): ExcludeMatcher {
+export function buildExclude(patterns: readonly string[], own: readonly OwnPath[]): ExcludeMatcher {
   const userExclude = compileExcludes(patterns);
-  return own.length === 0 ? userExclude : (relPath, isDir) => isOwn(relPath, own) || userExclude(relPath, isDir);
+  if (own.length === 0) return userExclude;
+  const isOwn = compileOwn(own);
+  return (relPath, isDir) => isOwn(relPath) || userExclude(relPath, isDir);
 }
 
 function checkSource(given: string): string {
@@ -370,58 +381,49 @@ function checkWritableFile(file: string, what: string): void {
   }
 }
 
-/** Our files' paths relative to whichever root holds them (POSIX). */
-function ownRelPaths(files: string[], roots: string[]): string[] {
-  const out: string[] = [];
-  for (const file of files) {
-    for (const root of roots) {
-      if (inside(root, file)) out.push(path.relative(root, file).split(path.sep).join('/'));
-    }
-  }
-  return out;
+/** `file` relative to whichever of `roots` holds it (POSIX), for each root that does. */
+function relInside(file: string, roots: string[]): string[] {
+  return roots.filter((root) => inside(root, file)).map((root) => path.relative(root, file).split(path.sep).join('/'));
 }
 
 /**
- * The log, the manifest and exactly their companions: `.lock`, the `.d` folder, set-aside
- * `.corrupt-…` copies, lowdb's `.name.tmp`, and rotated logs (`name.1`, …).
+ * One of our own files inside a root, relative to it, with what belongs to it:
+ * - the manifest: `.lock`, the `.d` folder, set-aside `.corrupt-…` copies and lowdb's `.name.tmp`;
+ * - the log: logrotate's `name.1`…, and with rotation on, winston's `name1.ext` to `name<rotated>.ext`;
+ * - the backup dir: everything under it.
  */
-const BACKUP_MARK = 'backup:';
-/** The log file: `log:<n>:<path>`, its rotated files `name1.ext` to `name<n>.ext` (winston's) too. */
-const LOG_MARK = 'log:';
+export type OwnPath = { kind: 'manifest'; path: string } | { kind: 'log'; path: string; rotated: number } | { kind: 'backup'; path: string };
 
-function isOwn(relPath: string, own: readonly string[]): boolean {
-  for (const entry of own) {
-    if (entry.startsWith(BACKUP_MARK)) {
-      const dir = entry.slice(BACKUP_MARK.length);
-      if (relPath === dir || relPath.startsWith(dir + '/')) return true;
-      continue;
+/** Compiled once per matcher: the names to test are worked out here, not per entry. */
+function compileOwn(own: readonly OwnPath[]): (relPath: string) => boolean {
+  const tests = own.map((o): ((relPath: string) => boolean) => {
+    const file = o.path;
+    switch (o.kind) {
+      case 'backup':
+        return (relPath) => relPath === file || relPath.startsWith(file + '/');
+      case 'manifest': {
+        const slash = file.lastIndexOf('/');
+        const lowdbTemp = file.slice(0, slash + 1) + '.' + file.slice(slash + 1) + '.tmp';
+        return (relPath) => {
+          if (relPath === file || relPath === lowdbTemp) return true;
+          if (!relPath.startsWith(file + '.')) return false;
+          const rest = relPath.slice(file.length + 1);
+          return rest === 'lock' || rest === 'd' || rest.startsWith('d/') || rest.startsWith('corrupt-');
+        };
+      }
+      case 'log': {
+        const slash = file.lastIndexOf('/');
+        const dot = file.lastIndexOf('.');
+        const [stem, ext] = dot > slash + 1 ? [file.slice(0, dot), file.slice(dot)] : [file, ''];
+        const rotated = (n: string, max: number) => /^[1-9]\d*$/.test(n) && Number(n) <= max;
+        return (relPath) =>
+          relPath === file ||
+          (relPath.startsWith(file + '.') && /^\d+$/.test(relPath.slice(file.length + 1))) ||
+          (o.rotated > 0 && relPath.startsWith(stem) && relPath.endsWith(ext) && rotated(relPath.slice(stem.length, relPath.length - ext.length), o.rotated));
+      }
     }
-    let file = entry;
-    if (entry.startsWith(LOG_MARK)) {
-      const colon = entry.indexOf(':', LOG_MARK.length);
-      file = entry.slice(colon + 1);
-      if (isRotated(relPath, file, Number(entry.slice(LOG_MARK.length, colon)))) return true;
-    }
-    if (relPath === file) return true;
-    if (relPath.startsWith(file + '.')) {
-      const rest = relPath.slice(file.length + 1);
-      if (rest === 'lock' || rest === 'd' || rest.startsWith('d/') || rest.startsWith('corrupt-') || /^\d+$/.test(rest)) return true;
-    }
-    const slash = file.lastIndexOf('/');
-    if (relPath === file.slice(0, slash + 1) + '.' + file.slice(slash + 1) + '.tmp') return true;
-  }
-  return false;
-}
-
-/** `sync1.log` to `sync<count>.log` for `sync.log` (winston's rotation), in the same folder. */
-function isRotated(relPath: string, file: string, count: number): boolean {
-  if (count === 0) return false;
-  const slash = file.lastIndexOf('/');
-  const dot = file.lastIndexOf('.');
-  const [stem, ext] = dot > slash + 1 ? [file.slice(0, dot), file.slice(dot)] : [file, ''];
-  if (!relPath.startsWith(stem) || !relPath.endsWith(ext) || relPath.length <= stem.length + ext.length) return false;
-  const n = relPath.slice(stem.length, relPath.length - ext.length);
-  return /^[1-9]\d*$/.test(n) && Number(n) <= count;
+  });
+  return (relPath) => tests.some((test) => test(relPath));
 }
 
 /** Creates what the configuration needs to exist (log and manifest folders): after all checks. */

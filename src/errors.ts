@@ -43,21 +43,7 @@ export function isVanished(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-export const EXIT_OK = 0;
-export const EXIT_PARTIAL = 1;
 export const EXIT_USAGE = 2;
-
-/** Decides the exit status once, from what happened. */
-export function exitStatus(outcome: { usageError?: boolean; passesWithErrors: number }): number {
-  switch (true) {
-    case outcome.usageError:
-      return EXIT_USAGE;
-    case outcome.passesWithErrors > 0:
-      return EXIT_PARTIAL;
-    default:
-      return EXIT_OK;
-  }
-}
 
 /**
  * A path as it appears in a log line: control characters (a newline in a file name) escaped,

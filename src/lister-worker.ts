@@ -6,8 +6,9 @@
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildExclude } from './config.js';
-import { NUMS, type ListerJob, type PackedListing } from './lister.js';
-import { byName, isTempName, splitNs } from './scan.js';
+import { isVanished } from './errors.js';
+import { DIR, FILE, NUMS, SPECIAL, SYMLINK, type ListerJob, type PackedListing } from './lister.js';
+import { byName, isTempName, joinRel, splitNs } from './scan.js';
 
 const job = workerData as ListerJob;
 const exclude = buildExclude(job.excludes, job.own);
@@ -54,13 +55,13 @@ const S_IFMT = 0o170000;
 function kindOfMode(mode: number): number {
   switch (mode & S_IFMT) {
     case 0o100000:
-      return 0; // file
+      return FILE;
     case 0o040000:
-      return 1; // dir
+      return DIR;
     case 0o120000:
-      return 2; // symlink
+      return SYMLINK;
     default:
-      return 3; // special
+      return SPECIAL;
   }
 }
 
@@ -76,6 +77,12 @@ function flush(): void {
   batchEntries = 0;
 }
 
+/** A folder that could not be listed, as the main thread's walk reports it. */
+function unreadable(relDir: string, error: unknown): PackedListing {
+  const e = error as NodeJS.ErrnoException;
+  return { dir: relDir, names: '', nums: new Float64Array(0), temps: [], undecodable: [], error: { code: e.code, message: e.message } };
+}
+
 function listFolder(relDir: string): string[] {
   const abs = relDir === '' ? job.root : job.root + '/' + relDir;
   const prefix = abs + '/';
@@ -83,14 +90,12 @@ function listFolder(relDir: string): string[] {
   try {
     names = fs.readdirSync(abs);
   } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    batch.push({ dir: relDir, names: '', nums: new Float64Array(0), temps: [], vanished: [], undecodable: [], error: { code: e.code, message: e.message } });
+    batch.push(unreadable(relDir, error));
     return [];
   }
   names.sort(byName);
   const kept: string[] = [];
   const temps: string[] = [];
-  const vanished: string[] = [];
   const undecodable: string[] = [];
   const nums = new Float64Array(names.length * NUMS);
   const subdirs: string[] = [];
@@ -104,15 +109,13 @@ function listFolder(relDir: string): string[] {
     try {
       st = lstatNumbers(prefix + name);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+      if (!isVanished(error)) {
         // An lstat failure other than "gone" makes the whole folder unreadable, as inline.
-        const e = error as NodeJS.ErrnoException;
-        batch.push({ dir: relDir, names: '', nums: new Float64Array(0), temps: [], vanished: [], undecodable: [], error: { code: e.code, message: e.message } });
+        batch.push(unreadable(relDir, error));
         return [];
       }
+      // Gone since readdir: left out. A name that is not UTF-8 cannot be lstat'ed by name at all.
       if (name.includes('\uFFFD')) undecodable.push(name);
-      else vanished.push(name);
       continue;
     }
     const kind = kindOfMode(st[1]);
@@ -128,12 +131,12 @@ function listFolder(relDir: string): string[] {
     nums[o + 9] = st[7];
     o += NUMS;
     kept.push(name);
-    if (kind === 1) {
-      const childRel = relDir === '' ? name : relDir + '/' + name;
+    if (kind === DIR) {
+      const childRel = joinRel(relDir, name);
       if (!exclude(childRel, true)) subdirs.push(childRel);
     }
   }
-  batch.push({ dir: relDir, names: kept.join('\0'), nums: nums.slice(0, o), temps, vanished, undecodable });
+  batch.push({ dir: relDir, names: kept.join('\0'), nums: nums.slice(0, o), temps, undecodable });
   batchEntries += kept.length + 1;
   if (batchEntries >= BATCH_ENTRIES) flush();
   return subdirs;

@@ -11,6 +11,7 @@
  * 100k files: see the README's Performance section).
  */
 import type { Worker } from 'node:worker_threads';
+import type { OwnPath } from './config.js';
 import type { Io } from './io.js';
 import { listDir, type Listing } from './scan.js';
 import { startThread } from './threads.js';
@@ -35,8 +36,6 @@ export interface FolderListing {
   names: string[];
   nums: Float64Array;
   temps: string[];
-  /** Entries that vanished between readdir and lstat (the tree moved under us). */
-  vanished: string[];
   /** Names that are not valid UTF-8 (decoded with U+FFFD, they cannot be opened by name). */
   undecodable: string[];
 }
@@ -109,7 +108,7 @@ export function packListing(listing: Listing): FolderListing {
     nums[o + 9] = e.ino;
     o += NUMS;
   }
-  return { names, nums, temps: listing.temps, vanished: listing.vanished, undecodable: listing.undecodable };
+  return { names, nums, temps: listing.temps, undecodable: listing.undecodable };
 }
 
 export class InlineLister implements Lister {
@@ -129,7 +128,7 @@ export class InlineLister implements Lister {
 export interface ListerJob {
   root: string;
   excludes: string[];
-  own: string[];
+  own: OwnPath[];
 }
 
 /** One folder as the worker sends it (names joined by NUL, `NUMS` numbers per entry). */
@@ -138,7 +137,6 @@ export interface PackedListing {
   names: string;
   nums: Float64Array;
   temps: string[];
-  vanished: string[];
   undecodable: string[];
   error?: { code?: string; message: string };
 }
@@ -149,7 +147,7 @@ export const KINDS: Kind[] = ['file', 'dir', 'symlink', 'special'];
 
 export function unpack(packed: PackedListing): FolderListing {
   const names = packed.names === '' ? [] : packed.names.split('\0');
-  return { names, nums: packed.nums, temps: packed.temps, vanished: packed.vanished, undecodable: packed.undecodable };
+  return { names, nums: packed.nums, temps: packed.temps, undecodable: packed.undecodable };
 }
 
 export class ThreadLister implements Lister {

@@ -7,7 +7,6 @@
  */
 import winston from 'winston';
 import Transport from 'winston-transport';
-import { formatBytes } from './units.js';
 
 /** One thing done (or that a dry run would do) to the replica: `copied a.txt (new)`. */
 export interface Action {
@@ -58,8 +57,8 @@ export interface StatusLine {
 export interface LogOptions {
   /** Absolute path of the log file (its folder exists and is writable: checked by config). */
   logFile: string;
-  /** Console output: `normal`, or `quiet` (warnings and errors only), or `silent`. */
-  console?: 'normal' | 'quiet' | 'silent';
+  /** Console output: `normal`, or `quiet` (warnings and errors only). */
+  console?: 'normal' | 'quiet';
   format?: LogFormat;
   /** The least severe level written (file and console); default `info`. */
   level?: LogLevel;
@@ -67,8 +66,7 @@ export interface LogOptions {
    * Rotation: once the log file reaches `maxSize` bytes it becomes `name1.ext`, the one before
    * `name2.ext`…, and only `maxFiles` files are kept in all (winston's tailable rotation).
    */
-  maxSize?: number;
-  maxFiles?: number;
+  rotate?: { maxSize: number; maxFiles: number };
   statusLine?: StatusLine;
 }
 
@@ -115,20 +113,16 @@ class ConsoleLines extends Transport {
 export function createLogger(options: LogOptions): Logger {
   const json = options.format === 'json';
   const level = options.level ?? 'info';
-  const maxFiles = options.maxSize !== undefined ? (options.maxFiles ?? DEFAULT_LOG_FILES) : undefined;
   const file = new winston.transports.File({
     filename: options.logFile,
     format: json ? winston.format.combine(winston.format.timestamp(), winston.format.json()) : winston.format.combine(winston.format.timestamp(), fileText),
     // Rotation: tailable keeps the live log at the path the user gave; winston needs maxFiles for it.
-    ...(options.maxSize !== undefined ? { maxsize: options.maxSize, maxFiles, tailable: true } : {}),
+    ...(options.rotate ? { maxsize: options.rotate.maxSize, maxFiles: options.rotate.maxFiles, tailable: true } : {}),
   });
   const transports: winston.transport[] = [file];
-  const mode = options.console ?? 'normal';
-  if (mode !== 'silent') {
-    const consoleLevel = mode === 'quiet' && LOG_LEVELS.indexOf(level) > LOG_LEVELS.indexOf('warn') ? 'warn' : level;
-    const format = json ? winston.format.combine(winston.format.timestamp(), winston.format.json()) : consoleText;
-    transports.push(Object.assign(new ConsoleLines(consoleLevel, options.statusLine), { format }));
-  }
+  const quiet = options.console === 'quiet' && LOG_LEVELS.indexOf(level) > LOG_LEVELS.indexOf('warn');
+  const consoleFormat = json ? winston.format.combine(winston.format.timestamp(), winston.format.json()) : consoleText;
+  transports.push(Object.assign(new ConsoleLines(quiet ? 'warn' : level, options.statusLine), { format: consoleFormat }));
   const logger = winston.createLogger({ level, levels: winston.config.npm.levels, transports, exitOnError: false });
   // A logging failure (a full disk under the log file) must not end a sync: say it once, go on.
   let complained = false;
@@ -165,7 +159,3 @@ export function createLogger(options: LogOptions): Logger {
     },
   };
 }
-
-/** `show()` escapes control characters in a path so every action stays on one line. */
-export { show } from './errors.js';
-export { formatBytes };

@@ -120,6 +120,11 @@ export class Manifest {
     return n;
   }
 
+  /** The source and replica this manifest is for. */
+  get pair(): { source: string; replica: string } {
+    return { source: this.main.data.source, replica: this.main.data.replica };
+  }
+
   /** Files recorded (links and folders have no record), and the bytes of their content. */
   totals(): { entries: number; bytes: number } {
     let entries = 0;
@@ -274,18 +279,39 @@ export class Manifest {
     return { format: MANIFEST_FORMAT, version: SCHEMA_VERSION, source: this.options.source, replica: this.options.replica, shards: 1 };
   }
 
-  private async load(): Promise<void> {
-    if (!this.options.readOnly) {
-      // lowdb's own temporary file, if a kill caught it mid-write: the rename never happened.
-      fs.rmSync(path.join(path.dirname(this.path), `.${path.basename(this.path)}.tmp`), { force: true });
-    }
-    if (!fs.existsSync(this.path)) return; // no manifest yet: the first pass builds it
-    let data: unknown;
-    try {
-      // The adapter, not `Low.read()`: that one silently keeps the defaults for a file holding `null`.
-      data = await this.main.adapter.read();
-    } catch (error) {
-      return this.rebuild(`cannot read manifest ${this.path}: ${describe(error)}`);
+  /**
+   * For `status`: the manifest at `manifestPath`, read-only, whatever pair it is for. Its main file
+   * is read once; a missing one is `undefined`; an unusable one throws (what read threw, or an
+   * Error saying what is wrong, `is not a folder-sync manifest`…): there is nothing to rebuild for.
+   */
+  static async inspect(manifestPath: string, warn: (message: string) => void): Promise<Manifest | undefined> {
+    const data = await new DataFile<unknown>(manifestPath, compact).read();
+    if (data === null) return undefined;
+    const pair = data as Partial<MainData>;
+    if (typeof pair.source !== 'string' || typeof pair.replica !== 'string') throw new Error('is not a folder-sync manifest');
+    const options = { source: pair.source, replica: pair.replica, readOnly: true, warn };
+    const problem = checkMain(data, options);
+    if (problem !== undefined) throw new Error(problem);
+    const manifest = new Manifest(manifestPath, options);
+    await manifest.load(data);
+    return manifest;
+  }
+
+  /** Loads the main file (or takes it as `inspect` read it), then the shards and journals. */
+  private async load(preread?: unknown): Promise<void> {
+    let data = preread;
+    if (data === undefined) {
+      if (!this.options.readOnly) {
+        // lowdb's own temporary file, if a kill caught it mid-write: the rename never happened.
+        fs.rmSync(path.join(path.dirname(this.path), `.${path.basename(this.path)}.tmp`), { force: true });
+      }
+      if (!fs.existsSync(this.path)) return; // no manifest yet: the first pass builds it
+      try {
+        // The adapter, not `Low.read()`: that one silently keeps the defaults for a file holding `null`.
+        data = await this.main.adapter.read();
+      } catch (error) {
+        return this.rebuild(`cannot read manifest ${this.path}: ${describe(error)}`);
+      }
     }
     const problem = checkMain(data, this.options);
     if (problem !== undefined) return this.rebuild(`manifest ${this.path} ${problem}`);

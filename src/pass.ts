@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { metaReason, settleFile } from './diff.js';
-import { StepError, describe, errorCode, isVanished } from './errors.js';
+import { StepError, describe, errorCode, isVanished, show } from './errors.js';
 import {
   ChangedWhileReading,
   Interrupted,
@@ -28,13 +28,14 @@ import {
   touchLink,
   type ExecContext,
 } from './execute.js';
-import type { DeleteLimit } from './config.js';
+import type { DeleteLimit, OwnPath } from './config.js';
 import type { ExcludeMatcher } from './filter.js';
 import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
 import type { Io } from './io.js';
 import { DEFAULT_HASH_THREADS, HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
 import { InlineLister, ThreadLister } from './lister.js';
-import { formatBytes, show, type Reporter } from './log.js';
+import type { Reporter } from './log.js';
+import { formatBytes } from './units.js';
 import type { Manifest } from './manifest.js';
 import { noProgress, type Progress } from './progress.js';
 import { planOps, type Plan } from './plan.js';
@@ -65,14 +66,12 @@ export interface PassOptions {
   manifest: Manifest | Promise<Manifest>;
   /** True once the pass should stop starting work (a signal). */
   shouldStop(): boolean;
-  /** Checkpoint the manifest after this many recorded operations, or this many ms. */
-  checkpointEvery?: { ops: number; ms: number };
   /**
    * List the two trees on worker threads, compiling these exclude lists there (the same ones
    * `exclude` was built from); hash on threads too, and copy large files in the kernel while a
    * thread hashes them. Without it, listing, hashing and copying run inline through `io`.
    */
-  threads?: { excludes: string[]; own: string[] };
+  threads?: { excludes: string[]; own: OwnPath[] };
   /** A live progress line (a terminal's); none by default. */
   progress?: Progress;
   /** Set: delete nothing this pass, for this reason (logged as an error, exit 1). */
@@ -95,6 +94,10 @@ export interface PassResult {
   /** Every source folder was listed (not stopped, none unreadable). */
   walkComplete: boolean;
 }
+
+/** The manifest is checkpointed after this many recorded operations, or this many ms. */
+const CHECKPOINT_OPS = 1000;
+const CHECKPOINT_MS = 10_000;
 
 /** Copies flushed together (Perf: see `startCopy`). */
 const COPY_BATCH_FILES = 64;
@@ -682,8 +685,7 @@ class Pass {
   private async checkpoint(force: boolean): Promise<void> {
     const { o } = this;
     if (o.dryRun) return;
-    const every = o.checkpointEvery ?? { ops: 1000, ms: 10_000 };
-    if (!force && this.opsSinceCheckpoint < every.ops && Date.now() - this.lastCheckpoint < every.ms) return;
+    if (!force && this.opsSinceCheckpoint < CHECKPOINT_OPS && Date.now() - this.lastCheckpoint < CHECKPOINT_MS) return;
     for (const dir of this.dirtyDirs) {
       try {
         o.io.fsyncDir(dir);

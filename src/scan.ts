@@ -47,8 +47,6 @@ export interface Listing {
   entries: Map<string, Entry>;
   /** Names of our temporary files found in this folder. */
   temps: string[];
-  /** Entries that vanished between readdir and lstat (the tree moved under us). */
-  vanished: string[];
   /** Names that are not valid UTF-8 (decoded with U+FFFD, they cannot be opened by name). */
   undecodable: string[];
 }
@@ -62,7 +60,6 @@ export function listDir(io: Io, absDir: string): Listing {
   const names = io.readdir(absDir).sort(byName);
   const entries = new Map<string, Entry>();
   const temps: string[] = [];
-  const vanished: string[] = [];
   const undecodable: string[] = [];
   const prefix = absDir.endsWith('/') ? absDir : absDir + '/';
   for (const name of names) {
@@ -74,11 +71,11 @@ export function listDir(io: Io, absDir: string): Listing {
       entries.set(name, toEntry(name, io.lstat(prefix + name)));
     } catch (error) {
       if (!isVanished(error)) throw error;
+      // Gone since readdir: left out. A name that is not UTF-8 cannot be lstat'ed by name at all.
       if (name.includes('\uFFFD')) undecodable.push(name);
-      else vanished.push(name);
     }
   }
-  return { entries, temps, vanished, undecodable };
+  return { entries, temps, undecodable };
 }
 
 /** Code-unit order of names: the order of every listing and so of the walk and its log. */

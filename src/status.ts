@@ -5,9 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UsageError, describe } from './errors.js';
+import { UsageError, describe, errorCode } from './errors.js';
 import { lockHolder } from './lock.js';
-import { MANIFEST_FORMAT, Manifest, type LastPass } from './manifest.js';
+import { Manifest, type LastPass } from './manifest.js';
 import { formatBytes, formatCount, formatDuration } from './units.js';
 
 export interface ManifestStatus {
@@ -23,24 +23,21 @@ export interface ManifestStatus {
   notes: string[];
 }
 
-/** Reads one manifest. Throws a UsageError naming the problem when it is missing or not a manifest. */
+/** Reads one manifest. Throws a UsageError naming the problem when it is missing or unusable. */
 export async function readStatus(manifestPath: string): Promise<ManifestStatus> {
-  let head: { format?: unknown; source?: unknown; replica?: unknown };
+  // Read-only: an old schema is migrated in memory only; a damaged shard is noted, not set aside.
+  const notes: string[] = [];
+  let manifest: Manifest | undefined;
   try {
-    head = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as typeof head;
+    manifest = await Manifest.inspect(manifestPath, (message) => notes.push(message));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UsageError(`no manifest at ${manifestPath} (no pass has run for this pair yet, or --manifest names another file)`);
-    throw new UsageError(`${manifestPath} is not a readable manifest: ${describe(error)}`);
+    const problem = error instanceof SyntaxError || errorCode(error) !== undefined ? `is not a readable manifest: ${describe(error)}` : describe(error);
+    throw new UsageError(`${manifestPath} ${problem}`);
   }
-  if (head?.format !== MANIFEST_FORMAT || typeof head.source !== 'string' || typeof head.replica !== 'string') {
-    throw new UsageError(`${manifestPath} is not a folder-sync manifest`);
-  }
-  // Read-only: an old schema is migrated in memory only; a corrupt shard is reported, not set aside.
-  const warnings: string[] = [];
-  const manifest = await Manifest.open(manifestPath, { source: head.source, replica: head.replica, readOnly: true, warn: (m) => warnings.push(m) });
+  if (manifest === undefined) throw new UsageError(`no manifest at ${manifestPath} (no pass has run for this pair yet, or --manifest names another file)`);
+  const { source, replica } = manifest.pair;
   const { entries, bytes } = manifest.totals();
-  return { manifest: manifestPath, source: head.source, replica: head.replica, entries, bytes, lastPass: manifest.lastPass, runningPid: lockHolder(manifestPath + '.lock'), notes: warnings };
+  return { manifest: manifestPath, source, replica, entries, bytes, lastPass: manifest.lastPass, runningPid: lockHolder(manifestPath + '.lock'), notes };
 }
 
 /** The main files of the manifests in a folder (not their `.d` shards, locks or set-aside copies). */

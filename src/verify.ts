@@ -22,16 +22,6 @@ import { noProgress, type Progress } from './progress.js';
 export const DIFFERENCE_KINDS = ['missing', 'extra', 'type', 'content', 'mode', 'mtime', 'link target', 'unreadable'] as const;
 export type DifferenceKind = (typeof DIFFERENCE_KINDS)[number];
 
-const KIND_RANK: Record<DifferenceKind, number> = {
-  missing: 0,
-  extra: 1,
-  type: 2,
-  content: 3,
-  mode: 4,
-  mtime: 5,
-  'link target': 6,
-  unreadable: 7,
-};
 
 /**
  * One way the replica differs from the source at one path.
@@ -156,7 +146,7 @@ class Audit {
     }
     if (!this.stopped) await this.hashPairs();
     // Content differences are found after the walk: put every path's differences back in walk order.
-    this.found.sort((a, b) => a.seq - b.seq || KIND_RANK[a.difference.kind] - KIND_RANK[b.difference.kind]);
+    this.found.sort((a, b) => a.seq - b.seq || DIFFERENCE_KINDS.indexOf(a.difference.kind) - DIFFERENCE_KINDS.indexOf(b.difference.kind));
     return { differences: this.found.map((f) => f.difference), entries: this.seq, filesHashed: this.filesHashed, bytesHashed: this.bytesHashed };
   }
 

@@ -17,6 +17,7 @@
  * events such as many network mounts), that folder's changes are seen by the interval's pass.
  */
 import * as fs from 'node:fs';
+import { isVanished } from './errors.js';
 import type { ExcludeMatcher } from './filter.js';
 import { joinRel } from './scan.js';
 
@@ -40,10 +41,14 @@ export class SourceWatcher {
   private lastEventAt = 0;
   /** The first changed path seen since the last pass (for the log). */
   private firstPath: string | undefined;
-  private failed = 0;
+  /** What to ignore: the configuration's at start, each pass's from then on. */
+  private exclude: ExcludeMatcher;
+  private warned = false;
   private closed = false;
 
-  constructor(private readonly o: WatchOptions) {}
+  constructor(private readonly o: WatchOptions) {
+    this.exclude = o.exclude;
+  }
 
   /** Watches every folder of the source (a walk of folders only). */
   start(): void {
@@ -63,7 +68,7 @@ export class SourceWatcher {
 
   /** A pass starts: changes seen from now on call for the next one. */
   passStarted(exclude: ExcludeMatcher): void {
-    this.o.exclude = exclude;
+    this.exclude = exclude;
     this.firstEventAt = undefined;
     this.firstPath = undefined;
   }
@@ -85,7 +90,7 @@ export class SourceWatcher {
 
   private stillWatchable(relDir: string): boolean {
     try {
-      return fs.lstatSync(this.abs(relDir)).isDirectory() && !this.o.exclude(relDir, true);
+      return fs.lstatSync(this.abs(relDir)).isDirectory() && !this.exclude(relDir, true);
     } catch {
       return false;
     }
@@ -111,7 +116,7 @@ export class SourceWatcher {
     }
     for (const entry of entries) {
       const rel = joinRel(relDir, entry.name);
-      if (entry.isDirectory() && !this.o.exclude(rel, true)) this.watchTree(rel);
+      if (entry.isDirectory() && !this.exclude(rel, true)) this.watchTree(rel);
     }
   }
 
@@ -127,9 +132,10 @@ export class SourceWatcher {
       this.watchers.set(relDir, watcher);
       return true;
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
-      if (this.failed++ === 0) {
+      if (isVanished(error)) return false;
+      if (!this.warned) {
+        this.warned = true;
+        const code = (error as NodeJS.ErrnoException).code;
         const why = code === 'ENOSPC' ? "the system's limit of watches (fs.inotify.max_user_watches) is reached" : String((error as Error).message);
         this.o.warn(`--watch: cannot watch some source folders (${why}); changes there are found by the interval's pass`);
       }
@@ -148,7 +154,7 @@ export class SourceWatcher {
       } catch {
         // removed: still a change
       }
-      if (this.o.exclude(rel, isDir)) return;
+      if (this.exclude(rel, isDir)) return;
       // A new folder is watched now, before the pass it triggers walks it.
       if (isDir && !this.watchers.has(rel)) this.watchTree(rel);
     }
