@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { TerminalProgress } from '../src/progress.js';
-import { ROOT, cliEnv, runCli } from './helpers/cli.js';
+import { BIN, ROOT, cliEnv, runCli } from './helpers/cli.js';
 import { tempDir, writeTree } from './helpers/tree.js';
 
 function world(files = 300) {
@@ -25,7 +25,7 @@ const quote = (arg: string): string => `'${arg.replace(/'/g, `'\\''`)}'`;
 
 /** Runs the CLI with stdout and stderr on a pseudo-terminal; returns what the terminal got. */
 function runOnTerminal(args: string[], env: NodeJS.ProcessEnv): { status: number | null; screen: string } {
-  const command = [process.execPath, '--import', 'tsx', path.join(ROOT, 'src', 'bin.ts'), ...args].map(quote).join(' ');
+  const command = [process.execPath, '--import', 'tsx', BIN, ...args].map(quote).join(' ');
   const result = spawnSync('script', ['-qfec', command, '/dev/null'], { cwd: ROOT, env: { ...env, COLUMNS: '120' }, encoding: 'utf8', timeout: 60_000 });
   return { status: result.status, screen: result.stdout };
 }

@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = path.join(ROOT, 'src', 'bin.ts');
+/** The command line's entry point, run through tsx. */
+export const BIN = path.join(ROOT, 'src', 'bin.ts');
 
 export interface CliResult {
   status: number | null;
