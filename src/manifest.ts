@@ -7,8 +7,11 @@
  * - `P.d/<n>.json`: the records, split into shards by a hash of their relative path. A save
  *   rewrites only the shards whose records changed, so its cost grows with the change, not the tree
  *   (and no single JSON string nears V8's string limit);
- * - `P.d/journal-<n>.json`: checkpoints during a pass, each holding only the records changed since
- *   the previous one; the save at the end of the pass folds them into the shards and removes them.
+ * - `P.d/journal-<n>.json`: the records changed since the previous journal (checkpoints during a
+ *   pass, and the save at its end). Perf: a save writes only a new journal while the journals hold
+ *   few records next to the shards (see `foldAt`), so a pass that changes 1% of the files writes
+ *   about 1% of the manifest; past that, the save folds them: it rewrites the shards they touched
+ *   and removes them. Loading replays the journals over the shards, in order.
  *
  * A record is a flat run of 14 JSON values (Perf: numbers and two strings per file parse several
  * times faster than an object per file): relative path, MD5, the source's size, mtime (seconds,
@@ -36,6 +39,17 @@ export const SHARD_SIZE = 2048;
 const FIELDS = 14;
 /** 2^16 shards of 2,048 records: far beyond any real tree; a larger count is a foreign file. */
 const MAX_SHARDS = 1 << 16;
+/** Journals kept before a save folds them, whatever their size (a watch pass writes one each time). */
+const MAX_JOURNALS = 64;
+
+/**
+ * Records the journals may hold before a save folds them into the shards. Perf: an eighth of the
+ * manifest bounds what loading replays on top of the shards (at most 64k records, ~8 MB: the 1M-file
+ * load stays under 2 s) and makes a full rewrite happen at most once per eighth of the tree changed.
+ */
+export function foldAt(records: number): number {
+  return Math.max(256, Math.min(Math.floor(records / 8), 65_536));
+}
 
 /** What the last pass did, for `status`. */
 export interface LastPass {
@@ -94,6 +108,10 @@ export class Manifest {
   /** Changes since the last journal or save (`null`: forgotten). */
   private pending = new Map<string, FileRecord | null>();
   private journals: string[] = [];
+  /** Records (set or forgotten) in `journals`. */
+  private journalRecords = 0;
+  /** Shards differ from their files in a way no journal holds (a migration, a record in the wrong shard): the next save folds. */
+  private mustFold = false;
   private nextJournal = 1;
   private metaDirty = false;
   private pass = 0;
@@ -238,15 +256,26 @@ export class Manifest {
     const file = path.join(this.shardDir, `journal-${this.nextJournal++}.json`);
     await this.writeFile(file, { format: MANIFEST_FORMAT, version: SCHEMA_VERSION, records, forgotten });
     this.journals.push(file);
+    this.journalRecords += this.pending.size;
     this.pending.clear();
   }
 
   /**
-   * Writes the shards that changed and the main file, then drops the journals they include.
-   * Same safety rule as `checkpoint`.
+   * The save at the end of a pass: the records changed since the last checkpoint go to a new
+   * journal, or, once the journals hold too much (`foldAt`) or the shards must be rewritten anyway,
+   * every shard that changed is rewritten and the journals removed; then the main file.
+   * Same safety rule as `checkpoint`. `fold` forces the rewrite.
    */
-  async save(): Promise<void> {
+  async save(options: { fold?: boolean } = {}): Promise<void> {
     if (this.options.readOnly) return;
+    const fold =
+      options.fold === true || this.mustFold || this.reshardNeeded() || this.journals.length >= MAX_JOURNALS ||
+      this.journalRecords + this.pending.size > foldAt(this.size);
+    if (!fold) {
+      await this.checkpoint();
+      if (this.metaDirty) await this.writeMain();
+      return;
+    }
     if (this.dirty.size === 0 && !this.metaDirty && this.journals.length === 0) return;
     this.reshardIfNeeded();
     if (this.dirty.size > 0) fs.mkdirSync(this.shardDir, { recursive: true });
@@ -255,17 +284,23 @@ export class Manifest {
       for (const [relPath, record] of this.shards[index]) pushRecord(records, relPath, record);
       await this.writeFile(this.shardFile(index), { format: MANIFEST_FORMAT, version: SCHEMA_VERSION, records });
     }
+    await this.writeMain();
+    // Safety: journals go only after the shards and main file that include them are in place.
+    for (const file of this.journals) fs.rmSync(file, { force: true });
+    this.removeShardFilesFrom(this.shards.length);
+    this.journals = [];
+    this.journalRecords = 0;
+    this.mustFold = false;
+    this.dirty.clear();
+    this.pending.clear();
+  }
+
+  private async writeMain(): Promise<void> {
     this.main.data.shards = this.shards.length;
     this.main.data.version = SCHEMA_VERSION;
     const mainText = JSON.stringify(this.main.data);
     await this.main.write();
     this.bytesWritten += Buffer.byteLength(mainText);
-    // Safety: journals go only after the shards and main file that include them are in place.
-    for (const file of this.journals) fs.rmSync(file, { force: true });
-    this.removeShardFilesFrom(this.shards.length);
-    this.journals = [];
-    this.dirty.clear();
-    this.pending.clear();
     this.metaDirty = false;
   }
 
@@ -331,7 +366,10 @@ export class Manifest {
       readRecords(shard.records, (relPath, record) => {
         const home = this.shardOf(relPath);
         this.shards[home].set(relPath, record);
-        if (home !== index) this.dirty.add(home);
+        if (home !== index) {
+          this.dirty.add(home);
+          this.mustFold = true;
+        }
       });
     }
     // Journals of a pass that did not reach its save (a crash): replayed in order, saved next time.
@@ -342,8 +380,20 @@ export class Manifest {
       if (journal === undefined) continue;
       this.journals.push(file);
       this.nextJournal = Math.max(this.nextJournal, Number(name.slice(8, -5)) + 1);
-      readRecords(journal.records, (relPath, record) => this.set(relPath, record));
-      for (const relPath of journal.forgotten ?? []) if (typeof relPath === 'string') this.delete(relPath);
+      // Replayed into the shards (which now differ from their files) but not into `pending`: the
+      // journal already holds them.
+      readRecords(journal.records, (relPath, record) => {
+        const index = this.shardOf(relPath);
+        this.shards[index].set(relPath, record);
+        this.dirty.add(index);
+        this.journalRecords++;
+      });
+      for (const relPath of journal.forgotten ?? []) {
+        if (typeof relPath !== 'string') continue;
+        const index = this.shardOf(relPath);
+        if (this.shards[index].delete(relPath)) this.dirty.add(index);
+        this.journalRecords++;
+      }
     }
   }
 
@@ -397,6 +447,7 @@ export class Manifest {
       migrated++;
     }
     this.metaDirty = true;
+    this.mustFold = true;
     this.pending.clear();
     if (!this.options.readOnly && fs.existsSync(this.shardDir)) {
       for (const name of fs.readdirSync(this.shardDir)) if (/^\d+\.json$/.test(name)) fs.rmSync(path.join(this.shardDir, name), { force: true });
@@ -450,11 +501,19 @@ export class Manifest {
     return count === 1 ? 0 : fnv1a(relPath) & (count - 1);
   }
 
-  /** Doubles the shard count while shards are over-full; every shard is then rewritten. */
-  private reshardIfNeeded(): void {
-    const total = this.size;
+  private shardCountFor(total: number): number {
     let count = this.shards.length;
     while (total > count * (this.options.shardSize ?? SHARD_SIZE)) count *= 2;
+    return count;
+  }
+
+  private reshardNeeded(): boolean {
+    return this.shardCountFor(this.size) !== this.shards.length;
+  }
+
+  /** Doubles the shard count while shards are over-full; every shard is then rewritten. */
+  private reshardIfNeeded(): void {
+    const count = this.shardCountFor(this.size);
     if (count === this.shards.length) return;
     const old = this.shards;
     this.shards = Array.from({ length: count }, () => new Map<string, FileRecord>());

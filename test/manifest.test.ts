@@ -48,13 +48,23 @@ describe('sharded manifest', () => {
     assert.deepEqual(plain(again.get('dir7/file7.txt')), plain(rec(7)));
 
     const before = new Map(shards.map((n) => [n, fs.statSync(path.join(shardDir, n)).mtimeMs]));
+    const changed = () => fs.readdirSync(shardDir).filter((n) => fs.statSync(path.join(shardDir, n)).mtimeMs !== before.get(n));
     again.bytesWritten = 0;
     await new Promise((r) => setTimeout(r, 20));
     again.set('dir7/file7.txt', rec(99999));
     await again.save();
-    const rewritten = shards.filter((n) => fs.statSync(path.join(shardDir, n)).mtimeMs !== before.get(n));
-    assert.equal(rewritten.length, 1);
-    assert.ok(again.bytesWritten < 20_000, `wrote ${again.bytesWritten} bytes`);
+    // A small change goes to a journal: no shard is rewritten.
+    assert.deepEqual(changed(), ['journal-1.json']);
+    assert.ok(again.bytesWritten < 1_000, `wrote ${again.bytesWritten} bytes`);
+    assert.deepEqual(plain((await open(file)).get('dir7/file7.txt')), plain(rec(99999)));
+    // Folding rewrites only the shard that holds the changed record, and drops the journal.
+    const reopened = await open(file);
+    reopened.bytesWritten = 0;
+    await reopened.save({ fold: true });
+    const rewritten = changed();
+    assert.equal(rewritten.length, 1, rewritten.join());
+    assert.match(rewritten[0], /^\d+\.json$/);
+    assert.ok(reopened.bytesWritten < 20_000, `wrote ${reopened.bytesWritten} bytes`);
     assert.deepEqual(plain((await open(file)).get('dir7/file7.txt')), plain(rec(99999)));
   });
 
@@ -85,7 +95,7 @@ describe('sharded manifest', () => {
     const oldShards = new Map(fs.readdirSync(file + '.d').map((n) => [n, fs.readFileSync(path.join(file + '.d', n))]));
     const n = await open(file, [], 8);
     for (let i = 0; i < 200; i++) n.set(`f${i}`, rec(i + 1000));
-    await n.save();
+    await n.save({ fold: true });
     // "crash": half of the shards never got their new version
     [...oldShards].slice(0, oldShards.size / 2).forEach(([name, bytes]) => fs.writeFileSync(path.join(file + '.d', name), bytes));
     const after = await open(file, [], 8);
@@ -201,8 +211,100 @@ describe('journals: checkpoints during a pass', () => {
     assert.deepEqual(plain(after.get('new')), plain(rec(7)));
     assert.equal(after.get('f2'), undefined);
     assert.equal(after.size, 100);
-    await after.save();
+    await after.save({ fold: true });
     assert.deepEqual(fs.readdirSync(file + '.d').filter((n) => n.startsWith('journal-')), []);
     assert.deepEqual(plain((await open(file, [], 8)).get('f1')), plain(rec(1001)));
   });
 });
+
+describe('journals: what a save writes', () => {
+  const journalNames = (file: string) => fs.readdirSync(file + '.d').filter((n) => n.startsWith('journal-')).sort();
+  const shardNames = (file: string) => fs.readdirSync(file + '.d').filter((n) => /^\d+\.json$/.test(n));
+
+  test('small changes pile up as journals across passes, replayed in order; past an eighth of the records they fold', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const m = await open(file, [], 256);
+    for (let i = 0; i < 4000; i++) m.set(`d${i % 40}/f${i}`, rec(i));
+    await m.save();
+    assert.deepEqual(journalNames(file), []);
+    assert.equal(shardNames(file).length, 16);
+    const shardBytes = (name: string) => fs.readFileSync(path.join(file + '.d', name));
+    const pristine = new Map(shardNames(file).map((n) => [n, shardBytes(n)]));
+
+    // Three passes, each changing, adding and dropping a few records: three journals, shards untouched.
+    for (let pass = 1; pass <= 3; pass++) {
+      const p = await open(file, [], 256);
+      p.set(`d1/f1`, rec(100 + pass));
+      p.set(`d2/new${pass}`, rec(200 + pass));
+      p.delete(`d3/f${3 + 40 * (20 + pass)}`);
+      p.bytesWritten = 0;
+      await p.save();
+      assert.ok(p.bytesWritten < 2_000, `pass ${pass} wrote ${p.bytesWritten} bytes`);
+      assert.equal(journalNames(file).length, pass);
+    }
+    for (const [name, bytes] of pristine) assert.deepEqual(shardBytes(name), bytes, `${name} was rewritten`);
+    const after = await open(file, [], 256);
+    assert.deepEqual(plain(after.get('d1/f1')), plain(rec(103)));
+    for (let pass = 1; pass <= 3; pass++) {
+      assert.deepEqual(plain(after.get(`d2/new${pass}`)), plain(rec(200 + pass)));
+      assert.equal(after.get(`d3/f${3 + 40 * (20 + pass)}`), undefined);
+    }
+    assert.equal(after.size, 4000);
+
+    // A change of more than an eighth of 4000 records (but under 2 shards' worth of reshard): folded.
+    for (let i = 0; i < 600; i++) after.set(`d${i % 40}/f${i}`, rec(i + 50_000));
+    await after.save();
+    assert.deepEqual(journalNames(file), []);
+    const folded = await open(file, [], 256);
+    assert.equal(folded.size, 4000);
+    assert.deepEqual(plain(folded.get('d1/f1')), plain(rec(50_001)));
+    assert.deepEqual(plain(folded.get('d2/new3')), plain(rec(203)));
+    assert.equal(folded.get('d3/f843'), undefined);
+  });
+
+  test('a save with nothing new writes no journal; the checkpoints of a pass and its save are all replayed', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const m = await open(file, [], 256);
+    for (let i = 0; i < 3000; i++) m.set(`f${i}`, rec(i));
+    await m.save();
+    const p = await open(file, [], 256);
+    p.bytesWritten = 0;
+    await p.save();
+    assert.equal(p.bytesWritten, 0);
+    p.set('f1', rec(1));
+    await p.checkpoint();
+    p.set('f2', rec(2222));
+    await p.save();
+    assert.deepEqual(journalNames(file), ['journal-1.json', 'journal-2.json']);
+    const q = await open(file, [], 256);
+    q.set('f3', rec(3333));
+    await q.save();
+    assert.deepEqual(journalNames(file), ['journal-1.json', 'journal-2.json', 'journal-3.json']);
+    const r = await open(file, [], 256);
+    assert.deepEqual([r.get('f2'), r.get('f3')].map(plain), [plain(rec(2222)), plain(rec(3333))]);
+  });
+
+  test('a crash between a journal and the fold that includes it leaves every record old-and-valid or new-and-valid', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const m = await open(file, [], 8);
+    for (let i = 0; i < 200; i++) m.set(`f${i}`, rec(i));
+    await m.save({ fold: true });
+    const j = await open(file, [], 8);
+    for (let i = 0; i < 10; i++) j.set(`f${i}`, rec(i + 1000));
+    await j.save();
+    const journal = fs.readFileSync(path.join(file + '.d', 'journal-1.json'));
+    const k = await open(file, [], 8);
+    for (let i = 0; i < 10; i++) k.set(`f${i}`, rec(i + 2000));
+    await k.save({ fold: true });
+    // "crash": the fold rewrote the shards, but the journal it included was never removed.
+    fs.writeFileSync(path.join(file + '.d', 'journal-1.json'), journal);
+    const after = await open(file, [], 8);
+    assert.equal(after.size, 200);
+    for (let i = 0; i < 10; i++) {
+      const got = JSON.stringify(plain(after.get(`f${i}`)));
+      assert.ok([rec(i), rec(i + 1000), rec(i + 2000)].some((r) => JSON.stringify(plain(r)) === got), `f${i}: ${got}`);
+    }
+    for (let i = 10; i < 200; i++) assert.deepEqual(plain(after.get(`f${i}`)), plain(rec(i)));
+  });
+});
+
