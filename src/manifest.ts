@@ -4,9 +4,10 @@
  * Layout on disk, for a manifest path `P`:
  * - `P`: a lowdb JSON file with the format, schema version, the pair it belongs to, the source
  *   root's identity, the shard count and the last pass;
- * - `P.d/<n>.json`: the records, split into shards by a hash of their relative path. A save
- *   rewrites only the shards whose records changed, so its cost grows with the change, not the tree
- *   (and no single JSON string nears V8's string limit);
+ * - `P.d/<n>.json`: the records, grouped by folder, and split into shards by a hash of the folder's
+ *   path (a folder's records are all in one shard). A save rewrites only the shards whose records
+ *   changed, so its cost grows with the change, not the tree (and no single JSON string nears V8's
+ *   string limit);
  * - `P.d/journal-<n>.json`: the records changed since the previous journal (checkpoints during a
  *   pass, and the save at its end). Perf: a save writes only a new journal while the journals hold
  *   few records next to the shards (see `foldAt`), so a pass that changes 1% of the files writes
@@ -14,9 +15,10 @@
  *   and removes them. Loading replays the journals over the shards, in order.
  *
  * A record is a flat run of 14 JSON values (Perf: numbers and two strings per file parse several
- * times faster than an object per file): relative path, MD5, the source's size, mtime (seconds,
- * nanoseconds), ctime (seconds, nanoseconds), inode, trusted (1, or 0 when racy), then the
- * replica's mtime, ctime and inode.
+ * times faster than an object per file): the file's name (in a shard, after its folder's path) or
+ * relative path (in a journal), MD5, the source's size, mtime (seconds, nanoseconds), ctime
+ * (seconds, nanoseconds), inode, trusted (1, or 0 when racy), then the replica's mtime, ctime and
+ * inode. In memory they are held compactly (see `record-store.ts`).
  *
  * Safety: every record is a statement that was true when written ("the file with this fingerprint
  * had this MD5"), and lowdb replaces each file by rename. So after a crash between two file writes,
@@ -29,11 +31,16 @@ import * as path from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
 import { describe } from './errors.js';
+import { isMd5, RecordStore, splitRel } from './record-store.js';
+import { joinRel } from './scan.js';
 import { FileRecord } from './types.js';
 
 export const MANIFEST_FORMAT = 'folder-sync manifest';
-/** Bump when the meaning of a record changes; older manifests are migrated or rebuilt. */
-export const SCHEMA_VERSION = 2;
+/**
+ * Bump when the meaning of a record changes; older manifests are migrated or rebuilt.
+ * 1: fingerprints as strings; 2: flat records by path hash; 3: records grouped by folder.
+ */
+export const SCHEMA_VERSION = 3;
 /** Records per shard before the manifest splits further. Perf: ~2k records ≈ 250 KB a write. */
 export const SHARD_SIZE = 2048;
 const FIELDS = 14;
@@ -75,6 +82,7 @@ interface MainData {
   lastPass?: LastPass;
 }
 
+/** A journal (and a shard of schema 2): records by relative path. */
 interface RecordFile {
   format: string;
   version: number;
@@ -82,6 +90,13 @@ interface RecordFile {
   records: unknown[];
   /** Journals only: paths whose records were dropped. */
   forgotten?: string[];
+}
+
+/** A shard of schema 3: a folder's path, then its records (`FIELDS` values each, by name), and so on. */
+interface ShardFile {
+  format: string;
+  version: number;
+  folders: unknown[];
 }
 
 export interface ManifestOptions {
@@ -102,7 +117,9 @@ export class Manifest {
   private readonly shardDir: string;
   private readonly options: ManifestOptions;
   private main: Low<MainData>;
-  private shards: Map<string, FileRecord>[] = [new Map()];
+  private store = new RecordStore();
+  /** How many `P.d/<n>.json` files the folders are spread over (a power of two). */
+  private shardCount = 1;
   /** Shards changed since the last save. */
   private dirty = new Set<number>();
   /** Changes since the last journal or save (`null`: forgotten). */
@@ -112,6 +129,8 @@ export class Manifest {
   private journalRecords = 0;
   /** Shards differ from their files in a way no journal holds (a migration, a record in the wrong shard): the next save folds. */
   private mustFold = false;
+  /** The next fold rewrites every shard (after a migration: no file of the old layout may stay). */
+  private rewriteAll = false;
   private nextJournal = 1;
   private metaDirty = false;
   private pass = 0;
@@ -133,9 +152,7 @@ export class Manifest {
   }
 
   get size(): number {
-    let n = 0;
-    for (const shard of this.shards) n += shard.size;
-    return n;
+    return this.store.count;
   }
 
   /** The source and replica this manifest is for. */
@@ -147,10 +164,10 @@ export class Manifest {
   totals(): { entries: number; bytes: number } {
     let entries = 0;
     let bytes = 0;
-    for (const shard of this.shards) {
-      for (const record of shard.values()) {
+    for (const folder of this.store.folders.values()) {
+      for (const slot of folder.values()) {
         entries++;
-        bytes += record.size;
+        bytes += this.store.size(slot);
       }
     }
     return { entries, bytes };
@@ -170,60 +187,61 @@ export class Manifest {
   }
 
   get(relPath: string): FileRecord | undefined {
-    const record = this.shards[this.shardOf(relPath)].get(relPath);
-    if (record !== undefined) record.seen = this.pass;
-    return record;
+    const [dir, name] = splitRel(relPath);
+    const slot = this.store.find(dir, name);
+    if (slot === -1) return undefined;
+    this.store.markSeen(slot, this.pass);
+    return this.store.get(slot);
   }
 
   /**
    * `get` for the files directly in folder `relDir`: the returned function takes a file's name and
-   * its `relPath` (`relDir/name`).
-   *
-   * Perf: FNV-1a runs left to right, so the folder's part of the shard hash is computed once here
-   * and each lookup hashes only the name, not the whole path again.
+   * its `relPath` (`relDir/name`). Perf: the folder is looked up once, each file by name only.
    */
   getIn(relDir: string): (name: string, relPath: string) => FileRecord | undefined {
-    const prefix = relDir === '' ? FNV_OFFSET : fnv1aFrom(FNV_OFFSET, relDir + '/');
-    return (name, relPath) => {
-      const count = this.shards.length;
-      const record = this.shards[count === 1 ? 0 : fnv1aFrom(prefix, name) & (count - 1)].get(relPath);
-      if (record !== undefined) record.seen = this.pass;
-      return record;
+    const folder = this.store.folder(relDir);
+    if (folder === undefined) return () => undefined;
+    return (name) => {
+      const slot = folder.get(name);
+      if (slot === undefined) return undefined;
+      this.store.markSeen(slot, this.pass);
+      return this.store.get(slot);
     };
   }
 
   /** The record of `relPath` without marking it as seen (for pairing moves). */
   peek(relPath: string): FileRecord | undefined {
-    return this.shards[this.shardOf(relPath)].get(relPath);
+    const [dir, name] = splitRel(relPath);
+    const slot = this.store.find(dir, name);
+    return slot === -1 ? undefined : this.store.get(slot);
   }
 
   set(relPath: string, record: FileRecord): void {
-    const index = this.shardOf(relPath);
-    record.seen = this.pass;
-    this.shards[index].set(relPath, record);
-    this.dirty.add(index);
+    const [dir, name] = splitRel(relPath);
+    this.store.put(dir, name, record, this.pass);
+    this.dirty.add(this.shardOf(dir));
     this.pending.set(relPath, record);
   }
 
   delete(relPath: string): void {
-    const index = this.shardOf(relPath);
-    if (!this.shards[index].delete(relPath)) return;
-    this.dirty.add(index);
+    const [dir, name] = splitRel(relPath);
+    if (!this.store.remove(dir, name)) return;
+    this.dirty.add(this.shardOf(dir));
     this.pending.set(relPath, null);
   }
 
   /** Forgets records not looked up since `beginPass` (their paths left the source). */
   forgetUnseen(): number {
     let forgotten = 0;
-    this.shards.forEach((shard, index) => {
-      for (const [relPath, record] of shard) {
-        if (record.seen === this.pass) continue;
-        shard.delete(relPath);
-        this.dirty.add(index);
-        this.pending.set(relPath, null);
+    for (const [dir, folder] of this.store.folders) {
+      for (const [name, slot] of folder) {
+        if (this.store.seen(slot) === this.pass) continue;
+        this.store.remove(dir, name);
+        this.dirty.add(this.shardOf(dir));
+        this.pending.set(joinRel(dir, name), null);
         forgotten++;
       }
-    });
+    }
     return forgotten;
   }
 
@@ -276,27 +294,39 @@ export class Manifest {
       if (this.metaDirty) await this.writeMain();
       return;
     }
-    if (this.dirty.size === 0 && !this.metaDirty && this.journals.length === 0) return;
+    if (this.dirty.size === 0 && !this.metaDirty && this.journals.length === 0 && !this.rewriteAll) return;
     this.reshardIfNeeded();
-    if (this.dirty.size > 0) fs.mkdirSync(this.shardDir, { recursive: true });
-    for (const index of [...this.dirty].sort((a, b) => a - b)) {
+    if (this.rewriteAll) for (let index = 0; index < this.shardCount; index++) this.dirty.add(index);
+    const shards = new Map<number, unknown[]>([...this.dirty].sort((a, b) => a - b).map((index) => [index, []]));
+    for (const [dir, folder] of this.store.folders) {
+      if (folder.size === 0) continue;
+      const out = shards.get(this.shardOf(dir));
+      if (out === undefined) continue;
       const records: unknown[] = [];
-      for (const [relPath, record] of this.shards[index]) pushRecord(records, relPath, record);
-      await this.writeFile(this.shardFile(index), { format: MANIFEST_FORMAT, version: SCHEMA_VERSION, records });
+      for (const [name, slot] of folder) {
+        records.push(name);
+        this.store.pushValues(records, slot);
+      }
+      out.push(dir, records);
+    }
+    if (shards.size > 0) fs.mkdirSync(this.shardDir, { recursive: true });
+    for (const [index, folders] of shards) {
+      await this.writeFile(this.shardFile(index), { format: MANIFEST_FORMAT, version: SCHEMA_VERSION, folders });
     }
     await this.writeMain();
     // Safety: journals go only after the shards and main file that include them are in place.
     for (const file of this.journals) fs.rmSync(file, { force: true });
-    this.removeShardFilesFrom(this.shards.length);
+    this.removeShardFilesFrom(this.shardCount);
     this.journals = [];
     this.journalRecords = 0;
     this.mustFold = false;
+    this.rewriteAll = false;
     this.dirty.clear();
     this.pending.clear();
   }
 
   private async writeMain(): Promise<void> {
-    this.main.data.shards = this.shards.length;
+    this.main.data.shards = this.shardCount;
     this.main.data.version = SCHEMA_VERSION;
     const mainText = JSON.stringify(this.main.data);
     await this.main.write();
@@ -304,9 +334,9 @@ export class Manifest {
     this.metaDirty = false;
   }
 
-  private async writeFile(file: string, data: RecordFile): Promise<void> {
+  private async writeFile(file: string, data: RecordFile | ShardFile): Promise<void> {
     const text = JSON.stringify(data);
-    await new DataFile<RecordFile>(file, { parse: JSON.parse, stringify: () => text }).write(data);
+    await new DataFile<RecordFile | ShardFile>(file, { parse: JSON.parse, stringify: () => text }).write(data);
     this.bytesWritten += Buffer.byteLength(text);
   }
 
@@ -353,69 +383,116 @@ export class Manifest {
     const main = data as MainData & { entries?: unknown };
     if (main.version === 1) return this.migrateV1(main);
     this.main.data = main;
-    this.shards = Array.from({ length: main.shards }, () => new Map<string, FileRecord>());
+    this.shardCount = main.shards;
     const names = fs.existsSync(this.shardDir) ? fs.readdirSync(this.shardDir) : [];
     if (!this.options.readOnly) {
       for (const name of names) if (/^\..*\.json\.tmp$/.test(name)) fs.rmSync(path.join(this.shardDir, name), { force: true });
     }
     for (let index = 0; index < main.shards; index++) {
-      const file = this.shardFile(index);
-      const shard = await this.readRecordFile(file, 'shard');
+      const shard = await this.readShardFile(this.shardFile(index));
       if (shard === undefined) continue;
-      // A record in the wrong shard (a crash in the middle of a reshard) is moved home.
-      readRecords(shard.records, (relPath, record) => {
-        const home = this.shardOf(relPath);
-        this.shards[home].set(relPath, record);
+      if ('records' in shard) {
+        // Schema 2 (flat records by path): migrating, or a migration's save cut short.
+        this.replay(shard.records);
+        this.mustFold = true;
+        continue;
+      }
+      const { folders } = shard;
+      for (let k = 0; k < folders.length; k += 2) {
+        const dir = folders[k];
+        const records = folders[k + 1];
+        if (typeof dir !== 'string' || !Array.isArray(records)) continue;
+        // A folder in the wrong shard (a crash in the middle of a reshard) is moved home.
+        const home = this.shardOf(dir);
         if (home !== index) {
           this.dirty.add(home);
           this.mustFold = true;
         }
-      });
+        for (let i = 0; i + FIELDS <= records.length; i += FIELDS) {
+          const name = records[i];
+          if (typeof name === 'string' && name !== '' && !name.includes('/')) this.store.putValues(dir, name, records, i + 1);
+        }
+      }
     }
-    // Journals of a pass that did not reach its save (a crash): replayed in order, saved next time.
+    // Journals: replayed in order into the shards (which then differ from their files), but not
+    // into `pending`: the journals already hold them.
     const journals = names.filter((n) => /^journal-\d+\.json$/.test(n)).sort((a, b) => Number(a.slice(8, -5)) - Number(b.slice(8, -5)));
     for (const name of journals) {
       const file = path.join(this.shardDir, name);
-      const journal = await this.readRecordFile(file, 'journal');
+      const journal = await this.readJournal(file);
       if (journal === undefined) continue;
       this.journals.push(file);
       this.nextJournal = Math.max(this.nextJournal, Number(name.slice(8, -5)) + 1);
-      // Replayed into the shards (which now differ from their files) but not into `pending`: the
-      // journal already holds them.
-      readRecords(journal.records, (relPath, record) => {
-        const index = this.shardOf(relPath);
-        this.shards[index].set(relPath, record);
-        this.dirty.add(index);
-        this.journalRecords++;
-      });
+      this.journalRecords += this.replay(journal.records);
       for (const relPath of journal.forgotten ?? []) {
         if (typeof relPath !== 'string') continue;
-        const index = this.shardOf(relPath);
-        if (this.shards[index].delete(relPath)) this.dirty.add(index);
+        const [dir, name] = splitRel(relPath);
+        if (this.store.remove(dir, name)) this.dirty.add(this.shardOf(dir));
         this.journalRecords++;
       }
     }
+    if (main.version === 2) {
+      // Schema 2 → 3: the same records, grouped by folder; every shard file is rewritten at the next save.
+      this.main.data.version = SCHEMA_VERSION;
+      this.mustFold = true;
+      this.rewriteAll = true;
+      this.metaDirty = true;
+      this.options.warn(`manifest ${this.path} has schema 2: migrated ${this.size} records to schema ${SCHEMA_VERSION}`);
+    }
   }
 
-  /** Reads a shard or journal; an unusable one is set aside (its records will be re-read from disk). */
-  private async readRecordFile(file: string, what: string): Promise<RecordFile | undefined> {
+  /** Stores the well-formed records of a flat array (`FIELDS` values each, by relative path); returns how many. */
+  private replay(values: unknown[]): number {
+    let count = 0;
+    for (let i = 0; i + FIELDS <= values.length; i += FIELDS) {
+      const relPath = values[i];
+      if (typeof relPath !== 'string' || relPath === '') continue;
+      const [dir, name] = splitRel(relPath);
+      if (!this.store.putValues(dir, name, values, i + 1)) continue;
+      this.dirty.add(this.shardOf(dir));
+      count++;
+    }
+    return count;
+  }
+
+  /** Reads a journal (the same since schema 2); an unusable one is set aside (its files will be hashed again). */
+  private async readJournal(file: string): Promise<RecordFile | undefined> {
+    const data = await this.readJson(file, 'journal');
+    if (data === undefined) return undefined;
+    const shaped = data as Partial<RecordFile>;
+    if (!isFlat(shaped, [2, SCHEMA_VERSION])) {
+      this.setAside(file, `manifest journal ${file} is not a folder-sync journal`);
+      return undefined;
+    }
+    return shaped as RecordFile;
+  }
+
+  /** Reads a shard (of schema 3, or 2 while migrating); an unusable one is set aside. */
+  private async readShardFile(file: string): Promise<ShardFile | RecordFile | undefined> {
+    const data = await this.readJson(file, 'shard');
+    if (data === undefined) return undefined;
+    const shaped = data as Partial<ShardFile>;
+    if (shaped.version === SCHEMA_VERSION && Array.isArray(shaped.folders) && shaped.folders.length % 2 === 0) return shaped as ShardFile;
+    if (isFlat(data as Partial<RecordFile>, [2, 2])) return data as RecordFile;
+    this.setAside(file, `manifest shard ${file} is not a folder-sync shard`);
+    return undefined;
+  }
+
+  /** A manifest file's JSON if it holds an object of our format; `undefined` if missing (never written) or set aside. */
+  private async readJson(file: string, what: string): Promise<object | undefined> {
     let data: unknown;
     try {
-      data = await new DataFile<RecordFile>(file, compact).read();
+      data = await new DataFile<unknown>(file, compact).read();
     } catch (error) {
       this.setAside(file, `cannot read manifest ${what} ${file}: ${describe(error)}`);
       return undefined;
     }
-    if (data === null) return undefined; // never written: empty
-    const shaped = data as Partial<RecordFile> | null;
-    if (
-      typeof shaped !== 'object' || shaped === null || shaped.format !== MANIFEST_FORMAT ||
-      shaped.version !== SCHEMA_VERSION || !Array.isArray(shaped.records) || shaped.records.length % FIELDS !== 0
-    ) {
+    if (data === null) return undefined;
+    if (typeof data !== 'object' || Array.isArray(data) || (data as { format?: unknown }).format !== MANIFEST_FORMAT) {
       this.setAside(file, `manifest ${what} ${file} is not a folder-sync ${what}`);
       return undefined;
     }
-    return shaped as RecordFile;
+    return data;
   }
 
   /** Schema 1 (fingerprints as `f:size:mtimeNs:ctimeNs:ino` strings) → schema 2, record by record. */
@@ -438,7 +515,8 @@ export class Manifest {
     const { entries: _dropped, ...rest } = main;
     void _dropped;
     this.main.data = { ...rest, version: SCHEMA_VERSION, shards: 1 };
-    this.shards = [new Map()];
+    this.store = new RecordStore();
+    this.shardCount = 1;
     let migrated = 0;
     for (const [relPath, tuple] of v1) {
       const record = fromV1(tuple);
@@ -448,6 +526,7 @@ export class Manifest {
     }
     this.metaDirty = true;
     this.mustFold = true;
+    this.rewriteAll = true;
     this.pending.clear();
     if (!this.options.readOnly && fs.existsSync(this.shardDir)) {
       for (const name of fs.readdirSync(this.shardDir)) if (/^\d+\.json$/.test(name)) fs.rmSync(path.join(this.shardDir, name), { force: true });
@@ -458,7 +537,8 @@ export class Manifest {
   /** Unusable manifest: warn, keep it aside for inspection, start empty (a full pass rebuilds it). */
   private rebuild(message: string): void {
     this.main.data = this.freshMain();
-    this.shards = [new Map()];
+    this.store = new RecordStore();
+    this.shardCount = 1;
     this.metaDirty = true;
     if (this.options.readOnly) {
       this.options.warn(`${message}; rebuilding it (dry run: not written)`);
@@ -496,28 +576,27 @@ export class Manifest {
     return path.join(this.shardDir, `${index}.json`);
   }
 
-  private shardOf(relPath: string): number {
-    const count = this.shards.length;
-    return count === 1 ? 0 : fnv1a(relPath) & (count - 1);
+  /** The shard of folder `dir`'s records. */
+  private shardOf(dir: string): number {
+    const count = this.shardCount;
+    return count === 1 ? 0 : fnv1a(dir) & (count - 1);
   }
 
   private shardCountFor(total: number): number {
-    let count = this.shards.length;
+    let count = this.shardCount;
     while (total > count * (this.options.shardSize ?? SHARD_SIZE)) count *= 2;
     return count;
   }
 
   private reshardNeeded(): boolean {
-    return this.shardCountFor(this.size) !== this.shards.length;
+    return this.shardCountFor(this.size) !== this.shardCount;
   }
 
   /** Doubles the shard count while shards are over-full; every shard is then rewritten. */
   private reshardIfNeeded(): void {
     const count = this.shardCountFor(this.size);
-    if (count === this.shards.length) return;
-    const old = this.shards;
-    this.shards = Array.from({ length: count }, () => new Map<string, FileRecord>());
-    for (const shard of old) for (const [relPath, record] of shard) this.shards[this.shardOf(relPath)].set(relPath, record);
+    if (count === this.shardCount) return;
+    this.shardCount = count;
     for (let index = 0; index < count; index++) this.dirty.add(index);
   }
 
@@ -549,24 +628,16 @@ function pushRecord(out: unknown[], relPath: string, r: FileRecord): void {
   out.push(relPath, r.md5, r.size, r.mtimeS, r.mtimeN, r.ctimeS, r.ctimeN, r.ino, r.trusted ? 1 : 0, r.repMtimeS, r.repMtimeN, r.repCtimeS, r.repCtimeN, r.repIno);
 }
 
-/** Calls `each` for every well-formed record of a flat array; malformed ones are skipped. */
-function readRecords(values: unknown[], each: (relPath: string, record: FileRecord) => void): void {
-  for (let i = 0; i + FIELDS <= values.length; i += FIELDS) {
-    const relPath = values[i];
-    const md5 = values[i + 1];
-    if (typeof relPath !== 'string' || typeof md5 !== 'string') continue;
-    let numeric = true;
-    for (let j = 2; j < FIELDS; j++) if (typeof values[i + j] !== 'number') numeric = false;
-    if (!numeric) continue;
-    const n = values as number[];
-    each(relPath, new FileRecord(md5, n[i + 2], n[i + 3], n[i + 4], n[i + 5], n[i + 6], n[i + 7], n[i + 8] === 1, n[i + 9], n[i + 10], n[i + 11], n[i + 12], n[i + 13]));
-  }
+/** Whether `file` is a flat-record file (a journal, or a schema-2 shard) of a schema in `[from, to]`. */
+function isFlat(file: Partial<RecordFile>, [from, to]: [number, number]): boolean {
+  return typeof file.version === 'number' && file.version >= from && file.version <= to && Array.isArray(file.records) && file.records.length % FIELDS === 0;
 }
 
 /** A schema-1 record `[src, md5, rep]`, fingerprints as `f:size:mtimeNs:ctimeNs:ino` ('' = unknown). */
 function fromV1(tuple: unknown): FileRecord | undefined {
   if (!Array.isArray(tuple) || tuple.length !== 3 || !tuple.every((v) => typeof v === 'string')) return undefined;
   const [src, md5, rep] = tuple as [string, string, string];
+  if (!isMd5(md5)) return undefined;
   const parse = (fp: string) => {
     const m = /^f:(\d+):(-?\d+):(-?\d+):(\d+)$/.exec(fp);
     if (!m) return undefined;
@@ -580,15 +651,9 @@ function fromV1(tuple: unknown): FileRecord | undefined {
   return new FileRecord(md5, from.size, from.mtime[0], from.mtime[1], from.ctime[0], from.ctime[1], from.ino, s !== undefined, r.mtime[0], r.mtime[1], r.ctime[0], r.ctime[1], r.ino);
 }
 
-const FNV_OFFSET = 0x811c9dc5;
-
-/** FNV-1a, 32 bits: a fast, well-spread hash of the relative path for shard assignment. */
+/** FNV-1a, 32 bits: a fast, well-spread hash of a folder's path for shard assignment. */
 export function fnv1a(text: string): number {
-  return fnv1aFrom(FNV_OFFSET, text);
-}
-
-/** FNV-1a continued over `text` from `hash`: `fnv1a(a + b) === fnv1aFrom(fnv1a(a), b)`. */
-function fnv1aFrom(hash: number, text: string): number {
+  let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);

@@ -54,9 +54,6 @@ export class FileRecord {
     readonly repCtimeN: number,
     readonly repIno: number,
   ) {}
-
-  /** The last pass that looked this record up (to forget paths that left the source). */
-  seen = 0;
 }
 
 /** Reasons printed after an action, e.g. `copied a.txt (new)`. */

@@ -1,0 +1,187 @@
+/**
+ * The manifest's records in memory: numbers in typed arrays, MD5s as bytes, and per folder a Map
+ * from a file's name to its slot.
+ *
+ * Perf: an object per record, keyed by its whole relative path, held about 290 bytes a record
+ * (1M records: ~290 MB of heap, most of the 1M-file pass's peak). Here a record costs its name (the
+ * folder's path is held once), a Map entry, 7 doubles, 6 int32 and 16 bytes of MD5: about 140
+ * bytes. Slots live in fixed chunks so growing never copies what is there.
+ */
+import { FileRecord } from './types.js';
+
+const CHUNK_BITS = 14;
+const CHUNK = 1 << CHUNK_BITS;
+const MASK = CHUNK - 1;
+/** Doubles per slot: size, mtime s, ctime s, inode, replica mtime s, ctime s, inode. */
+const F = 7;
+/** Int32s per slot: mtime ns, ctime ns, replica mtime ns, ctime ns, trusted, seen (pass number). */
+const I = 6;
+const SEEN = 5;
+
+/** The values of a record as the manifest files hold them: 12 numbers after the MD5. */
+export const RECORD_NUMBERS = 12;
+
+/** Whether `md5` is what we record: 32 lowercase hex digits. */
+export function isMd5(md5: unknown): md5 is string {
+  return typeof md5 === 'string' && md5.length === 32 && /^[0-9a-f]{32}$/.test(md5);
+}
+
+export class RecordStore {
+  private readonly f64: Float64Array[] = [];
+  private readonly i32: Int32Array[] = [];
+  private readonly md5: Buffer[] = [];
+  private readonly free: number[] = [];
+  private next = 0;
+  /** folder relPath → file name → slot. */
+  readonly folders = new Map<string, Map<string, number>>();
+  count = 0;
+
+  folder(dir: string): Map<string, number> | undefined {
+    return this.folders.get(dir);
+  }
+
+  /** The slot of `dir`/`name`, or -1. */
+  find(dir: string, name: string): number {
+    return this.folders.get(dir)?.get(name) ?? -1;
+  }
+
+  /** Stores a record at `dir`/`name` (replacing any) from `values[at]`: MD5, then `RECORD_NUMBERS` numbers; false if malformed. */
+  putValues(dir: string, name: string, values: unknown[], at: number): boolean {
+    const md5 = values[at];
+    if (!isMd5(md5)) return false;
+    for (let k = 1; k <= RECORD_NUMBERS; k++) if (typeof values[at + k] !== 'number') return false;
+    const slot = this.slotFor(dir, name);
+    const chunk = slot >>> CHUNK_BITS;
+    const o = slot & MASK;
+    this.md5[chunk].write(md5, o * 16, 16, 'hex');
+    const n = values as number[];
+    const f = this.f64[chunk];
+    const i = this.i32[chunk];
+    const fo = o * F;
+    const io = o * I;
+    f[fo] = n[at + 1];
+    f[fo + 1] = n[at + 2];
+    i[io] = n[at + 3];
+    f[fo + 2] = n[at + 4];
+    i[io + 1] = n[at + 5];
+    f[fo + 3] = n[at + 6];
+    i[io + 4] = n[at + 7] === 1 ? 1 : 0;
+    f[fo + 4] = n[at + 8];
+    i[io + 2] = n[at + 9];
+    f[fo + 5] = n[at + 10];
+    i[io + 3] = n[at + 11];
+    f[fo + 6] = n[at + 12];
+    i[io + SEEN] = 0;
+    return true;
+  }
+
+  /** Stores `record` at `dir`/`name` (replacing any), seen in pass `seen`. */
+  put(dir: string, name: string, r: FileRecord, seen: number): void {
+    if (!isMd5(r.md5)) throw new Error(`not an MD5: ${JSON.stringify(r.md5)}`);
+    const slot = this.slotFor(dir, name);
+    const chunk = slot >>> CHUNK_BITS;
+    const o = slot & MASK;
+    this.md5[chunk].write(r.md5, o * 16, 16, 'hex');
+    const f = this.f64[chunk];
+    const i = this.i32[chunk];
+    const fo = o * F;
+    const io = o * I;
+    f[fo] = r.size;
+    f[fo + 1] = r.mtimeS;
+    i[io] = r.mtimeN;
+    f[fo + 2] = r.ctimeS;
+    i[io + 1] = r.ctimeN;
+    f[fo + 3] = r.ino;
+    i[io + 4] = r.trusted ? 1 : 0;
+    f[fo + 4] = r.repMtimeS;
+    i[io + 2] = r.repMtimeN;
+    f[fo + 5] = r.repCtimeS;
+    i[io + 3] = r.repCtimeN;
+    f[fo + 6] = r.repIno;
+    i[io + SEEN] = seen;
+  }
+
+  /** The record in `slot`. */
+  get(slot: number): FileRecord {
+    const chunk = slot >>> CHUNK_BITS;
+    const o = slot & MASK;
+    const f = this.f64[chunk];
+    const i = this.i32[chunk];
+    const fo = o * F;
+    const io = o * I;
+    return new FileRecord(
+      this.md5[chunk].toString('hex', o * 16, o * 16 + 16),
+      f[fo], f[fo + 1], i[io], f[fo + 2], i[io + 1], f[fo + 3], i[io + 4] === 1,
+      f[fo + 4], i[io + 2], f[fo + 5], i[io + 3], f[fo + 6],
+    );
+  }
+
+  /** Appends the record in `slot` to `out` as the manifest files hold it: MD5, then 12 numbers. */
+  pushValues(out: unknown[], slot: number): void {
+    const chunk = slot >>> CHUNK_BITS;
+    const o = slot & MASK;
+    const f = this.f64[chunk];
+    const i = this.i32[chunk];
+    const fo = o * F;
+    const io = o * I;
+    out.push(
+      this.md5[chunk].toString('hex', o * 16, o * 16 + 16),
+      f[fo], f[fo + 1], i[io], f[fo + 2], i[io + 1], f[fo + 3], i[io + 4],
+      f[fo + 4], i[io + 2], f[fo + 5], i[io + 3], f[fo + 6],
+    );
+  }
+
+  size(slot: number): number {
+    return this.f64[slot >>> CHUNK_BITS][(slot & MASK) * F];
+  }
+
+  seen(slot: number): number {
+    return this.i32[slot >>> CHUNK_BITS][(slot & MASK) * I + SEEN];
+  }
+
+  markSeen(slot: number, pass: number): void {
+    this.i32[slot >>> CHUNK_BITS][(slot & MASK) * I + SEEN] = pass;
+  }
+
+  /** Drops `dir`/`name`; false if there was none. */
+  remove(dir: string, name: string): boolean {
+    const folder = this.folders.get(dir);
+    const slot = folder?.get(name);
+    if (folder === undefined || slot === undefined) return false;
+    // An emptied folder keeps its (empty) Map: a lookup function made by `Manifest.getIn` may hold it.
+    folder.delete(name);
+    this.free.push(slot);
+    this.count--;
+    return true;
+  }
+
+  private slotFor(dir: string, name: string): number {
+    let folder = this.folders.get(dir);
+    if (folder === undefined) {
+      folder = new Map();
+      this.folders.set(dir, folder);
+    }
+    const existing = folder.get(name);
+    if (existing !== undefined) return existing;
+    const slot = this.free.pop() ?? this.allocate();
+    folder.set(name, slot);
+    this.count++;
+    return slot;
+  }
+
+  private allocate(): number {
+    const slot = this.next++;
+    if ((slot & MASK) === 0) {
+      this.f64.push(new Float64Array(CHUNK * F));
+      this.i32.push(new Int32Array(CHUNK * I));
+      this.md5.push(Buffer.alloc(CHUNK * 16));
+    }
+    return slot;
+  }
+}
+
+/** `relPath` as its folder and name (`''` is the root folder). */
+export function splitRel(relPath: string): [string, string] {
+  const slash = relPath.lastIndexOf('/');
+  return slash === -1 ? ['', relPath] : [relPath.slice(0, slash), relPath.slice(slash + 1)];
+}
