@@ -7,10 +7,10 @@ import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildExclude } from './config.js';
 import { isVanished } from './errors.js';
-import { DIR, FILE, NUMS, SPECIAL, SYMLINK, type ListerJob, type PackedListing } from './lister.js';
+import { DIR, FILE, MAX_AHEAD, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerJob, type PackedListing } from './lister.js';
 import { byName, isTempName, joinRel, splitNs } from './scan.js';
 
-const job = workerData as ListerJob;
+const job = workerData as ListerJob & { taken?: Int32Array };
 const exclude = buildExclude(job.excludes, job.own);
 
 /**
@@ -69,12 +69,22 @@ function kindOfMode(mode: number): number {
 const BATCH_ENTRIES = 4096;
 let batch: PackedListing[] = [];
 let batchEntries = 0;
+/** Entries posted so far (compared with what the walk took: see `MAX_AHEAD`). */
+let posted = 0;
 
 function flush(): void {
   if (batch.length === 0) return;
   parentPort!.postMessage(batch, batch.map((b) => b.nums.buffer as ArrayBuffer));
+  posted += batchEntries;
   batch = [];
   batchEntries = 0;
+  const taken = job.taken;
+  if (taken === undefined) return;
+  for (;;) {
+    const now = Atomics.load(taken, TAKEN);
+    if (posted - now <= (job.maxAhead ?? MAX_AHEAD)) return;
+    Atomics.wait(taken, TAKEN, now);
+  }
 }
 
 /** A folder that could not be listed, as the main thread's walk reports it. */
@@ -91,6 +101,7 @@ function listFolder(relDir: string): string[] {
     names = fs.readdirSync(abs);
   } catch (error) {
     batch.push(unreadable(relDir, error));
+    batchEntries++;
     return [];
   }
   names.sort(byName);
@@ -112,6 +123,7 @@ function listFolder(relDir: string): string[] {
       if (!isVanished(error)) {
         // An lstat failure other than "gone" makes the whole folder unreadable, as inline.
         batch.push(unreadable(relDir, error));
+        batchEntries++;
         return [];
       }
       // Gone since readdir: left out. A name that is not UTF-8 cannot be lstat'ed by name at all.

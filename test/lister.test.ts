@@ -1,0 +1,69 @@
+/** The listing threads: what they hand over, and how far ahead of the walk they may run. */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { type FolderListing, ThreadLister } from '../src/lister.js';
+import { tempDir } from './helpers/tree.js';
+
+/** 30 folders of 200 files: 6,030 entries, more than one batch (4,096), so the thread can be held back. */
+function bigTree(): string {
+  const root = tempDir();
+  for (let d = 0; d < 30; d++) {
+    const dir = path.join(root, `d${String(d).padStart(2, '0')}`);
+    fs.mkdirSync(dir);
+    for (let f = 0; f < 200; f++) fs.writeFileSync(path.join(dir, `f${String(f).padStart(3, '0')}`), '');
+  }
+  return root;
+}
+
+const folders = Array.from({ length: 30 }, (_, d) => `d${String(d).padStart(2, '0')}`);
+
+/** Each listing must arrive within a few seconds: a held-back thread that is never let go would hang here. */
+async function take(lister: ThreadLister, relDir: string): Promise<FolderListing> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`listing ${relDir} never came`)), 10_000);
+  });
+  try {
+    return await Promise.race([lister.list(relDir), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('listing threads', () => {
+  test('a thread held to a few entries ahead still hands over every folder, taken in its order', async () => {
+    const root = bigTree();
+    const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
+    try {
+      assert.deepEqual((await take(lister, '')).names, folders);
+      for (const dir of folders) {
+        const listing = await take(lister, dir);
+        assert.equal(listing.names.length, 200, dir);
+        assert.equal(listing.names[199], 'f199');
+      }
+    } finally {
+      await lister.close();
+    }
+  });
+
+  test('taken out of order (as replica-only folders are), a held-back thread is let go instead of waiting forever', async () => {
+    const root = bigTree();
+    const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
+    try {
+      await take(lister, '');
+      for (const dir of [...folders].reverse()) assert.equal((await take(lister, dir)).names.length, 200, dir);
+    } finally {
+      await lister.close();
+    }
+  });
+
+  test('close() ends a thread that waits for room', async () => {
+    const root = bigTree();
+    const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
+    await take(lister, '');
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the thread fills its room and waits
+    await lister.close();
+  });
+});
