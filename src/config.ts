@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UsageError, describe, isVanished } from './errors.js';
-import { IGNORE_FILE, compileExcludes, readPatternFile, type ExcludeMatcher } from './filter.js';
+import { IGNORE_FILE, buildExclude, readPatternFile, type ExcludeMatcher, type OwnPath } from './filter.js';
 import { DEFAULT_LOG_FILES, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
 
 export interface RawOptions {
@@ -262,17 +262,6 @@ export function passExclude(config: Config): { patterns: string[]; problem?: str
   return { patterns, problem, exclude: patterns === config.excludes ? config.exclude : buildExclude(patterns, config.ownRelPaths) };
 }
 
-/**
- * The exclude matcher of a pass: the user's patterns plus our own files (log, manifest) where they
- * live inside a root. Built the same way in the lister threads, from the same two lists.
- */
-export function buildExclude(patterns: readonly string[], own: readonly OwnPath[]): ExcludeMatcher {
-  const userExclude = compileExcludes(patterns);
-  if (own.length === 0) return userExclude;
-  const isOwn = compileOwn(own);
-  return (relPath, isDir) => isOwn(relPath) || userExclude(relPath, isDir);
-}
-
 function checkSource(given: string): string {
   let real: string;
   try {
@@ -384,46 +373,6 @@ function checkWritableFile(file: string, what: string): void {
 /** `file` relative to whichever of `roots` holds it (POSIX), for each root that does. */
 function relInside(file: string, roots: string[]): string[] {
   return roots.filter((root) => inside(root, file)).map((root) => path.relative(root, file).split(path.sep).join('/'));
-}
-
-/**
- * One of our own files inside a root, relative to it, with what belongs to it:
- * - the manifest: `.lock`, the `.d` folder, set-aside `.corrupt-…` copies and lowdb's `.name.tmp`;
- * - the log: logrotate's `name.1`…, and with rotation on, winston's `name1.ext` to `name<rotated>.ext`;
- * - the backup dir: everything under it.
- */
-export type OwnPath = { kind: 'manifest'; path: string } | { kind: 'log'; path: string; rotated: number } | { kind: 'backup'; path: string };
-
-/** Compiled once per matcher: the names to test are worked out here, not per entry. */
-function compileOwn(own: readonly OwnPath[]): (relPath: string) => boolean {
-  const tests = own.map((o): ((relPath: string) => boolean) => {
-    const file = o.path;
-    switch (o.kind) {
-      case 'backup':
-        return (relPath) => relPath === file || relPath.startsWith(file + '/');
-      case 'manifest': {
-        const slash = file.lastIndexOf('/');
-        const lowdbTemp = file.slice(0, slash + 1) + '.' + file.slice(slash + 1) + '.tmp';
-        return (relPath) => {
-          if (relPath === file || relPath === lowdbTemp) return true;
-          if (!relPath.startsWith(file + '.')) return false;
-          const rest = relPath.slice(file.length + 1);
-          return rest === 'lock' || rest === 'd' || rest.startsWith('d/') || rest.startsWith('corrupt-');
-        };
-      }
-      case 'log': {
-        const slash = file.lastIndexOf('/');
-        const dot = file.lastIndexOf('.');
-        const [stem, ext] = dot > slash + 1 ? [file.slice(0, dot), file.slice(dot)] : [file, ''];
-        const rotated = (n: string, max: number) => /^[1-9]\d*$/.test(n) && Number(n) <= max;
-        return (relPath) =>
-          relPath === file ||
-          (relPath.startsWith(file + '.') && /^\d+$/.test(relPath.slice(file.length + 1))) ||
-          (o.rotated > 0 && relPath.startsWith(stem) && relPath.endsWith(ext) && rotated(relPath.slice(stem.length, relPath.length - ext.length), o.rotated));
-      }
-    }
-  });
-  return (relPath) => tests.some((test) => test(relPath));
 }
 
 /** Creates what the configuration needs to exist (log and manifest folders): after all checks. */

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { buildExclude } from './config.js';
+import { buildExclude } from './filter.js';
 import { isVanished } from './errors.js';
 import { DIR, FILE, MAX_AHEAD, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerJob, type PackedListing } from './lister.js';
 import { byName, isTempName, joinRel, splitNs } from './scan.js';

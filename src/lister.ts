@@ -11,7 +11,7 @@
  * 100k files: see the README's Performance section).
  */
 import type { Worker } from 'node:worker_threads';
-import type { OwnPath } from './config.js';
+import type { OwnPath } from './filter.js';
 import type { Io } from './io.js';
 import { listDir, type Listing } from './scan.js';
 import { startThread } from './threads.js';

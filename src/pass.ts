@@ -28,8 +28,8 @@ import {
   touchLink,
   type ExecContext,
 } from './execute.js';
-import type { DeleteLimit, OwnPath } from './config.js';
-import type { ExcludeMatcher } from './filter.js';
+import type { DeleteLimit } from './config.js';
+import type { ExcludeMatcher, OwnPath } from './filter.js';
 import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
 import type { Io } from './io.js';
 import { DEFAULT_HASH_THREADS, HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
