@@ -45,8 +45,8 @@ export interface Io {
   utimes(absPath: string, atime: Time, mtime: Time): void;
   lutimes(absPath: string, atime: Time, mtime: Time): void;
   symlink(target: string, absPath: string): void;
-  /** Flushes a folder's entries (after renames into it). */
-  fsyncDir(absPath: string): void;
+  /** Flushes a folder's entries (after renames into it), on libuv's thread pool. */
+  fsyncDir(absPath: string): Promise<void>;
 }
 
 export const nodeIo: Io = {
@@ -82,12 +82,12 @@ export const nodeIo: Io = {
   utimes: (p, atime, mtime) => fs.utimesSync(p, atime, mtime),
   lutimes: (p, atime, mtime) => fs.lutimesSync(p, atime, mtime),
   symlink: (target, p) => fs.symlinkSync(target, p),
-  fsyncDir: (p) => {
-    const fd = fs.openSync(p, 'r');
+  fsyncDir: async (p) => {
+    const handle = await fs.promises.open(p, 'r');
     try {
-      fs.fsyncSync(fd);
+      await handle.sync();
     } finally {
-      fs.closeSync(fd);
+      await handle.close();
     }
   },
 };

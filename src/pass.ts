@@ -101,6 +101,8 @@ const CHECKPOINT_MS = 10_000;
 
 /** Copies flushed together (Perf: see `startCopy`). */
 const COPY_BATCH_FILES = 64;
+/** Folders flushed at once before a manifest write (each holds a descriptor while it waits). */
+const FSYNC_DIRS_AT_ONCE = 64;
 const COPY_BATCH_BYTES = 64 << 20;
 
 /** Runs one pass. Never throws for a per-entry problem. */
@@ -686,14 +688,14 @@ class Pass {
     const { o } = this;
     if (o.dryRun) return;
     if (!force && this.opsSinceCheckpoint < CHECKPOINT_OPS && Date.now() - this.lastCheckpoint < CHECKPOINT_MS) return;
-    for (const dir of this.dirtyDirs) {
-      try {
-        o.io.fsyncDir(dir);
-      } catch {
-        // a folder deleted since: nothing to flush
-      }
-    }
+    // Perf: flushed FSYNC_DIRS_AT_ONCE at a time on the thread pool: they share the filesystem's
+    // journal commits (one by one, a 1% change spent ~110 ms here on ~1,000 folders).
+    const dirs = [...this.dirtyDirs];
     this.dirtyDirs.clear();
+    for (let i = 0; i < dirs.length; i += FSYNC_DIRS_AT_ONCE) {
+      // A folder deleted since has nothing to flush.
+      await Promise.all(dirs.slice(i, i + FSYNC_DIRS_AT_ONCE).map((dir) => o.io.fsyncDir(dir).catch(() => undefined)));
+    }
     try {
       if (force) await this.manifest.save();
       else await this.manifest.checkpoint();
