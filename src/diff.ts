@@ -2,8 +2,8 @@
  * Pure decisions about one path present on both sides. No disk access: the walk hands in what
  * lstat and readlink saw, and the manifest's record.
  */
-import type { CacheLookup } from './fingerprint.js';
-import type { Change, Entry, FileRecord, Reason } from './types.js';
+import { type CacheLookup, replicaMatches, sourceMatches, trustCache } from './fingerprint.js';
+import type { Change, Entry, RecordFields, Reason } from './types.js';
 
 /**
  * libuv sets times with microsecond precision, and a float of seconds can be off by one more
@@ -36,9 +36,14 @@ export function compareFiles(
   relPath: string,
   source: Entry,
   replica: Entry,
-  record: FileRecord | undefined,
+  record: RecordFields | undefined,
   lookup: CacheLookup,
 ): Change | undefined {
+  // Perf: the common case (both sides as recorded, nothing to fix) decided on numbers alone, with
+  // no MD5 string made; the same verdict as the general path below.
+  if (lookup === trustCache && record !== undefined && sourceMatches(record, source) && replicaMatches(record, replica) && metaReason(source, replica) === undefined) {
+    return undefined;
+  }
   const sourceMd5 = lookup(record, source, 'src');
   const replicaMd5 = lookup(record, replica, 'rep');
   if (sourceMd5 !== undefined && replicaMd5 !== undefined) {

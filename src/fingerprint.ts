@@ -6,10 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Io } from './io.js';
-import { FileRecord, type Entry } from './types.js';
+import { FileRecord, type Entry, type RecordFields } from './types.js';
 
 /** Whether `entry` (a source file) still has the fingerprint the record was made with. */
-export function sourceMatches(record: FileRecord, entry: Entry): boolean {
+export function sourceMatches(record: RecordFields, entry: Entry): boolean {
   // Perf: plain number compares, cheapest-to-differ first; this runs once per file per pass.
   return (
     record.trusted &&
@@ -23,7 +23,7 @@ export function sourceMatches(record: FileRecord, entry: Entry): boolean {
 }
 
 /** Whether `entry` (a replica file) still has the fingerprint recorded after our last write. */
-export function replicaMatches(record: FileRecord, entry: Entry): boolean {
+export function replicaMatches(record: RecordFields, entry: Entry): boolean {
   return (
     record.repCtimeN === entry.ctimeN &&
     record.repCtimeS === entry.ctimeS &&
@@ -79,7 +79,7 @@ export function isRacy(entry: Entry, readAtMs: number): boolean {
  * What the cache knows of one side's content: its MD5 when the side's fingerprint is the one the
  * record was made with, else nothing (the side must be read to know).
  */
-export type CacheLookup = (record: FileRecord | undefined, entry: Entry, side: 'src' | 'rep') => string | undefined;
+export type CacheLookup = (record: RecordFields | undefined, entry: Entry, side: 'src' | 'rep') => string | undefined;
 
 /** The normal strategy: trust a record whose fingerprint matches exactly (restic's fileChanged). */
 export const trustCache: CacheLookup = (record, entry, side) => {

@@ -33,7 +33,7 @@ import { DataFile, DataFileSync } from 'lowdb/node';
 import { describe } from './errors.js';
 import { isMd5, RecordStore, splitRel } from './record-store.js';
 import { joinRel } from './scan.js';
-import { FileRecord } from './types.js';
+import { FileRecord, type RecordFields } from './types.js';
 
 export const MANIFEST_FORMAT = 'folder-sync manifest';
 /**
@@ -196,16 +196,17 @@ export class Manifest {
 
   /**
    * `get` for the files directly in folder `relDir`: the returned function takes a file's name and
-   * its `relPath` (`relDir/name`). Perf: the folder is looked up once, each file by name only.
+   * its `relPath` (`relDir/name`). Perf: the folder is looked up once, each file by name only, and
+   * the record is read in place: what it returns is valid until the next lookup, never to be kept.
    */
-  getIn(relDir: string): (name: string, relPath: string) => FileRecord | undefined {
+  getIn(relDir: string): (name: string, relPath: string) => RecordFields | undefined {
     const folder = this.store.folder(relDir);
     if (folder === undefined) return () => undefined;
     return (name) => {
       const slot = folder.get(name);
       if (slot === undefined) return undefined;
       this.store.markSeen(slot, this.pass);
-      return this.store.get(slot);
+      return this.store.view(slot);
     };
   }
 

@@ -7,7 +7,7 @@
  * folder's path is held once), a Map entry, 7 doubles, 6 int32 and 16 bytes of MD5: about 140
  * bytes. Slots live in fixed chunks so growing never copies what is there.
  */
-import { FileRecord } from './types.js';
+import { FileRecord, type RecordFields } from './types.js';
 
 const CHUNK_BITS = 14;
 const CHUNK = 1 << CHUNK_BITS;
@@ -121,6 +121,32 @@ export class RecordStore {
     );
   }
 
+  /**
+   * The record in `slot`, read in place: one view per store, moved by every call (Perf: a no-change
+   * pass looks up every file; a `FileRecord` and an MD5 string each cost more than the comparison).
+   */
+  view(slot: number): RecordFields {
+    this.currentView.at(slot);
+    return this.currentView;
+  }
+
+  private readonly currentView = new RecordView(this);
+
+  /** The MD5 of `slot`, as hex. */
+  md5Hex(slot: number): string {
+    return this.md5[slot >>> CHUNK_BITS].toString('hex', (slot & MASK) * 16, (slot & MASK) * 16 + 16);
+  }
+
+  /** Doubles field `k` of `slot` (see `F`). */
+  f(slot: number, k: number): number {
+    return this.f64[slot >>> CHUNK_BITS][(slot & MASK) * F + k];
+  }
+
+  /** Int32 field `k` of `slot` (see `I`). */
+  i(slot: number, k: number): number {
+    return this.i32[slot >>> CHUNK_BITS][(slot & MASK) * I + k];
+  }
+
   /** Appends the record in `slot` to `out` as the manifest files hold it: MD5, then 12 numbers. */
   pushValues(out: unknown[], slot: number): void {
     const chunk = slot >>> CHUNK_BITS;
@@ -189,4 +215,52 @@ export class RecordStore {
 export function splitRel(relPath: string): [string, string] {
   const slash = relPath.lastIndexOf('/');
   return slash === -1 ? ['', relPath] : [relPath.slice(0, slash), relPath.slice(slash + 1)];
+}
+
+/** A record read in place from a `RecordStore` (see `RecordStore.view`). */
+class RecordView implements RecordFields {
+  private slot = 0;
+  constructor(private readonly store: RecordStore) {}
+  at(slot: number): void {
+    this.slot = slot;
+  }
+  get md5(): string {
+    return this.store.md5Hex(this.slot);
+  }
+  get size(): number {
+    return this.store.f(this.slot, 0);
+  }
+  get mtimeS(): number {
+    return this.store.f(this.slot, 1);
+  }
+  get mtimeN(): number {
+    return this.store.i(this.slot, 0);
+  }
+  get ctimeS(): number {
+    return this.store.f(this.slot, 2);
+  }
+  get ctimeN(): number {
+    return this.store.i(this.slot, 1);
+  }
+  get ino(): number {
+    return this.store.f(this.slot, 3);
+  }
+  get trusted(): boolean {
+    return this.store.i(this.slot, 4) === 1;
+  }
+  get repMtimeS(): number {
+    return this.store.f(this.slot, 4);
+  }
+  get repMtimeN(): number {
+    return this.store.i(this.slot, 2);
+  }
+  get repCtimeS(): number {
+    return this.store.f(this.slot, 5);
+  }
+  get repCtimeN(): number {
+    return this.store.i(this.slot, 3);
+  }
+  get repIno(): number {
+    return this.store.f(this.slot, 6);
+  }
 }

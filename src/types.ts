@@ -27,6 +27,23 @@ export interface Entry {
   readonly ino: number;
 }
 
+/** A record's fields, read from a `FileRecord` or in place from the manifest's store (`RecordView`). */
+export interface RecordFields {
+  readonly md5: string;
+  readonly size: number;
+  readonly mtimeS: number;
+  readonly mtimeN: number;
+  readonly ctimeS: number;
+  readonly ctimeN: number;
+  readonly ino: number;
+  readonly trusted: boolean;
+  readonly repMtimeS: number;
+  readonly repMtimeN: number;
+  readonly repCtimeS: number;
+  readonly repCtimeN: number;
+  readonly repIno: number;
+}
+
 /**
  * What the manifest remembers about one source file: the fingerprint of each side (size, mtime,
  * ctime, inode) the last time its content was known, and that content's MD5.
@@ -35,7 +52,7 @@ export interface Entry {
  * had this MD5"), so an old record is never wrong, only useless: that is what makes any mix of old
  * and new manifest files after a crash safe.
  */
-export class FileRecord {
+export class FileRecord implements RecordFields {
   constructor(
     readonly md5: string,
     /** Source fingerprint. The replica's size is the same by construction. */

@@ -13,7 +13,7 @@ import type { CacheLookup } from './fingerprint.js';
 import type { Io } from './io.js';
 import { DIR, entryAt, FILE, fillEntry, kindAt, SPECIAL, SYMLINK, type FolderListing, type Lister, type ScratchEntry } from './lister.js';
 import { joinRel } from './scan.js';
-import type { Change, Entry, FileRecord } from './types.js';
+import type { Change, Entry, FileRecord, RecordFields } from './types.js';
 
 export interface WalkContext {
   io: Io;
@@ -26,8 +26,11 @@ export interface WalkContext {
   exclude: ExcludeMatcher;
   /** The manifest's lookup; looking a path up also marks it as still in the source. */
   record(relPath: string): FileRecord | undefined;
-  /** `record` for the files directly in `relDir`, by name and `relPath` (a walk looks up each one). */
-  records(relDir: string): (name: string, relPath: string) => FileRecord | undefined;
+  /**
+   * `record` for the files directly in `relDir`, by name and `relPath` (a walk looks up each one).
+   * What it returns may be read in place: valid until the next lookup, never to be kept.
+   */
+  records(relDir: string): (name: string, relPath: string) => RecordFields | undefined;
   lookup: CacheLookup;
   onChange(change: Change): void;
   /** A temporary file of ours found in the replica (to sweep). */
