@@ -236,7 +236,7 @@ export class Manifest {
     let forgotten = 0;
     for (const [dir, folder] of this.store.folders) {
       for (const [name, slot] of folder) {
-        if (this.store.seen(slot) === this.pass) continue;
+        if (this.store.seenIn(slot, this.pass)) continue;
         this.store.remove(dir, name);
         this.dirty.add(this.shardOf(dir));
         this.pending.set(joinRel(dir, name), null);

@@ -4,8 +4,8 @@
  *
  * Perf: an object per record, keyed by its whole relative path, held about 290 bytes a record
  * (1M records: ~290 MB of heap, most of the 1M-file pass's peak). Here a record costs its name (the
- * folder's path is held once), a Map entry, 7 doubles, 6 int32 and 16 bytes of MD5: about 140
- * bytes. Slots live in fixed chunks so growing never copies what is there.
+ * folder's path is held once), a Map entry, 7 doubles, 4 int32, 2 bytes and 16 bytes of MD5: about
+ * 130 bytes. Slots live in fixed chunks so growing never copies what is there.
  */
 import { FileRecord, type RecordFields } from './types.js';
 
@@ -14,9 +14,21 @@ const CHUNK = 1 << CHUNK_BITS;
 const MASK = CHUNK - 1;
 /** Doubles per slot: size, mtime s, ctime s, inode, replica mtime s, ctime s, inode. */
 const F = 7;
-/** Int32s per slot: mtime ns, ctime ns, replica mtime ns, ctime ns, trusted, seen (pass number). */
-const I = 6;
-const SEEN = 5;
+/** Int32s per slot: mtime ns, ctime ns, replica mtime ns, ctime ns. */
+const I = 4;
+/** Bytes per slot: trusted (0/1), and the tag of the last pass that looked it up (see `passTag`). */
+const B = 2;
+const TRUSTED = 0;
+const SEEN = 1;
+
+/**
+ * A pass number as one byte, 1–255 (0: not looked up since loading). Tags repeat every 255
+ * passes; a record taken for seen by that is only kept one pass longer, which is safe (a record
+ * is checked against the file's fingerprint before it is believed).
+ */
+function passTag(pass: number): number {
+  return ((pass - 1) % 255) + 1;
+}
 
 /** The values of a record as the manifest files hold them: 12 numbers after the MD5. */
 export const RECORD_NUMBERS = 12;
@@ -31,6 +43,7 @@ const SCRATCH = Buffer.alloc(16);
 export class RecordStore {
   private readonly f64: Float64Array[] = [];
   private readonly i32: Int32Array[] = [];
+  private readonly u8: Uint8Array[] = [];
   private readonly md5: Buffer[] = [];
   private readonly free: number[] = [];
   private next = 0;
@@ -70,13 +83,14 @@ export class RecordStore {
     f[fo + 2] = n[at + 4];
     i[io + 1] = n[at + 5];
     f[fo + 3] = n[at + 6];
-    i[io + 4] = n[at + 7] === 1 ? 1 : 0;
+    const b = this.u8[chunk];
+    b[o * B + TRUSTED] = n[at + 7] === 1 ? 1 : 0;
+    b[o * B + SEEN] = 0;
     f[fo + 4] = n[at + 8];
     i[io + 2] = n[at + 9];
     f[fo + 5] = n[at + 10];
     i[io + 3] = n[at + 11];
     f[fo + 6] = n[at + 12];
-    i[io + SEEN] = 0;
     return true;
   }
 
@@ -97,13 +111,14 @@ export class RecordStore {
     f[fo + 2] = r.ctimeS;
     i[io + 1] = r.ctimeN;
     f[fo + 3] = r.ino;
-    i[io + 4] = r.trusted ? 1 : 0;
+    const b = this.u8[chunk];
+    b[o * B + TRUSTED] = r.trusted ? 1 : 0;
+    b[o * B + SEEN] = passTag(seen);
     f[fo + 4] = r.repMtimeS;
     i[io + 2] = r.repMtimeN;
     f[fo + 5] = r.repCtimeS;
     i[io + 3] = r.repCtimeN;
     f[fo + 6] = r.repIno;
-    i[io + SEEN] = seen;
   }
 
   /** The record in `slot`. */
@@ -116,7 +131,7 @@ export class RecordStore {
     const io = o * I;
     return new FileRecord(
       this.md5[chunk].toString('hex', o * 16, o * 16 + 16),
-      f[fo], f[fo + 1], i[io], f[fo + 2], i[io + 1], f[fo + 3], i[io + 4] === 1,
+      f[fo], f[fo + 1], i[io], f[fo + 2], i[io + 1], f[fo + 3], this.u8[chunk][o * B + TRUSTED] === 1,
       f[fo + 4], i[io + 2], f[fo + 5], i[io + 3], f[fo + 6],
     );
   }
@@ -157,7 +172,7 @@ export class RecordStore {
     const io = o * I;
     out.push(
       this.md5[chunk].toString('hex', o * 16, o * 16 + 16),
-      f[fo], f[fo + 1], i[io], f[fo + 2], i[io + 1], f[fo + 3], i[io + 4],
+      f[fo], f[fo + 1], i[io], f[fo + 2], i[io + 1], f[fo + 3], this.u8[chunk][o * B + TRUSTED],
       f[fo + 4], i[io + 2], f[fo + 5], i[io + 3], f[fo + 6],
     );
   }
@@ -166,12 +181,17 @@ export class RecordStore {
     return this.f64[slot >>> CHUNK_BITS][(slot & MASK) * F];
   }
 
-  seen(slot: number): number {
-    return this.i32[slot >>> CHUNK_BITS][(slot & MASK) * I + SEEN];
+  /** Whether `slot` was looked up during pass `pass`. */
+  seenIn(slot: number, pass: number): boolean {
+    return this.u8[slot >>> CHUNK_BITS][(slot & MASK) * B + SEEN] === passTag(pass);
   }
 
   markSeen(slot: number, pass: number): void {
-    this.i32[slot >>> CHUNK_BITS][(slot & MASK) * I + SEEN] = pass;
+    this.u8[slot >>> CHUNK_BITS][(slot & MASK) * B + SEEN] = passTag(pass);
+  }
+
+  trusted(slot: number): boolean {
+    return this.u8[slot >>> CHUNK_BITS][(slot & MASK) * B + TRUSTED] === 1;
   }
 
   /** Drops `dir`/`name`; false if there was none. */
@@ -205,6 +225,7 @@ export class RecordStore {
     if ((slot & MASK) === 0) {
       this.f64.push(new Float64Array(CHUNK * F));
       this.i32.push(new Int32Array(CHUNK * I));
+      this.u8.push(new Uint8Array(CHUNK * B));
       this.md5.push(Buffer.alloc(CHUNK * 16));
     }
     return slot;
@@ -246,7 +267,7 @@ class RecordView implements RecordFields {
     return this.store.f(this.slot, 3);
   }
   get trusted(): boolean {
-    return this.store.i(this.slot, 4) === 1;
+    return this.store.trusted(this.slot);
   }
   get repMtimeS(): number {
     return this.store.f(this.slot, 4);

@@ -72,6 +72,20 @@ describe('sharded manifest', () => {
     assert.deepEqual(plain((await open(file)).get('dir7/file7.txt')), plain(rec(99999)));
   });
 
+  test('records looked up in a pass are kept and the others forgotten, pass after pass (one-byte pass tags wrap at 255)', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const m = await open(file);
+    m.set('d/kept', rec(1));
+    for (let pass = 1; pass <= 600; pass++) {
+      m.beginPass();
+      m.set(`d/new${pass}`, rec(pass)); // set during a pass counts as seen in it
+      assert.ok(m.getIn('d')('kept', 'd/kept') !== undefined, `pass ${pass}`);
+      assert.equal(m.forgetUnseen(), pass === 1 ? 0 : 1, `pass ${pass}`);
+      assert.equal(m.peek(`d/new${pass - 1}`), undefined, `pass ${pass}`);
+      assert.equal(m.size, 2);
+    }
+  });
+
   test('a folder rename moves records across shards correctly', async () => {
     const file = path.join(tempDir(), 'm.json');
     const m = await open(file, [], 8);
