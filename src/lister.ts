@@ -174,6 +174,8 @@ export class ThreadLister implements Lister {
   private readonly taken = new Int32Array(new SharedArrayBuffer(4));
   /** Listings in `ready` already counted as taken (let go of while waiting for a later one). */
   private readonly released = new Set<PackedListing>();
+  /** Listings in `ready` still counted against the worker's lead. */
+  private readonly held = new Set<PackedListing>();
   private readonly waiting = new Map<string, { resolve: (listing: FolderListing) => void; reject: (error: Error) => void }>();
   private done = false;
   private failure: Error | undefined;
@@ -195,6 +197,9 @@ export class ThreadLister implements Lister {
         const waiter = this.waiting.get(packed.dir);
         if (waiter === undefined) {
           this.ready.set(packed.dir, packed);
+          // While the walk waits for a later folder, what arrives before it is skipped too.
+          if (this.waiting.size > 0) this.release(packed);
+          else this.held.add(packed);
           continue;
         }
         this.waiting.delete(packed.dir);
@@ -223,18 +228,23 @@ export class ThreadLister implements Lister {
     // The worker lists every folder it finds; one it never sent vanished or was never a folder.
     if (this.done) throw missing(relDir);
     // The walk needs a listing the worker has not sent: what it holds ready, it skipped (or takes
-    // later, out of order), so it no longer counts against the worker's lead (no deadlock).
-    for (const held of this.ready.values()) {
-      if (this.released.has(held)) continue;
-      this.released.add(held);
-      this.credit(held);
-    }
+    // later, out of order), so it no longer counts against the worker's lead (no deadlock), and
+    // neither does what arrives until the listing it waits for (see the message handler).
+    for (const held of this.held) this.release(held);
     return new Promise((resolve, reject) => this.waiting.set(relDir, { resolve, reject }));
   }
 
   /** The walk took a listing: it no longer counts against the worker's lead (if not already let go of). */
   private take(packed: PackedListing): void {
+    this.held.delete(packed);
     if (!this.released.delete(packed)) this.credit(packed);
+  }
+
+  /** A listing in `ready` the walk skipped: it stops counting against the worker's lead. */
+  private release(packed: PackedListing): void {
+    this.held.delete(packed);
+    this.released.add(packed);
+    this.credit(packed);
   }
 
   /** Frees the worker's room by `packed`'s entries, and wakes it if it waits for room. */
@@ -246,6 +256,7 @@ export class ThreadLister implements Lister {
   async close(): Promise<void> {
     this.ready.clear();
     this.released.clear();
+    this.held.clear();
     // A worker waiting for room would not see terminate() until it wakes.
     Atomics.store(this.taken, TAKEN, 0x3fffffff);
     Atomics.notify(this.taken, TAKEN);

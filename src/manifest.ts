@@ -5,9 +5,9 @@
  * - `P`: a lowdb JSON file with the format, schema version, the pair it belongs to, the source
  *   root's identity, the shard count and the last pass;
  * - `P.d/<n>.json`: the records, grouped by folder, and split into shards by a hash of the folder's
- *   path (a folder's records are all in one shard). A save rewrites only the shards whose records
- *   changed, so its cost grows with the change, not the tree (and no single JSON string nears V8's
- *   string limit);
+ *   path (a folder's records are all in one shard, but for a folder of more than `GROUP` files,
+ *   spread over shards a group at a time). A save rewrites only the shards whose records changed,
+ *   so its cost grows with the change, not the tree, and no single JSON string nears V8's limit;
  * - `P.d/journal-<n>.json`: the records changed since the previous journal (checkpoints during a
  *   pass, and the save at its end). Perf: a save writes only a new journal while the journals hold
  *   few records next to the shards (see `foldAt`), so a pass that changes 1% of the files writes
@@ -48,6 +48,12 @@ const FIELDS = 14;
 const MAX_SHARDS = 1 << 16;
 /** Journals kept before a save folds them, whatever their size (a watch pass writes one each time). */
 const MAX_JOURNALS = 64;
+/**
+ * Records of one folder written together in a shard (~8 MB of JSON). A bigger folder is written in
+ * groups, group `g` in the shard its path and `g` hash to, so that a folder of millions of files
+ * never makes a JSON string past V8's limit (~512 MB); its groups are always rewritten together.
+ */
+export const GROUP = 65_536;
 
 /**
  * Records the journals may hold before a save folds them into the shards. Perf: an eighth of the
@@ -92,7 +98,7 @@ interface RecordFile {
   forgotten?: string[];
 }
 
-/** A shard of schema 3: a folder's path, then its records (`FIELDS` values each, by name), and so on. */
+/** A shard of schema 3: a folder's path, a group number, then its records (`FIELDS` values each, by name), and so on. */
 interface ShardFile {
   format: string;
   version: number;
@@ -108,6 +114,8 @@ export interface ManifestOptions {
   readOnly?: boolean;
   /** Records per shard before splitting (tests use small ones). */
   shardSize?: number;
+  /** Records of one folder written together (`GROUP`; tests use small ones). */
+  groupSize?: number;
 }
 
 const compact = { parse: JSON.parse, stringify: (data: unknown) => JSON.stringify(data) };
@@ -120,7 +128,7 @@ export class Manifest {
   private store = new RecordStore();
   /** How many `P.d/<n>.json` files the folders are spread over (a power of two). */
   private shardCount = 1;
-  /** Shards changed since the last save. */
+  /** Shards that differ from their files (changed since the last fold). */
   private dirty = new Set<number>();
   /** Changes since the last journal or save (`null`: forgotten). */
   private pending = new Map<string, FileRecord | null>();
@@ -131,6 +139,8 @@ export class Manifest {
   private mustFold = false;
   /** The next fold rewrites every shard (after a migration: no file of the old layout may stay). */
   private rewriteAll = false;
+  /** Folders written in more than one group at the last fold (or found so at load): how many. */
+  private groupsOnDisk = new Map<string, number>();
   private nextJournal = 1;
   private metaDirty = false;
   private pass = 0;
@@ -210,6 +220,13 @@ export class Manifest {
     };
   }
 
+  /** Marks `relPath`'s record, if any, as looked up in this pass (see `forgetUnseen`). */
+  markSeen(relPath: string): void {
+    const [dir, name] = splitRel(relPath);
+    const slot = this.store.find(dir, name);
+    if (slot !== -1) this.store.markSeen(slot, this.pass);
+  }
+
   /** The record of `relPath` without marking it as seen (for pairing moves). */
   peek(relPath: string): FileRecord | undefined {
     const [dir, name] = splitRel(relPath);
@@ -220,14 +237,14 @@ export class Manifest {
   set(relPath: string, record: FileRecord): void {
     const [dir, name] = splitRel(relPath);
     this.store.put(dir, name, record, this.pass);
-    this.dirty.add(this.shardOf(dir));
+    this.markDirty(dir);
     this.pending.set(relPath, record);
   }
 
   delete(relPath: string): void {
     const [dir, name] = splitRel(relPath);
     if (!this.store.remove(dir, name)) return;
-    this.dirty.add(this.shardOf(dir));
+    this.markDirty(dir);
     this.pending.set(relPath, null);
   }
 
@@ -238,10 +255,12 @@ export class Manifest {
       for (const [name, slot] of folder) {
         if (this.store.seenIn(slot, this.pass)) continue;
         this.store.remove(dir, name);
-        this.dirty.add(this.shardOf(dir));
+        this.markDirty(dir);
         this.pending.set(joinRel(dir, name), null);
         forgotten++;
       }
+      // No lookup function of the walk holds it any more: an emptied folder goes.
+      if (folder.size === 0) this.store.folders.delete(dir);
     }
     return forgotten;
   }
@@ -296,19 +315,42 @@ export class Manifest {
       return;
     }
     if (this.dirty.size === 0 && !this.metaDirty && this.journals.length === 0 && !this.rewriteAll) return;
+    // Until this fold completes, the next save must fold too (a failed write leaves shards half done).
+    this.mustFold = true;
     this.reshardIfNeeded();
     if (this.rewriteAll) for (let index = 0; index < this.shardCount; index++) this.dirty.add(index);
+    // A folder written in groups is rewritten whole if any of its shards is (its groups follow the
+    // order of its records, which moves).
+    for (const [dir, folder] of this.store.folders) {
+      const groups = Math.max(this.groupCount(folder.size), this.groupsOnDisk.get(dir) ?? 1);
+      if (groups === 1) continue;
+      let any = false;
+      for (let g = 0; g < groups && !any; g++) any = this.dirty.has(this.shardOfGroup(dir, g));
+      if (any) for (let g = 0; g < groups; g++) this.dirty.add(this.shardOfGroup(dir, g));
+    }
     const shards = new Map<number, unknown[]>([...this.dirty].sort((a, b) => a - b).map((index) => [index, []]));
+    const groupsNow = new Map<string, number>();
     for (const [dir, folder] of this.store.folders) {
       if (folder.size === 0) continue;
-      const out = shards.get(this.shardOf(dir));
-      if (out === undefined) continue;
-      const records: unknown[] = [];
+      const groups = this.groupCount(folder.size);
+      if (groups > 1) groupsNow.set(dir, groups);
+      let group = 0;
+      let inGroup = 0;
+      let out = shards.get(this.shardOfGroup(dir, 0));
+      let records: unknown[] = [];
       for (const [name, slot] of folder) {
+        if (inGroup === (this.options.groupSize ?? GROUP)) {
+          out?.push(dir, group, records);
+          out = shards.get(this.shardOfGroup(dir, ++group));
+          records = [];
+          inGroup = 0;
+        }
+        inGroup++;
+        if (out === undefined) continue;
         records.push(name);
         this.store.pushValues(records, slot);
       }
-      out.push(dir, records);
+      out?.push(dir, group, records);
     }
     if (shards.size > 0) fs.mkdirSync(this.shardDir, { recursive: true });
     for (const [index, folders] of shards) {
@@ -322,6 +364,7 @@ export class Manifest {
     this.journalRecords = 0;
     this.mustFold = false;
     this.rewriteAll = false;
+    this.groupsOnDisk = groupsNow;
     this.dirty.clear();
     this.pending.clear();
   }
@@ -389,7 +432,14 @@ export class Manifest {
     if (!this.options.readOnly) {
       for (const name of names) if (/^\..*\.json\.tmp$/.test(name)) fs.rmSync(path.join(this.shardDir, name), { force: true });
     }
-    for (let index = 0; index < main.shards; index++) {
+    // Every shard file there is, not only the main file's count: a reshard cut short may have
+    // written the upper half already (what is in the wrong shard is moved home below).
+    let last = main.shards - 1;
+    for (const name of names) {
+      const match = /^(\d+)\.json$/.exec(name);
+      if (match && Number(match[1]) < MAX_SHARDS) last = Math.max(last, Number(match[1]));
+    }
+    for (let index = 0; index <= last; index++) {
       const shard = this.readShardFile(this.shardFile(index));
       if (shard === undefined) continue;
       if ('records' in shard) {
@@ -399,14 +449,18 @@ export class Manifest {
         continue;
       }
       const { folders } = shard;
-      for (let k = 0; k < folders.length; k += 2) {
+      for (let k = 0; k < folders.length; k += 3) {
         const dir = folders[k];
-        const records = folders[k + 1];
-        if (typeof dir !== 'string' || !Array.isArray(records)) continue;
-        // A folder in the wrong shard (a crash in the middle of a reshard) is moved home.
-        const home = this.shardOf(dir);
+        const group = folders[k + 1];
+        const records = folders[k + 2];
+        if (typeof dir !== 'string' || typeof group !== 'number' || !Number.isInteger(group) || group < 0 || !Array.isArray(records)) continue;
+        if (group > 0) this.groupsOnDisk.set(dir, Math.max(this.groupsOnDisk.get(dir) ?? 1, group + 1));
+        // A folder in the wrong shard (a crash in the middle of a reshard) is moved home, and the
+        // shard it was found in is rewritten without it.
+        const home = this.shardOfGroup(dir, group);
         if (home !== index) {
           this.dirty.add(home);
+          this.dirty.add(index);
           this.mustFold = true;
         }
         for (let i = 0; i + FIELDS <= records.length; i += FIELDS) {
@@ -428,7 +482,7 @@ export class Manifest {
       for (const relPath of journal.forgotten ?? []) {
         if (typeof relPath !== 'string') continue;
         const [dir, name] = splitRel(relPath);
-        if (this.store.remove(dir, name)) this.dirty.add(this.shardOf(dir));
+        if (this.store.remove(dir, name)) this.markDirty(dir);
         this.journalRecords++;
       }
     }
@@ -450,7 +504,7 @@ export class Manifest {
       if (typeof relPath !== 'string' || relPath === '') continue;
       const [dir, name] = splitRel(relPath);
       if (!this.store.putValues(dir, name, values, i + 1)) continue;
-      this.dirty.add(this.shardOf(dir));
+      this.markDirty(dir);
       count++;
     }
     return count;
@@ -473,7 +527,7 @@ export class Manifest {
     const data = this.readJson(file, 'shard');
     if (data === undefined) return undefined;
     const shaped = data as Partial<ShardFile>;
-    if (shaped.version === SCHEMA_VERSION && Array.isArray(shaped.folders) && shaped.folders.length % 2 === 0) return shaped as ShardFile;
+    if (shaped.version === SCHEMA_VERSION && Array.isArray(shaped.folders) && shaped.folders.length % 3 === 0) return shaped as ShardFile;
     if (isFlat(data as Partial<RecordFile>, [2, 2])) return data as RecordFile;
     this.setAside(file, `manifest shard ${file} is not a folder-sync shard`);
     return undefined;
@@ -500,7 +554,7 @@ export class Manifest {
     return data;
   }
 
-  /** Schema 1 (fingerprints as `f:size:mtimeNs:ctimeNs:ino` strings) → schema 2, record by record. */
+  /** Schema 1 (fingerprints as `f:size:mtimeNs:ctimeNs:ino` strings) → the current schema, record by record. */
   private async migrateV1(main: MainData & { entries?: unknown }): Promise<void> {
     const v1 = new Map<string, unknown>();
     const take = (entries: unknown) => {
@@ -545,6 +599,9 @@ export class Manifest {
     this.store = new RecordStore();
     this.shardCount = 1;
     this.metaDirty = true;
+    // If the old files could not be set aside, the first save replaces them.
+    this.mustFold = true;
+    this.rewriteAll = true;
     if (this.options.readOnly) {
       this.options.warn(`${message}; rebuilding it (dry run: not written)`);
       return;
@@ -581,10 +638,22 @@ export class Manifest {
     return path.join(this.shardDir, `${index}.json`);
   }
 
-  /** The shard of folder `dir`'s records. */
-  private shardOf(dir: string): number {
+  /** How many groups a folder of `size` records is written in (see `GROUP`). */
+  private groupCount(size: number): number {
+    return Math.max(1, Math.ceil(size / (this.options.groupSize ?? GROUP)));
+  }
+
+  /** The shard of group `group` of folder `dir`'s records (see `GROUP`). */
+  private shardOfGroup(dir: string, group: number): number {
     const count = this.shardCount;
-    return count === 1 ? 0 : fnv1a(dir) & (count - 1);
+    if (count === 1) return 0;
+    return fnv1a(group === 0 ? dir : `${dir}\0${group}`) & (count - 1);
+  }
+
+  /** Notes that folder `dir`'s records changed: the shards of all its groups, then and now, are rewritten at the next fold. */
+  private markDirty(dir: string): void {
+    const groups = Math.max(this.groupCount(this.store.folder(dir)?.size ?? 0), this.groupsOnDisk.get(dir) ?? 1);
+    for (let g = 0; g < groups; g++) this.dirty.add(this.shardOfGroup(dir, g));
   }
 
   private shardCountFor(total: number): number {

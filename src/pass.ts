@@ -189,7 +189,7 @@ class Pass {
         sourceRoot: o.source,
         replicaRoot: o.replica,
         exclude: o.exclude,
-        record: (relPath) => this.manifest.get(relPath),
+        seen: (relPath) => this.manifest.markSeen(relPath),
         records: (relDir) => this.manifest.getIn(relDir),
         lookup: o.checksum ? distrustCache : trustCache,
         onChange: (change) => changes.push(change),
@@ -251,18 +251,27 @@ class Pass {
       if (!o.dryRun && this.sourceRootId && !massRefused) this.manifest.setSourceRoot(this.sourceRootId);
     }
 
+    // Flushed before the summary, so a folder that cannot be flushed is counted in it.
+    const flushed = o.dryRun || (await this.flushDirs());
     const durationMs = Date.now() - this.started;
     const s = this.stats;
-    const summary =
-      `${o.dryRun ? 'dry run ' : ''}pass ${this.interrupted ? 'stopped' : 'finished'}: ` +
-      `${s.copied} copied, ${s.moved} moved, ${s.updated} updated, ${s.deleted} deleted, ${s.hashed} hashed, ${s.errors} errors; ` +
-      `${formatBytes(s.bytesCopied)} transferred in ${(durationMs / 1000).toFixed(2)} s`;
-    const exitStatus = s.errors > 0 || refusedDeletes ? 1 : 0;
-    if (!o.dryRun) {
+    const finish = () => {
+      const summary =
+        `${o.dryRun ? 'dry run ' : ''}pass ${this.interrupted ? 'stopped' : 'finished'}: ` +
+        `${s.copied} copied, ${s.moved} moved, ${s.updated} updated, ${s.deleted} deleted, ${s.hashed} hashed, ${s.errors} errors; ` +
+        `${formatBytes(s.bytesCopied)} transferred in ${(durationMs / 1000).toFixed(2)} s`;
+      const exitStatus: 0 | 1 = s.errors > 0 || refusedDeletes ? 1 : 0;
+      return { summary, exitStatus };
+    };
+    let { summary, exitStatus } = finish();
+    if (!o.dryRun && flushed) {
       const result = this.interrupted ? 'stopped' : exitStatus === 0 ? 'ok' : 'errors';
       const { warnings, ...counters } = s;
       this.manifest.setLastPass({ startedAt: new Date(this.started).toISOString(), durationMs, exitStatus, summary, result, stats: { ...counters, warnings } });
-      await this.checkpoint(true);
+      const errors = s.errors;
+      await this.writeManifest(true);
+      // A manifest that could not be written is an error of this pass too (the file keeps the last pass it recorded).
+      if (s.errors !== errors) ({ summary, exitStatus } = finish());
     }
     o.log.info(summary, { ...s, durationMs, dryRun: o.dryRun, stopped: this.interrupted });
     return { stats: s, exitStatus, interrupted: this.interrupted, durationMs, summary, walkComplete: this.walkComplete };
@@ -685,25 +694,45 @@ class Pass {
    * folders the operations renamed into are flushed first, so the manifest is never ahead of the replica.
    */
   private async checkpoint(force: boolean): Promise<void> {
-    const { o } = this;
-    if (o.dryRun) return;
+    if (this.o.dryRun) return;
     if (!force && this.opsSinceCheckpoint < CHECKPOINT_OPS && Date.now() - this.lastCheckpoint < CHECKPOINT_MS) return;
-    // Perf: flushed FSYNC_DIRS_AT_ONCE at a time on the thread pool: they share the filesystem's
-    // journal commits (one by one, a 1% change spent ~110 ms here on ~1,000 folders).
+    this.opsSinceCheckpoint = 0;
+    this.lastCheckpoint = Date.now();
+    if (await this.flushDirs()) await this.writeManifest(force);
+  }
+
+  /**
+   * Flushes the folders renamed into since the last time; false (an error logged) if one could
+   * not be: the manifest must then not be written, it would vouch for renames that may not be on
+   * the disk. Such a folder is tried again next time; if it never succeeds, this pass's records
+   * are not written at all (the next pass re-reads what they would have said).
+   *
+   * Perf: FSYNC_DIRS_AT_ONCE at a time on the thread pool, sharing the filesystem's journal
+   * commits (one by one, a 1% change spent ~110 ms here on ~1,000 folders).
+   */
+  private async flushDirs(): Promise<boolean> {
     const dirs = [...this.dirtyDirs];
     this.dirtyDirs.clear();
-    for (let i = 0; i < dirs.length; i += FSYNC_DIRS_AT_ONCE) {
-      // A folder deleted since has nothing to flush.
-      await Promise.all(dirs.slice(i, i + FSYNC_DIRS_AT_ONCE).map((dir) => o.io.fsyncDir(dir).catch(() => undefined)));
-    }
+    const unflushed: string[] = [];
+    const flush = (dir: string) =>
+      this.o.io.fsyncDir(dir).catch((error: unknown) => {
+        if (isVanished(error)) return; // deleted since: nothing to flush
+        unflushed.push(dir);
+        this.error(`flushing folder ${dir}: ${describe(error)}; the manifest is not written until it can be`);
+      });
+    for (let i = 0; i < dirs.length; i += FSYNC_DIRS_AT_ONCE) await Promise.all(dirs.slice(i, i + FSYNC_DIRS_AT_ONCE).map(flush));
+    for (const dir of unflushed) this.dirtyDirs.add(dir);
+    return unflushed.length === 0;
+  }
+
+  /** A checkpoint's journal, or (`force`, at the end of a pass) the manifest's save. */
+  private async writeManifest(force: boolean): Promise<void> {
     try {
       if (force) await this.manifest.save();
       else await this.manifest.checkpoint();
     } catch (error) {
       this.error(`writing manifest ${this.manifest.path}: ${describe(error)} (the next pass re-reads what it could not record)`);
     }
-    this.opsSinceCheckpoint = 0;
-    this.lastCheckpoint = Date.now();
   }
 }
 

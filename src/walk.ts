@@ -13,7 +13,7 @@ import type { CacheLookup } from './fingerprint.js';
 import type { Io } from './io.js';
 import { DIR, entryAt, FILE, fillEntry, kindAt, SPECIAL, SYMLINK, type FolderListing, type Lister, type ScratchEntry } from './lister.js';
 import { joinRel } from './scan.js';
-import type { Change, Entry, FileRecord, RecordFields } from './types.js';
+import type { Change, Entry, RecordFields } from './types.js';
 
 export interface WalkContext {
   io: Io;
@@ -24,8 +24,8 @@ export interface WalkContext {
   sourceRoot: string;
   replicaRoot: string;
   exclude: ExcludeMatcher;
-  /** The manifest's lookup; looking a path up also marks it as still in the source. */
-  record(relPath: string): FileRecord | undefined;
+  /** Marks a path's record (if any) as still in the source. */
+  seen(relPath: string): void;
   /**
    * `record` for the files directly in `relDir`, by name and `relPath` (a walk looks up each one).
    * What it returns may be read in place: valid until the next lookup, never to be kept.
@@ -238,7 +238,7 @@ export class Walker {
 
   /** Only in the source: the entry and, for a folder, everything beneath it. */
   private async added(relPath: string, entry: Entry): Promise<void> {
-    if (entry.kind === 'file') this.ctx.record(relPath);
+    if (entry.kind === 'file') this.ctx.seen(relPath);
     this.ctx.onChange({ type: 'new', relPath, source: entry });
     if (entry.kind === 'dir') await this.sourceOnly(relPath);
   }
@@ -296,7 +296,7 @@ export class Walker {
         return;
       }
     }
-    if (source.kind === 'file') this.ctx.record(relPath);
+    if (source.kind === 'file') this.ctx.seen(relPath);
     this.ctx.onChange({ type: 'kind', relPath, source, replica });
     if (source.kind === 'dir') await this.sourceOnly(relPath);
   }

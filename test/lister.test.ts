@@ -6,10 +6,10 @@ import { describe, test } from 'node:test';
 import { type FolderListing, ThreadLister } from '../src/lister.js';
 import { tempDir } from './helpers/tree.js';
 
-/** 30 folders of 200 files: 6,030 entries, more than one batch (4,096), so the thread can be held back. */
+/** 80 folders of 200 files: 16,080 entries, several batches (4,096 each), so the thread can be held back. */
 function bigTree(): string {
   const root = tempDir();
-  for (let d = 0; d < 30; d++) {
+  for (let d = 0; d < 80; d++) {
     const dir = path.join(root, `d${String(d).padStart(2, '0')}`);
     fs.mkdirSync(dir);
     for (let f = 0; f < 200; f++) fs.writeFileSync(path.join(dir, `f${String(f).padStart(3, '0')}`), '');
@@ -17,7 +17,7 @@ function bigTree(): string {
   return root;
 }
 
-const folders = Array.from({ length: 30 }, (_, d) => `d${String(d).padStart(2, '0')}`);
+const folders = Array.from({ length: 80 }, (_, d) => `d${String(d).padStart(2, '0')}`);
 
 /** Each listing must arrive within a few seconds: a held-back thread that is never let go would hang here. */
 async function take(lister: ThreadLister, relDir: string): Promise<FolderListing> {
@@ -48,7 +48,7 @@ describe('listing threads', () => {
     }
   });
 
-  test('taken out of order (as replica-only folders are), a held-back thread is let go instead of waiting forever', async () => {
+  test('taken out of order (as replica-only folders are), a held-back thread is let go instead of waiting forever, even when what it skips spans several batches', async () => {
     const root = bigTree();
     const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
     try {

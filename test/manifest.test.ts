@@ -15,8 +15,18 @@ const plain = (r: RecordFields | undefined) =>
     ? undefined
     : { md5: r.md5, size: r.size, mtimeS: r.mtimeS, mtimeN: r.mtimeN, ctimeS: r.ctimeS, ctimeN: r.ctimeN, ino: r.ino, trusted: r.trusted, repMtimeS: r.repMtimeS, repMtimeN: r.repMtimeN, repCtimeS: r.repCtimeS, repCtimeN: r.repCtimeN, repIno: r.repIno };
 
-async function open(file: string, warnings: string[] = [], shardSize = 64) {
-  return Manifest.open(file, { ...pair, warn: (m) => warnings.push(m), shardSize });
+async function open(file: string, warnings: string[] = [], shardSize = 64, groupSize?: number) {
+  return Manifest.open(file, { ...pair, warn: (m) => warnings.push(m), shardSize, groupSize });
+}
+
+/** Every shard file's folder groups: `[shard, folder, group, records]`. */
+function shardGroups(file: string): [string, string, number, number][] {
+  const out: [string, string, number, number][] = [];
+  for (const name of fs.readdirSync(file + '.d').filter((n) => /^\d+\.json$/.test(n))) {
+    const { folders } = JSON.parse(fs.readFileSync(path.join(file + '.d', name), 'utf8')) as { folders: unknown[] };
+    for (let k = 0; k < folders.length; k += 3) out.push([name, folders[k] as string, folders[k + 1] as number, (folders[k + 2] as unknown[]).length / 14]);
+  }
+  return out;
 }
 
 describe('sharded manifest', () => {
@@ -141,6 +151,95 @@ describe('sharded manifest', () => {
   });
 });
 
+describe('the layout on disk', () => {
+  test('a folder bigger than a group is spread over shards a group at a time, and shrinking it leaves no stale group behind', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const m = await open(file, [], 8, 10);
+    for (let i = 0; i < 35; i++) m.set(`big/f${i}`, rec(i));
+    for (let i = 0; i < 40; i++) m.set(`small${i % 8}/f${i}`, rec(100 + i));
+    await m.save({ fold: true });
+    const groups = shardGroups(file).filter(([, dir]) => dir === 'big');
+    assert.deepEqual(groups.map(([, , g, n]) => [g, n]).sort(), [[0, 10], [1, 10], [2, 10], [3, 5]]);
+    assert.ok(new Set(groups.map(([shard]) => shard)).size > 1, 'the groups are spread over shards');
+    const back = await open(file, [], 8, 10);
+    assert.equal(back.size, 75);
+    for (let i = 0; i < 35; i++) assert.deepEqual(plain(back.get(`big/f${i}`)), plain(rec(i)));
+
+    for (let i = 0; i < 20; i++) back.delete(`big/f${i}`);
+    back.set('big/f34', rec(3434));
+    await back.save({ fold: true });
+    assert.deepEqual(shardGroups(file).filter(([, dir]) => dir === 'big').map(([, , g, n]) => [g, n]).sort(), [[0, 10], [1, 5]]);
+    const shrunk = await open(file, [], 8, 10);
+    assert.equal(shrunk.size, 55);
+    for (let i = 0; i < 20; i++) assert.equal(shrunk.peek(`big/f${i}`), undefined, `big/f${i} came back`);
+    assert.deepEqual(plain(shrunk.get('big/f34')), plain(rec(3434)));
+    assert.deepEqual(plain(shrunk.get('small3/f11')), plain(rec(111)));
+  });
+
+  test('a reshard cut short (the main file still says the old count) loses no record', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const m = await open(file, [], 4);
+    for (let i = 0; i < 100; i++) m.set(`d${i % 20}/f${i}`, rec(i));
+    await m.save({ fold: true });
+    const main = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.equal(main.shards, 32);
+    // The new layout's files are all written, the main file is not: it still says 16.
+    fs.writeFileSync(file, JSON.stringify({ ...main, shards: 16 }));
+    const warnings: string[] = [];
+    const after = await open(file, warnings, 8);
+    assert.deepEqual(warnings, []);
+    assert.equal(after.size, 100);
+    for (let i = 0; i < 100; i++) assert.deepEqual(plain(after.get(`d${i % 20}/f${i}`)), plain(rec(i)));
+    await after.save();
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).shards, 16);
+    assert.ok(shardGroups(file).every(([name]) => Number(name.slice(0, -5)) < 16));
+    assert.equal((await open(file, [], 8)).size, 100);
+  });
+
+  test('a schema-2 manifest (flat records by path, with a journal) is migrated, and a migration cut short is finished', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const flat = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => {
+      const r = rec(from + k);
+      return [`d${(from + k) % 5}/f${from + k}`, r.md5, r.size, r.mtimeS, r.mtimeN, r.ctimeS, r.ctimeN, r.ino, 1, r.repMtimeS, r.repMtimeN, r.repCtimeS, r.repCtimeN, r.repIno];
+    }).flat();
+    fs.writeFileSync(file, JSON.stringify({ format: 'folder-sync manifest', version: 2, ...pair, shards: 2 }));
+    fs.mkdirSync(file + '.d');
+    const write = (name: string, data: object) => fs.writeFileSync(path.join(file + '.d', name), JSON.stringify({ format: 'folder-sync manifest', ...data }));
+    write('0.json', { version: 2, records: flat(0, 20) });
+    write('1.json', { version: 2, records: flat(20, 40) });
+    write('journal-1.json', { version: 2, records: flat(1000, 1001), forgotten: ['d0/f0'] });
+    const warnings: string[] = [];
+    const m = await open(file, warnings, 64);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /schema 2: migrated 40 records to schema 3/);
+    assert.equal(m.size, 40);
+    assert.equal(m.get('d0/f0'), undefined);
+    assert.deepEqual(plain(m.get('d0/f1000')), plain(rec(1000)));
+    await m.save();
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).version, 3);
+    // Every shard rewritten in the new layout, the journal folded in.
+    assert.deepEqual(fs.readdirSync(file + '.d').sort(), ['0.json', '1.json']);
+    for (const name of ['0.json', '1.json']) assert.equal(JSON.parse(fs.readFileSync(path.join(file + '.d', name), 'utf8')).version, 3);
+    const again: string[] = [];
+    const back = await open(file, again, 64);
+    assert.deepEqual(again, []);
+    assert.equal(back.size, 40);
+    assert.deepEqual(plain(back.get('d3/f23')), plain(rec(23)));
+
+    // Cut short: the main file still says schema 2, one shard is already schema 3, one is not.
+    const cut = path.join(tempDir(), 'm.json');
+    fs.writeFileSync(cut, JSON.stringify({ format: 'folder-sync manifest', version: 2, ...pair, shards: 2 }));
+    fs.mkdirSync(cut + '.d');
+    fs.copyFileSync(path.join(file + '.d', '0.json'), path.join(cut + '.d', '0.json'));
+    fs.writeFileSync(path.join(cut + '.d', '1.json'), JSON.stringify({ format: 'folder-sync manifest', version: 2, records: flat(2000, 2010) }));
+    const inZero = shardGroups(file).filter(([name]) => name === '0.json').reduce((n, [, , , count]) => n + count, 0);
+    const finished = await open(cut, [], 64);
+    assert.equal(finished.size, inZero + 10);
+    assert.deepEqual(plain(finished.get('d1/f2001')), plain(rec(2001)));
+    assert.deepEqual(plain(finished.get('d1/f2001')), plain(rec(2001)));
+  });
+});
+
 describe('unusable manifests are set aside and rebuilt', () => {
   const shapes: [string, string, RegExp][] = [
     ['garbage bytes', '\x00\xff\x13garbage', /cannot read manifest/],
@@ -182,7 +281,8 @@ describe('unusable manifests are set aside and rebuilt', () => {
     const badNumber = ['bad', md5, 'x', 2, 3, 4, 5, 6, 1, 7, 8, 9, 10, 11];
     const badMd5 = ['bad2', 'abc', 1, 2, 3, 4, 5, 6, 1, 7, 8, 9, 10, 11];
     const badName = ['a/b', md5, 1, 2, 3, 4, 5, 6, 1, 7, 8, 9, 10, 11];
-    const folders = ['', [...badNumber, ...good, ...badMd5, ...badName], 7, [...good]];
+    // Triples of folder, group, records; the last three have a bad folder or group.
+    const folders = ['', 0, [...badNumber, ...good, ...badMd5, ...badName], 7, 0, [...good], 'x', -1, [...good], 'y', '0', [...good]];
     fs.writeFileSync(path.join(file + '.d', '0.json'), JSON.stringify({ format: 'folder-sync manifest', version: SCHEMA_VERSION, folders }));
     const m = await open(file);
     assert.equal(m.size, 1);
@@ -324,7 +424,8 @@ describe('journals: what a save writes', () => {
     assert.equal(after.size, 200);
     for (let i = 0; i < 10; i++) {
       const got = JSON.stringify(plain(after.get(`f${i}`)));
-      assert.ok([rec(i), rec(i + 1000), rec(i + 2000)].some((r) => JSON.stringify(plain(r)) === got), `f${i}: ${got}`);
+      // The journal replayed over the newer shard brings back its older (still true) record.
+      assert.ok([rec(i + 1000), rec(i + 2000)].some((r) => JSON.stringify(plain(r)) === got), `f${i}: ${got}`);
     }
     for (let i = 10; i < 200; i++) assert.deepEqual(plain(after.get(`f${i}`)), plain(rec(i)));
   });

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { tempPathFor } from '../src/execute.js';
 import { acquireLock } from '../src/lock.js';
 import { Manifest } from '../src/manifest.js';
-import { md5, mirrorDiff, settle, setup, sync, tempDir, tempFiles } from './helpers/tree.js';
+import { errno, md5, mirrorDiff, settle, setup, sync, tempDir, tempFiles } from './helpers/tree.js';
 
 function bigContent(mib: number): Buffer {
   const buffer = Buffer.alloc(mib << 20);
@@ -82,6 +82,24 @@ describe('the tree moving under the pass', () => {
     s.io.read = read;
     await sync(s);
     assert.equal(fs.readFileSync(path.join(s.replica, 'live.log'), 'utf8'), 'version two, longer and more');
+  });
+
+  test('a folder that cannot be flushed keeps the manifest from vouching for it: an error, no manifest write, nothing lost', async () => {
+    const s = setup({ 'a.txt': 'a', 'sub/b.txt': 'b' });
+    s.io.fail = (call, p) => (call === 'fsyncDir' && p.endsWith('/sub') ? errno('EIO', 'EIO: i/o error, fsync') : undefined);
+    const first = await sync(s);
+    assert.equal(first.exitStatus, 1);
+    assert.ok(s.log.errors.some((e) => /flushing folder .*\/sub: EIO/.test(e)), s.log.errors.join('\n'));
+    assert.ok(s.log.errors.some((e) => /manifest .* not written/.test(e)));
+    assert.equal(fs.existsSync(s.manifestPath), false);
+    assert.equal(fs.readFileSync(path.join(s.replica, 'sub/b.txt'), 'utf8'), 'b');
+    s.io.fail = undefined;
+    await settle();
+    const second = await sync(s);
+    assert.equal(second.exitStatus, 0);
+    assert.equal(second.stats.copied, 0); // adopted, not copied again
+    assert.equal(second.manifest.size, 2);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
   });
 
   test('a file deleted between the walk and its copy is a warning, not an error', async () => {

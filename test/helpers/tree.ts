@@ -194,7 +194,10 @@ export class SpyIo implements Io {
   utimes = (p: string, a: number | string, m: number | string) => (this.check('utimes', p), nodeIo.utimes(p, a, m));
   lutimes = (p: string, a: number | string, m: number | string) => (this.check('lutimes', p), nodeIo.lutimes(p, a, m));
   symlink = (t: string, p: string) => (this.check('symlink', p), nodeIo.symlink(t, p));
-  fsyncDir = (p: string) => nodeIo.fsyncDir(p);
+  fsyncDir = async (p: string) => {
+    this.check('fsyncDir', p);
+    return nodeIo.fsyncDir(p);
+  };
 }
 
 export function errno(code: string, message = code): NodeJS.ErrnoException {
