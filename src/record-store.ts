@@ -4,34 +4,65 @@
  *
  * Perf: an object per record, keyed by its whole relative path, held about 290 bytes a record
  * (1M records: ~290 MB of heap, most of the 1M-file pass's peak). Here a record costs its name (the
- * folder's path is held once), a Map entry, 7 doubles, 4 int32, 2 bytes and 16 bytes of MD5: about
- * 130 bytes. Slots live in fixed chunks so growing never copies what is there.
+ * folder's path is held once), a Map entry, and 74 bytes in typed-array chunks (3 doubles, 4
+ * uint32 seconds, 4 int32 nanoseconds, 2 bytes, the MD5's 16 bytes): about 120 bytes. Slots live
+ * in fixed chunks so growing never copies what is there.
  */
 import { FileRecord, type RecordFields } from './types.js';
 
 const CHUNK_BITS = 14;
 const CHUNK = 1 << CHUNK_BITS;
 const MASK = CHUNK - 1;
-/** Doubles per slot: size, mtime s, ctime s, inode, replica mtime s, ctime s, inode. */
-const F = 7;
-/** Int32s per slot: mtime ns, ctime ns, replica mtime ns, ctime ns. */
-const I = 4;
-/** Bytes per slot: trusted (0/1), and the tag of the last pass that looked it up (see `passTag`). */
-const B = 2;
-const TRUSTED = 0;
+
+/** The columns a record's numbers are kept in. */
+const F64 = 0; // sizes and inodes: any number
+const SECONDS = 1; // whole seconds, as uint32 (see `NO_SECONDS`)
+const I32 = 2; // nanoseconds (and -1, "unknown", from schema 1)
+const U8 = 3; // trusted
+/** Numbers per slot in each column. */
+const WIDTH = [3, 4, 4, 2];
+
+/**
+ * The 12 numbers of a record, in the order the manifest files hold them after the MD5, each with
+ * its column and its place in the slot.
+ */
+const FIELDS: readonly (readonly [key: keyof RecordFields, column: number, at: number])[] = [
+  ['size', F64, 0],
+  ['mtimeS', SECONDS, 0],
+  ['mtimeN', I32, 0],
+  ['ctimeS', SECONDS, 1],
+  ['ctimeN', I32, 1],
+  ['ino', F64, 1],
+  ['trusted', U8, 0],
+  ['repMtimeS', SECONDS, 2],
+  ['repMtimeN', I32, 2],
+  ['repCtimeS', SECONDS, 3],
+  ['repCtimeN', I32, 3],
+  ['repIno', F64, 2],
+];
+/** The values of a record as the manifest files hold them: 12 numbers after the MD5. */
+export const RECORD_NUMBERS = FIELDS.length;
+const COLUMN_OF = FIELDS.map((field) => field[1]);
+const AT_OF = FIELDS.map((field) => field[2]);
+/** The pass tag's byte (see `passTag`), after `trusted`. */
 const SEEN = 1;
 
 /**
+ * Seconds outside 1970–2106 (a file's mtime can be set to anything; schema 1 wrote -1 for
+ * "unknown") are kept as this, read back as NaN and written to the manifest files as -1: such a
+ * fingerprint never matches a file's, so that side is read each pass, never believed wrongly.
+ */
+const NO_SECONDS = 0xffffffff;
+
+/**
  * A pass number as one byte, 1–255 (0: not looked up since loading). Tags repeat every 255
- * passes; a record taken for seen by that is only kept one pass longer, which is safe (a record
- * is checked against the file's fingerprint before it is believed).
+ * passes, so a record not looked up for exactly 255 passes, none of them complete, may be taken
+ * for seen and kept until the next complete pass: safe, a record is checked against the file's
+ * fingerprint before it is believed.
  */
 function passTag(pass: number): number {
   return ((pass - 1) % 255) + 1;
 }
-
-/** The values of a record as the manifest files hold them: 12 numbers after the MD5. */
-export const RECORD_NUMBERS = 12;
 
 /** Whether `md5` is what we record: 32 lowercase hex digits. */
 export function isMd5(md5: unknown): md5 is string {
@@ -41,15 +72,15 @@ export function isMd5(md5: unknown): md5 is string {
 const SCRATCH = Buffer.alloc(16);
 
 export class RecordStore {
-  private readonly f64: Float64Array[] = [];
-  private readonly i32: Int32Array[] = [];
-  private readonly u8: Uint8Array[] = [];
+  /** Per chunk: one typed array per column (see `WIDTH`), and the MD5s. */
+  private readonly columns: [Float64Array, Uint32Array, Int32Array, Uint8Array][] = [];
   private readonly md5: Buffer[] = [];
   private readonly free: number[] = [];
   private next = 0;
   /** folder relPath → file name → slot. */
   readonly folders = new Map<string, Map<string, number>>();
   count = 0;
+  private readonly currentView = new RecordView(this);
 
   folder(dir: string): Map<string, number> | undefined {
     return this.folders.get(dir);
@@ -69,28 +100,9 @@ export class RecordStore {
     // written is the check (a regular expression per record cost more than the decoding).
     if (SCRATCH.write(md5, 0, 16, 'hex') !== 16) return false;
     const slot = this.slotFor(dir, name);
-    const chunk = slot >>> CHUNK_BITS;
-    const o = slot & MASK;
-    SCRATCH.copy(this.md5[chunk], o * 16, 0, 16);
-    const n = values as number[];
-    const f = this.f64[chunk];
-    const i = this.i32[chunk];
-    const fo = o * F;
-    const io = o * I;
-    f[fo] = n[at + 1];
-    f[fo + 1] = n[at + 2];
-    i[io] = n[at + 3];
-    f[fo + 2] = n[at + 4];
-    i[io + 1] = n[at + 5];
-    f[fo + 3] = n[at + 6];
-    const b = this.u8[chunk];
-    b[o * B + TRUSTED] = n[at + 7] === 1 ? 1 : 0;
-    b[o * B + SEEN] = 0;
-    f[fo + 4] = n[at + 8];
-    i[io + 2] = n[at + 9];
-    f[fo + 5] = n[at + 10];
-    i[io + 3] = n[at + 11];
-    f[fo + 6] = n[at + 12];
+    SCRATCH.copy(this.md5[slot >>> CHUNK_BITS], (slot & MASK) * 16, 0, 16);
+    for (let k = 0; k < RECORD_NUMBERS; k++) this.setNumber(slot, k, values[at + 1 + k] as number);
+    this.column(slot, U8)[(slot & MASK) * WIDTH[U8] + SEEN] = 0;
     return true;
   }
 
@@ -98,42 +110,18 @@ export class RecordStore {
   put(dir: string, name: string, r: FileRecord, seen: number): void {
     if (!isMd5(r.md5)) throw new Error(`not an MD5: ${JSON.stringify(r.md5)}`);
     const slot = this.slotFor(dir, name);
-    const chunk = slot >>> CHUNK_BITS;
-    const o = slot & MASK;
-    this.md5[chunk].write(r.md5, o * 16, 16, 'hex');
-    const f = this.f64[chunk];
-    const i = this.i32[chunk];
-    const fo = o * F;
-    const io = o * I;
-    f[fo] = r.size;
-    f[fo + 1] = r.mtimeS;
-    i[io] = r.mtimeN;
-    f[fo + 2] = r.ctimeS;
-    i[io + 1] = r.ctimeN;
-    f[fo + 3] = r.ino;
-    const b = this.u8[chunk];
-    b[o * B + TRUSTED] = r.trusted ? 1 : 0;
-    b[o * B + SEEN] = passTag(seen);
-    f[fo + 4] = r.repMtimeS;
-    i[io + 2] = r.repMtimeN;
-    f[fo + 5] = r.repCtimeS;
-    i[io + 3] = r.repCtimeN;
-    f[fo + 6] = r.repIno;
+    this.md5[slot >>> CHUNK_BITS].write(r.md5, (slot & MASK) * 16, 16, 'hex');
+    for (let k = 0; k < RECORD_NUMBERS; k++) {
+      const value = r[FIELDS[k][0]];
+      this.setNumber(slot, k, typeof value === 'boolean' ? (value ? 1 : 0) : (value as number));
+    }
+    this.markSeen(slot, seen);
   }
 
-  /** The record in `slot`. */
+  /** The record in `slot`, as a `FileRecord` of its own. */
   get(slot: number): FileRecord {
-    const chunk = slot >>> CHUNK_BITS;
-    const o = slot & MASK;
-    const f = this.f64[chunk];
-    const i = this.i32[chunk];
-    const fo = o * F;
-    const io = o * I;
-    return new FileRecord(
-      this.md5[chunk].toString('hex', o * 16, o * 16 + 16),
-      f[fo], f[fo + 1], i[io], f[fo + 2], i[io + 1], f[fo + 3], this.u8[chunk][o * B + TRUSTED] === 1,
-      f[fo + 4], i[io + 2], f[fo + 5], i[io + 3], f[fo + 6],
-    );
+    const n = (k: number) => this.number(slot, k);
+    return new FileRecord(this.md5Hex(slot), n(0), n(1), n(2), n(3), n(4), n(5), n(6) === 1, n(7), n(8), n(9), n(10), n(11));
   }
 
   /**
@@ -145,53 +133,38 @@ export class RecordStore {
     return this.currentView;
   }
 
-  private readonly currentView = new RecordView(this);
-
-  /** The MD5 of `slot`, as hex. */
-  md5Hex(slot: number): string {
-    return this.md5[slot >>> CHUNK_BITS].toString('hex', (slot & MASK) * 16, (slot & MASK) * 16 + 16);
-  }
-
-  /** Doubles field `k` of `slot` (see `F`). */
-  f(slot: number, k: number): number {
-    return this.f64[slot >>> CHUNK_BITS][(slot & MASK) * F + k];
-  }
-
-  /** Int32 field `k` of `slot` (see `I`). */
-  i(slot: number, k: number): number {
-    return this.i32[slot >>> CHUNK_BITS][(slot & MASK) * I + k];
-  }
-
   /** Appends the record in `slot` to `out` as the manifest files hold it: MD5, then 12 numbers. */
   pushValues(out: unknown[], slot: number): void {
-    const chunk = slot >>> CHUNK_BITS;
-    const o = slot & MASK;
-    const f = this.f64[chunk];
-    const i = this.i32[chunk];
-    const fo = o * F;
-    const io = o * I;
-    out.push(
-      this.md5[chunk].toString('hex', o * 16, o * 16 + 16),
-      f[fo], f[fo + 1], i[io], f[fo + 2], i[io + 1], f[fo + 3], this.u8[chunk][o * B + TRUSTED],
-      f[fo + 4], i[io + 2], f[fo + 5], i[io + 3], f[fo + 6],
-    );
+    out.push(this.md5Hex(slot));
+    for (let k = 0; k < RECORD_NUMBERS; k++) {
+      const value = this.number(slot, k);
+      out.push(Number.isNaN(value) ? -1 : value);
+    }
+  }
+
+  md5Hex(slot: number): string {
+    const at = (slot & MASK) * 16;
+    return this.md5[slot >>> CHUNK_BITS].toString('hex', at, at + 16);
+  }
+
+  /** Number `k` (in `FIELDS` order) of `slot`. */
+  number(slot: number, k: number): number {
+    const column = COLUMN_OF[k];
+    const value = this.columns[slot >>> CHUNK_BITS][column][(slot & MASK) * WIDTH[column] + AT_OF[k]];
+    return column === SECONDS && value === NO_SECONDS ? NaN : value;
   }
 
   size(slot: number): number {
-    return this.f64[slot >>> CHUNK_BITS][(slot & MASK) * F];
+    return this.number(slot, 0);
   }
 
   /** Whether `slot` was looked up during pass `pass`. */
   seenIn(slot: number, pass: number): boolean {
-    return this.u8[slot >>> CHUNK_BITS][(slot & MASK) * B + SEEN] === passTag(pass);
+    return this.column(slot, U8)[(slot & MASK) * WIDTH[U8] + SEEN] === passTag(pass);
   }
 
   markSeen(slot: number, pass: number): void {
-    this.u8[slot >>> CHUNK_BITS][(slot & MASK) * B + SEEN] = passTag(pass);
-  }
-
-  trusted(slot: number): boolean {
-    return this.u8[slot >>> CHUNK_BITS][(slot & MASK) * B + TRUSTED] === 1;
+    this.column(slot, U8)[(slot & MASK) * WIDTH[U8] + SEEN] = passTag(pass);
   }
 
   /** Drops `dir`/`name`; false if there was none. */
@@ -204,6 +177,18 @@ export class RecordStore {
     this.free.push(slot);
     this.count--;
     return true;
+  }
+
+  private column(slot: number, column: number): Float64Array | Uint32Array | Int32Array | Uint8Array {
+    return this.columns[slot >>> CHUNK_BITS][column];
+  }
+
+  private setNumber(slot: number, k: number, value: number): void {
+    const column = COLUMN_OF[k];
+    let stored = value;
+    if (column === SECONDS && !(Number.isInteger(value) && value >= 0 && value < NO_SECONDS)) stored = NO_SECONDS;
+    if (column === U8) stored = value === 1 ? 1 : 0;
+    this.columns[slot >>> CHUNK_BITS][column][(slot & MASK) * WIDTH[column] + AT_OF[k]] = stored;
   }
 
   private slotFor(dir: string, name: string): number {
@@ -223,9 +208,12 @@ export class RecordStore {
   private allocate(): number {
     const slot = this.next++;
     if ((slot & MASK) === 0) {
-      this.f64.push(new Float64Array(CHUNK * F));
-      this.i32.push(new Int32Array(CHUNK * I));
-      this.u8.push(new Uint8Array(CHUNK * B));
+      this.columns.push([
+        new Float64Array(CHUNK * WIDTH[F64]),
+        new Uint32Array(CHUNK * WIDTH[SECONDS]),
+        new Int32Array(CHUNK * WIDTH[I32]),
+        new Uint8Array(CHUNK * WIDTH[U8]),
+      ]);
       this.md5.push(Buffer.alloc(CHUNK * 16));
     }
     return slot;
@@ -249,39 +237,39 @@ class RecordView implements RecordFields {
     return this.store.md5Hex(this.slot);
   }
   get size(): number {
-    return this.store.f(this.slot, 0);
+    return this.store.number(this.slot, 0);
   }
   get mtimeS(): number {
-    return this.store.f(this.slot, 1);
+    return this.store.number(this.slot, 1);
   }
   get mtimeN(): number {
-    return this.store.i(this.slot, 0);
+    return this.store.number(this.slot, 2);
   }
   get ctimeS(): number {
-    return this.store.f(this.slot, 2);
+    return this.store.number(this.slot, 3);
   }
   get ctimeN(): number {
-    return this.store.i(this.slot, 1);
+    return this.store.number(this.slot, 4);
   }
   get ino(): number {
-    return this.store.f(this.slot, 3);
+    return this.store.number(this.slot, 5);
   }
   get trusted(): boolean {
-    return this.store.trusted(this.slot);
+    return this.store.number(this.slot, 6) === 1;
   }
   get repMtimeS(): number {
-    return this.store.f(this.slot, 4);
+    return this.store.number(this.slot, 7);
   }
   get repMtimeN(): number {
-    return this.store.i(this.slot, 2);
+    return this.store.number(this.slot, 8);
   }
   get repCtimeS(): number {
-    return this.store.f(this.slot, 5);
+    return this.store.number(this.slot, 9);
   }
   get repCtimeN(): number {
-    return this.store.i(this.slot, 3);
+    return this.store.number(this.slot, 10);
   }
   get repIno(): number {
-    return this.store.f(this.slot, 6);
+    return this.store.number(this.slot, 11);
   }
 }

@@ -176,6 +176,18 @@ describe('the layout on disk', () => {
     assert.deepEqual(plain(shrunk.get('small3/f11')), plain(rec(111)));
   });
 
+  test('seconds outside 1970–2106 are kept as never-matching (NaN), and the record survives a save', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const m = await open(file);
+    const r = rec(5);
+    m.set('d/1969', new FileRecord(r.md5, 5, -86_400, 5, 1_700_000_001, 5, 5, true, 2 ** 33, 5, 1_700_000_002, 7, 6));
+    await m.save({ fold: true });
+    const back = (await open(file)).get('d/1969')!;
+    assert.equal(back.md5, r.md5);
+    assert.ok(Number.isNaN(back.mtimeS) && Number.isNaN(back.repMtimeS));
+    assert.deepEqual([back.ctimeS, back.repCtimeS, back.mtimeN, back.ino, back.repIno], [1_700_000_001, 1_700_000_002, 5, 5, 6]);
+  });
+
   test('a reshard cut short (the main file still says the old count) loses no record', async () => {
     const file = path.join(tempDir(), 'm.json');
     const m = await open(file, [], 4);
