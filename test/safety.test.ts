@@ -84,6 +84,30 @@ describe('the tree moving under the pass', () => {
     assert.equal(fs.readFileSync(path.join(s.replica, 'live.log'), 'utf8'), 'version two, longer and more');
   });
 
+  test('copies in several batches (one flushed while the next is written): a file whose flush fails is not put in place, the others are', async () => {
+    const spec: Record<string, string> = {};
+    for (let i = 0; i < 200; i++) spec[`d${i % 7}/f${String(i).padStart(3, '0')}.txt`] = `content ${i}`;
+    const s = setup(spec);
+    const doomed = tempPathFor(s.replica, 'd3/f010.txt');
+    s.io.fail = (call, p) => (call === 'fsyncAsync' && p === doomed ? errno('EIO', 'EIO: i/o error, fsync') : undefined);
+    const first = await sync(s);
+    assert.equal(first.exitStatus, 1);
+    assert.equal(first.stats.copied, 199);
+    assert.ok(s.log.errors.some((e) => /f010\.txt/.test(e) && /EIO/.test(e)), s.log.errors.join('\n'));
+    assert.equal(fs.existsSync(path.join(s.replica, 'd3/f010.txt')), false);
+    assert.deepEqual(tempFiles(s.replica), []);
+    assert.equal(first.manifest.size, 199);
+    for (let i = 0; i < 200; i += 37) {
+      const rel = `d${i % 7}/f${String(i).padStart(3, '0')}.txt`;
+      if (i !== 10) assert.equal(fs.readFileSync(path.join(s.replica, rel), 'utf8'), `content ${i}`);
+    }
+    s.io.fail = undefined;
+    const second = await sync(s);
+    assert.equal(second.exitStatus, 0);
+    assert.equal(second.stats.copied, 1);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
   test('a folder that cannot be flushed keeps the manifest from vouching for it: an error, no manifest write, nothing lost', async () => {
     const s = setup({ 'a.txt': 'a', 'sub/b.txt': 'b' });
     s.io.fail = (call, p) => (call === 'fsyncDir' && p.endsWith('/sub') ? errno('EIO', 'EIO: i/o error, fsync') : undefined);

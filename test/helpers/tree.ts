@@ -179,7 +179,10 @@ export class SpyIo implements Io {
     return error ? Promise.reject(error) : nodeIo.copyInKernel(input, output, signal);
   };
   fsync = (fd: number) => nodeIo.fsync(fd);
-  fsyncAsync = (fd: number) => nodeIo.fsyncAsync(fd);
+  fsyncAsync = (fd: number) => {
+    const error = this.fail?.('fsyncAsync', this.paths.get(fd) ?? '');
+    return error ? Promise.reject(error) : nodeIo.fsyncAsync(fd);
+  };
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
   futimes = (fd: number, a: number | string, m: number | string) => nodeIo.futimes(fd, a, m);
   close = (fd: number) => {
