@@ -101,9 +101,9 @@ const CHECKPOINT_MS = 10_000;
 
 /** Copies flushed together (Perf: see `startCopy`). */
 const COPY_BATCH_FILES = 64;
+const COPY_BATCH_BYTES = 64 << 20;
 /** Folders flushed at once before a manifest write (each holds a descriptor while it waits). */
 const FSYNC_DIRS_AT_ONCE = 64;
-const COPY_BATCH_BYTES = 64 << 20;
 
 /** Runs one pass. Never throws for a per-entry problem. */
 export async function runPass(options: PassOptions): Promise<PassResult> {
@@ -494,7 +494,7 @@ class Pass {
         }
         await this.finishCopies();
         await this.apply(op);
-        await this.checkpoint(false);
+        await this.checkpoint();
       }
       await this.finishCopies();
     }
@@ -684,7 +684,7 @@ class Pass {
       } catch (error) {
         this.failed(op, error);
       }
-      await this.checkpoint(false);
+      await this.checkpoint();
     }
   }
 
@@ -715,15 +715,16 @@ class Pass {
   }
 
   /**
-   * Writes the manifest every `ops` operations or `ms` milliseconds (and at the end). Safety: the
-   * folders the operations renamed into are flushed first, so the manifest is never ahead of the replica.
+   * Writes a manifest journal every `CHECKPOINT_OPS` operations or `CHECKPOINT_MS` (the end of the
+   * pass saves in `run`). Safety: the folders the operations renamed into are flushed first, so the
+   * manifest is never ahead of the replica.
    */
-  private async checkpoint(force: boolean): Promise<void> {
+  private async checkpoint(): Promise<void> {
     if (this.o.dryRun) return;
-    if (!force && this.opsSinceCheckpoint < CHECKPOINT_OPS && Date.now() - this.lastCheckpoint < CHECKPOINT_MS) return;
+    if (this.opsSinceCheckpoint < CHECKPOINT_OPS && Date.now() - this.lastCheckpoint < CHECKPOINT_MS) return;
     this.opsSinceCheckpoint = 0;
     this.lastCheckpoint = Date.now();
-    if (await this.flushDirs()) await this.writeManifest(force);
+    if (await this.flushDirs()) await this.writeManifest(false);
   }
 
   /**

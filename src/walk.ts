@@ -27,8 +27,9 @@ export interface WalkContext {
   /** Marks a path's record (if any) as still in the source. */
   seen(relPath: string): void;
   /**
-   * `record` for the files directly in `relDir`, by name and `relPath` (a walk looks up each one).
-   * What it returns may be read in place: valid until the next lookup, never to be kept.
+   * The manifest's lookup for the files directly in `relDir`, by name and `relPath`; looking a file
+   * up marks it as still in the source. What it returns may be read in place: valid until the next
+   * lookup, never to be kept.
    */
   records(relDir: string): (name: string, relPath: string) => RecordFields | undefined;
   lookup: CacheLookup;
