@@ -57,8 +57,10 @@ export const GROUP = 65_536;
 
 /**
  * Records the journals may hold before a save folds them into the shards. Perf: an eighth of the
- * manifest bounds what loading replays on top of the shards (at most 64k records, ~8 MB: the 1M-file
- * load stays under 2 s) and makes a full rewrite happen at most once per eighth of the tree changed.
+ * manifest (at most 64k records, ~8 MB) bounds what loading replays on top of the shards after a
+ * completed pass (the 1M-file load stays under 2 s), and makes a full rewrite happen at most once
+ * per eighth of the tree changed. Checkpoints only add journals: a pass cut short (a first sync
+ * killed midway) may leave more, replayed once and folded by the next save.
  */
 export function foldAt(records: number): number {
   return Math.max(256, Math.min(Math.floor(records / 8), 65_536));
