@@ -148,6 +148,11 @@ export class Manifest {
   private pass = 0;
   /** Bytes written since it was opened (for the benchmark and tests). */
   bytesWritten = 0;
+  /**
+   * Replica folders a pass could not flush: the next pass (of the same process) flushes them
+   * before it writes anything, since these records are still in memory.
+   */
+  unflushedDirs = new Set<string>();
 
   private constructor(manifestPath: string, options: ManifestOptions) {
     this.path = manifestPath;
@@ -355,7 +360,9 @@ export class Manifest {
       out?.push(dir, group, records);
     }
     if (shards.size > 0) fs.mkdirSync(this.shardDir, { recursive: true });
-    for (const [index, folders] of shards) {
+    // Highest first: in a reshard a folder only moves to a higher shard, so its new home is
+    // written before its old one is rewritten without it (a fold cut short loses nothing).
+    for (const [index, folders] of [...shards].reverse()) {
       await this.writeFile(this.shardFile(index), { format: MANIFEST_FORMAT, version: SCHEMA_VERSION, folders });
     }
     await this.writeMain();
@@ -455,7 +462,7 @@ export class Manifest {
         const dir = folders[k];
         const group = folders[k + 1];
         const records = folders[k + 2];
-        if (typeof dir !== 'string' || typeof group !== 'number' || !Number.isInteger(group) || group < 0 || !Array.isArray(records)) continue;
+        if (typeof dir !== 'string' || typeof group !== 'number' || !Number.isInteger(group) || group < 0 || group > MAX_SHARDS || !Array.isArray(records)) continue;
         if (group > 0) this.groupsOnDisk.set(dir, Math.max(this.groupsOnDisk.get(dir) ?? 1, group + 1));
         // A folder in the wrong shard (a crash in the middle of a reshard) is moved home, and the
         // shard it was found in is rewritten without it.

@@ -208,6 +208,28 @@ describe('the layout on disk', () => {
     assert.equal((await open(file, [], 8)).size, 100);
   });
 
+  test('a reshard cut short after the new upper shards but before the lower ones are rewritten loses no record', async () => {
+    const dir = tempDir();
+    const before = path.join(dir, 'before', 'm.json');
+    const after = path.join(dir, 'after', 'm.json');
+    for (const [file, size] of [[before, 8], [after, 2]] as const) {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const m = await open(file, [], size);
+      for (let i = 0; i < 100; i++) m.set(`d${i % 20}/f${i}`, rec(i));
+      await m.save({ fold: true });
+    }
+    const oldCount = JSON.parse(fs.readFileSync(before, 'utf8')).shards as number;
+    assert.ok(JSON.parse(fs.readFileSync(after, 'utf8')).shards > oldCount);
+    // The fold writes the highest shards first: the new upper ones are there, the lower ones and
+    // the main file are still those of the old layout.
+    for (const name of fs.readdirSync(after + '.d')) {
+      if (Number(name.slice(0, -5)) >= oldCount) fs.copyFileSync(path.join(after + '.d', name), path.join(before + '.d', name));
+    }
+    const m = await open(before, [], 8);
+    assert.equal(m.size, 100);
+    for (let i = 0; i < 100; i++) assert.deepEqual(plain(m.get(`d${i % 20}/f${i}`)), plain(rec(i)));
+  });
+
   test('a schema-2 manifest (flat records by path, with a journal) is migrated, and a migration cut short is finished', async () => {
     const file = path.join(tempDir(), 'm.json');
     const flat = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => {
