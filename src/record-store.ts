@@ -226,50 +226,27 @@ export function splitRel(relPath: string): [string, string] {
   return slash === -1 ? ['', relPath] : [relPath.slice(0, slash), relPath.slice(slash + 1)];
 }
 
-/** A record read in place from a `RecordStore` (see `RecordStore.view`). */
-class RecordView implements RecordFields {
-  private slot = 0;
-  constructor(private readonly store: RecordStore) {}
+/**
+ * A record read in place from a `RecordStore` (see `RecordStore.view`). Its number getters are
+ * made from `FIELDS` below, so the layout is written down once.
+ */
+class RecordView {
+  slot = 0;
+  constructor(readonly store: RecordStore) {}
   at(slot: number): void {
     this.slot = slot;
   }
   get md5(): string {
     return this.store.md5Hex(this.slot);
   }
-  get size(): number {
-    return this.store.number(this.slot, 0);
-  }
-  get mtimeS(): number {
-    return this.store.number(this.slot, 1);
-  }
-  get mtimeN(): number {
-    return this.store.number(this.slot, 2);
-  }
-  get ctimeS(): number {
-    return this.store.number(this.slot, 3);
-  }
-  get ctimeN(): number {
-    return this.store.number(this.slot, 4);
-  }
-  get ino(): number {
-    return this.store.number(this.slot, 5);
-  }
-  get trusted(): boolean {
-    return this.store.number(this.slot, 6) === 1;
-  }
-  get repMtimeS(): number {
-    return this.store.number(this.slot, 7);
-  }
-  get repMtimeN(): number {
-    return this.store.number(this.slot, 8);
-  }
-  get repCtimeS(): number {
-    return this.store.number(this.slot, 9);
-  }
-  get repCtimeN(): number {
-    return this.store.number(this.slot, 10);
-  }
-  get repIno(): number {
-    return this.store.number(this.slot, 11);
-  }
 }
+// The getters defined below, one per field of `FIELDS`.
+interface RecordView extends Omit<RecordFields, 'md5'> {}
+FIELDS.forEach(([key, column], k) => {
+  Object.defineProperty(RecordView.prototype, key, {
+    get(this: RecordView) {
+      const value = this.store.number(this.slot, k);
+      return column === U8 ? value === 1 : value;
+    },
+  });
+});
