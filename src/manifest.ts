@@ -31,7 +31,7 @@ import * as path from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile, DataFileSync } from 'lowdb/node';
 import { describe } from './errors.js';
-import { isMd5, RecordStore, splitRel } from './record-store.js';
+import { isMd5, pushRecordValues, RecordStore, splitRel } from './record-store.js';
 import { joinRel } from './scan.js';
 import { FileRecord, type RecordFields } from './types.js';
 
@@ -708,7 +708,8 @@ function checkMain(data: unknown, options: ManifestOptions): string | undefined 
 }
 
 function pushRecord(out: unknown[], relPath: string, r: FileRecord): void {
-  out.push(relPath, r.md5, r.size, r.mtimeS, r.mtimeN, r.ctimeS, r.ctimeN, r.ino, r.trusted ? 1 : 0, r.repMtimeS, r.repMtimeN, r.repCtimeS, r.repCtimeN, r.repIno);
+  out.push(relPath);
+  pushRecordValues(out, r);
 }
 
 /** Whether `file` is a flat-record file (a journal, or a schema-2 shard) of a schema in `[from, to]`. */

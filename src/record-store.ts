@@ -64,6 +64,18 @@ function passTag(pass: number): number {
   return ((pass - 1) % 255) + 1;
 }
 
+/** Number `k` (in `FIELDS` order) of a record, as the manifest files hold it (`trusted` as 1 or 0). */
+function fieldValue(r: RecordFields, k: number): number {
+  const value = r[FIELDS[k][0]];
+  return typeof value === 'boolean' ? (value ? 1 : 0) : (value as number);
+}
+
+/** Appends a record as the manifest files hold it: its MD5, then its numbers in `FIELDS` order. */
+export function pushRecordValues(out: unknown[], r: RecordFields): void {
+  out.push(r.md5);
+  for (let k = 0; k < RECORD_NUMBERS; k++) out.push(fieldValue(r, k));
+}
+
 /** Whether `md5` is what we record: 32 lowercase hex digits. */
 export function isMd5(md5: unknown): md5 is string {
   return typeof md5 === 'string' && md5.length === 32 && /^[0-9a-f]{32}$/.test(md5);
@@ -111,10 +123,7 @@ export class RecordStore {
     if (!isMd5(r.md5)) throw new Error(`not an MD5: ${JSON.stringify(r.md5)}`);
     const slot = this.slotFor(dir, name);
     this.md5[slot >>> CHUNK_BITS].write(r.md5, (slot & MASK) * 16, 16, 'hex');
-    for (let k = 0; k < RECORD_NUMBERS; k++) {
-      const value = r[FIELDS[k][0]];
-      this.setNumber(slot, k, typeof value === 'boolean' ? (value ? 1 : 0) : (value as number));
-    }
+    for (let k = 0; k < RECORD_NUMBERS; k++) this.setNumber(slot, k, fieldValue(r, k));
     this.markSeen(slot, seen);
   }
 
