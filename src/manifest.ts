@@ -182,10 +182,10 @@ export class Manifest {
     let entries = 0;
     let bytes = 0;
     for (const folder of this.store.folders.values()) {
-      for (const slot of folder.values()) {
+      folder.forEachSlot((slot) => {
         entries++;
         bytes += this.store.size(slot);
-      }
+      });
     }
     return { entries, bytes };
   }
@@ -453,7 +453,8 @@ export class Manifest {
       if (shard === undefined) continue;
       if ('records' in shard) {
         // Schema 2 (flat records by path): migrating, or a migration's save cut short.
-        this.replay(shard.records);
+        this.replay(shard.records, true);
+        this.store.seal();
         this.mustFold = true;
         continue;
       }
@@ -474,9 +475,10 @@ export class Manifest {
         }
         for (let i = 0; i + FIELDS <= records.length; i += FIELDS) {
           const name = records[i];
-          if (typeof name === 'string' && name !== '' && !name.includes('/')) this.store.putValues(dir, name, records, i + 1);
+          if (typeof name === 'string' && name !== '' && !name.includes('/') && !name.includes('\0')) this.store.putValues(dir, name, records, i + 1, true);
         }
       }
+      this.store.seal();
     }
     // Journals: replayed in order into the shards (which then differ from their files), but not
     // into `pending`: the journals already hold them.
@@ -506,13 +508,13 @@ export class Manifest {
   }
 
   /** Stores the well-formed records of a flat array (`FIELDS` values each, by relative path); returns how many. */
-  private replay(values: unknown[]): number {
+  private replay(values: unknown[], loading = false): number {
     let count = 0;
     for (let i = 0; i + FIELDS <= values.length; i += FIELDS) {
       const relPath = values[i];
-      if (typeof relPath !== 'string' || relPath === '') continue;
+      if (typeof relPath !== 'string' || relPath === '' || relPath.includes('\0')) continue;
       const [dir, name] = splitRel(relPath);
-      if (!this.store.putValues(dir, name, values, i + 1)) continue;
+      if (!this.store.putValues(dir, name, values, i + 1, loading)) continue;
       this.markDirty(dir);
       count++;
     }

@@ -1,13 +1,14 @@
 /**
- * The manifest's records in memory: numbers in typed arrays, MD5s as bytes, and per folder a Map
- * from a file's name to its slot.
+ * The manifest's records in memory: numbers in typed arrays, MD5s as bytes, and per folder an index
+ * from a file's name to its slot (`FolderIndex`).
  *
  * Perf: an object per record, keyed by its whole relative path, held about 290 bytes a record
- * (1M records: ~290 MB of heap, most of the 1M-file pass's peak). Here a record costs its name (the
- * folder's path is held once), a Map entry, and 74 bytes in typed-array chunks (3 doubles, 4
- * uint32 seconds, 4 int32 nanoseconds, 2 bytes, the MD5's 16 bytes): about 120 bytes. Slots live
- * in fixed chunks so growing never copies what is there.
+ * (1M records: ~290 MB of heap, most of the 1M-file pass's peak). Here a record costs its name's
+ * characters and 8 bytes in its folder's index (the folder's path is held once), and 74 bytes in
+ * typed-array chunks (3 doubles, 4 uint32 seconds, 4 int32 nanoseconds, 2 bytes, the MD5's 16
+ * bytes): about 95 bytes. Slots live in fixed chunks so growing never copies what is there.
  */
+import { FolderIndex } from './folder-index.js';
 import { FileRecord, type RecordFields } from './types.js';
 
 const CHUNK_BITS = 14;
@@ -90,11 +91,18 @@ export class RecordStore {
   private readonly free: number[] = [];
   private next = 0;
   /** folder relPath → file name → slot. */
-  readonly folders = new Map<string, Map<string, number>>();
+  readonly folders = new Map<string, FolderIndex>();
   count = 0;
+  /** Folders appended to since the last `seal`. */
+  private readonly unsealed = new Set<FolderIndex>();
   private readonly currentView = new RecordView(this);
+  /** Takes back the slot of a record loaded twice (the later one is kept). */
+  private readonly drop = (slot: number): void => {
+    this.free.push(slot);
+    this.count--;
+  };
 
-  folder(dir: string): Map<string, number> | undefined {
+  folder(dir: string): FolderIndex | undefined {
     return this.folders.get(dir);
   }
 
@@ -103,15 +111,19 @@ export class RecordStore {
     return this.folders.get(dir)?.get(name) ?? -1;
   }
 
-  /** Stores a record at `dir`/`name` (replacing any) from `values[at]`: MD5, then `RECORD_NUMBERS` numbers; false if malformed. */
-  putValues(dir: string, name: string, values: unknown[], at: number): boolean {
+  /**
+   * Stores a record at `dir`/`name` (replacing any) from `values[at]`: MD5, then `RECORD_NUMBERS`
+   * numbers; false if malformed. `loading`: appended without a lookup (see `FolderIndex.append`);
+   * call `seal` before anything else.
+   */
+  putValues(dir: string, name: string, values: unknown[], at: number, loading = false): boolean {
     const md5 = values[at];
     if (typeof md5 !== 'string' || md5.length !== 32) return false;
     for (let k = 1; k <= RECORD_NUMBERS; k++) if (typeof values[at + k] !== 'number') return false;
     // Perf: hex decoding stops at the first character that is not a hex digit, so 16 bytes
     // written is the check (a regular expression per record cost more than the decoding).
     if (SCRATCH.write(md5, 0, 16, 'hex') !== 16) return false;
-    const slot = this.slotFor(dir, name);
+    const slot = loading ? this.appendSlot(dir, name) : this.slotFor(dir, name);
     SCRATCH.copy(this.md5[slot >>> CHUNK_BITS], (slot & MASK) * 16, 0, 16);
     for (let k = 0; k < RECORD_NUMBERS; k++) this.setNumber(slot, k, values[at + 1 + k] as number);
     this.column(slot, U8)[(slot & MASK) * WIDTH[U8] + SEEN] = 0;
@@ -181,7 +193,7 @@ export class RecordStore {
     const folder = this.folders.get(dir);
     const slot = folder?.get(name);
     if (folder === undefined || slot === undefined) return false;
-    // An emptied folder keeps its (empty) Map: a lookup function made by `Manifest.getIn` may hold it.
+    // An emptied folder keeps its (empty) index: a lookup function made by `Manifest.getIn` may hold it.
     folder.delete(name);
     this.free.push(slot);
     this.count--;
@@ -200,12 +212,35 @@ export class RecordStore {
     this.columns[slot >>> CHUNK_BITS][column][(slot & MASK) * WIDTH[column] + AT_OF[k]] = stored;
   }
 
-  private slotFor(dir: string, name: string): number {
+  /**
+   * What `putValues(…, true)` appended is sorted into each folder's index. Perf: called after each
+   * shard file, so the names parsed from it die young (joined into their folders' indexes).
+   */
+  seal(): void {
+    for (const folder of this.unsealed) folder.seal();
+    this.unsealed.clear();
+  }
+
+  private folderFor(dir: string): FolderIndex {
     let folder = this.folders.get(dir);
     if (folder === undefined) {
-      folder = new Map();
+      folder = new FolderIndex(this.drop);
       this.folders.set(dir, folder);
     }
+    return folder;
+  }
+
+  private appendSlot(dir: string, name: string): number {
+    const slot = this.free.pop() ?? this.allocate();
+    const folder = this.folderFor(dir);
+    folder.append(name, slot);
+    this.unsealed.add(folder);
+    this.count++;
+    return slot;
+  }
+
+  private slotFor(dir: string, name: string): number {
+    const folder = this.folderFor(dir);
     const existing = folder.get(name);
     if (existing !== undefined) return existing;
     const slot = this.free.pop() ?? this.allocate();
