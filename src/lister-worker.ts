@@ -65,16 +65,26 @@ function kindOfMode(mode: number): number {
   }
 }
 
-/** Perf: post in batches of about this many entries (one message per folder costs more). */
+/**
+ * Perf: post in batches of about this many entries (one message per folder costs more). A batch's
+ * listings hold their numbers in one buffer (`numbers`, transferred whole): one allocation and one
+ * transfer per batch, not per folder; the main thread frees it when the walk is done with every
+ * listing in it (`ThreadLister.discard`).
+ */
 const BATCH_ENTRIES = 4096;
 let batch: PackedListing[] = [];
 let batchEntries = 0;
+let numbers = new Float64Array(BATCH_ENTRIES * NUMS);
+/** Numbers of `numbers` used by the listings in `batch`. */
+let used = 0;
 /** Entries posted so far (compared with what the walk took: see `MAX_AHEAD`). */
 let posted = 0;
 
 function flush(): void {
   if (batch.length === 0) return;
-  parentPort!.postMessage(batch, batch.map((b) => b.nums.buffer as ArrayBuffer));
+  parentPort!.postMessage(batch, [numbers.buffer as ArrayBuffer]);
+  numbers = new Float64Array(BATCH_ENTRIES * NUMS);
+  used = 0;
   posted += batchEntries;
   batch = [];
   batchEntries = 0;
@@ -90,7 +100,14 @@ function flush(): void {
 /** A folder that could not be listed, as the main thread's walk reports it. */
 function unreadable(relDir: string, error: unknown): PackedListing {
   const e = error as NodeJS.ErrnoException;
-  return { dir: relDir, names: '', nums: new Float64Array(0), temps: [], undecodable: [], error: { code: e.code, message: e.message } };
+  return { dir: relDir, names: '', nums: numbers.subarray(used, used), temps: [], undecodable: [], error: { code: e.code, message: e.message } };
+}
+
+/** Room in `numbers` for `count` more numbers (the batch so far is posted first if need be). */
+function reserve(count: number): void {
+  if (used + count <= numbers.length) return;
+  flush();
+  if (count > numbers.length) numbers = new Float64Array(count);
 }
 
 function listFolder(relDir: string): string[] {
@@ -108,9 +125,11 @@ function listFolder(relDir: string): string[] {
   const kept: string[] = [];
   const temps: string[] = [];
   const undecodable: string[] = [];
-  const nums = new Float64Array(names.length * NUMS);
+  reserve(names.length * NUMS);
+  const nums = numbers;
+  const start = used;
   const subdirs: string[] = [];
-  let o = 0;
+  let o = start;
   for (const name of names) {
     if (isTempName(name)) {
       temps.push(name);
@@ -148,7 +167,8 @@ function listFolder(relDir: string): string[] {
       if (!exclude(childRel, true)) subdirs.push(childRel);
     }
   }
-  batch.push({ dir: relDir, names: kept.join('\0'), nums: nums.slice(0, o), temps, undecodable });
+  batch.push({ dir: relDir, names: kept.join('\0'), nums: nums.subarray(start, o), temps, undecodable });
+  used = o;
   batchEntries += kept.length + 1;
   if (batchEntries >= BATCH_ENTRIES) flush();
   return subdirs;

@@ -224,6 +224,8 @@ export class Walker {
       if (ctx.exclude(childRel, kindAt(replica, r) === DIR)) continue;
       await this.removed(childRel, entryAt(replica, r));
     }
+    ctx.sourceLister.discard(source);
+    ctx.replicaLister.discard(replica);
   }
 
   private readLinks(relPath: string): [string, string] | undefined {
@@ -258,6 +260,7 @@ export class Walker {
       }
       await this.added(childRel, entryAt(source, i));
     }
+    this.ctx.sourceLister.discard(source);
   }
 
   /**
@@ -286,6 +289,7 @@ export class Walker {
       }
       if (await this.removed(childRel, entryAt(replica, i))) kept = true;
     }
+    this.ctx.replicaLister.discard(replica);
     return kept;
   }
 

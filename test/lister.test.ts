@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { type FolderListing, ThreadLister } from '../src/lister.js';
+import { entryAt, FILE, type FolderListing, kindAt, ThreadLister } from '../src/lister.js';
 import { tempDir } from './helpers/tree.js';
 
 /** 80 folders of 200 files: 16,080 entries, several batches (4,096 each), so the thread can be held back. */
@@ -54,6 +54,35 @@ describe('listing threads', () => {
     try {
       await take(lister, '');
       for (const dir of [...folders].reverse()) assert.equal((await take(lister, dir)).names.length, 200, dir);
+    } finally {
+      await lister.close();
+    }
+  });
+
+  test('a batch is freed only once every listing in it is discarded: what is still in use reads right, and a listing discarded twice counts once', async () => {
+    const root = bigTree();
+    for (let f = 0; f < 5; f++) fs.writeFileSync(path.join(root, `top${f}`), 'x'.repeat(f)); // sizes 0–4 in the root
+    const lister = new ThreadLister({ root, excludes: [], own: [] }, { detachAtOnce: 1 });
+    const sizesOf = (listing: FolderListing) => listing.names.map((_, i) => entryAt(listing, i).size);
+    try {
+      // As the walk does: the root stays in use while its folders are taken and discarded.
+      const top = await take(lister, '');
+      const rootSizes = sizesOf(top);
+      assert.deepEqual(rootSizes.slice(-5), [0, 1, 2, 3, 4]);
+      let freed = 0;
+      for (const dir of folders) {
+        const listing = await take(lister, dir);
+        assert.equal(listing.names.length, 200, dir);
+        assert.equal(kindAt(listing, 199), FILE, dir);
+        lister.discard(listing);
+        lister.discard(listing);
+        if (listing.nums.buffer.byteLength === 0) freed++;
+      }
+      assert.ok(freed > 0, 'batches whose listings were all discarded are freed');
+      // The root's batch is not: the root is still in use.
+      assert.deepEqual(sizesOf(top), rootSizes);
+      lister.discard(top);
+      assert.equal(top.nums.buffer.byteLength, 0, 'the last batch goes with the root');
     } finally {
       await lister.close();
     }
