@@ -97,10 +97,29 @@ function flush(): void {
   }
 }
 
+/**
+ * A folder's listing, waiting in `batch` to be posted (the main thread gets a plain object).
+ * Perf: made by a class, not an object literal, as are `temps` and `undecodable` (`NONE` unless
+ * there are some): literals that outlive a young-generation collection teach V8 to allocate the
+ * next ones in the old generation (pretenuring), where each became garbage. On the 1M-file pass
+ * the peak was ~35 MB above a run with pretenuring off; now it is about the same.
+ */
+class Listing implements PackedListing {
+  constructor(
+    readonly dir: string,
+    readonly names: string,
+    readonly nums: Float64Array,
+    readonly temps: string[],
+    readonly undecodable: string[],
+    readonly error?: { code?: string; message: string },
+  ) {}
+}
+const NONE: string[] = [];
+
 /** A folder that could not be listed, as the main thread's walk reports it. */
 function unreadable(relDir: string, error: unknown): PackedListing {
   const e = error as NodeJS.ErrnoException;
-  return { dir: relDir, names: '', nums: numbers.subarray(used, used), temps: [], undecodable: [], error: { code: e.code, message: e.message } };
+  return new Listing(relDir, '', numbers.subarray(used, used), NONE, NONE, { code: e.code, message: e.message });
 }
 
 /** Room in `numbers` for `count` more numbers (the batch so far is posted first if need be). */
@@ -123,8 +142,8 @@ function listFolder(relDir: string): string[] {
   }
   names.sort(byName);
   const kept: string[] = [];
-  const temps: string[] = [];
-  const undecodable: string[] = [];
+  let temps = NONE;
+  let undecodable = NONE;
   reserve(names.length * NUMS);
   const nums = numbers;
   const start = used;
@@ -132,6 +151,7 @@ function listFolder(relDir: string): string[] {
   let o = start;
   for (const name of names) {
     if (isTempName(name)) {
+      if (temps === NONE) temps = [];
       temps.push(name);
       continue;
     }
@@ -146,7 +166,10 @@ function listFolder(relDir: string): string[] {
         return [];
       }
       // Gone since readdir: left out. A name that is not UTF-8 cannot be lstat'ed by name at all.
-      if (name.includes('\uFFFD')) undecodable.push(name);
+      if (name.includes('\uFFFD')) {
+        if (undecodable === NONE) undecodable = [];
+        undecodable.push(name);
+      }
       continue;
     }
     const kind = kindOfMode(st[1]);
@@ -167,7 +190,7 @@ function listFolder(relDir: string): string[] {
       if (!exclude(childRel, true)) subdirs.push(childRel);
     }
   }
-  batch.push({ dir: relDir, names: kept.join('\0'), nums: nums.subarray(start, o), temps, undecodable });
+  batch.push(new Listing(relDir, kept.join('\0'), nums.subarray(start, o), temps, undecodable));
   used = o;
   batchEntries += kept.length + 1;
   if (batchEntries >= BATCH_ENTRIES) flush();
