@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildExclude } from './filter.js';
 import { isVanished } from './errors.js';
-import { DIR, FILE, MAX_AHEAD, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerJob, type PackedListing } from './lister.js';
+import { AHEAD, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerJob, type PackedListing } from './lister.js';
 import { byName, isTempName, joinRel, splitNs } from './scan.js';
 
 const job = workerData as ListerJob & { taken?: Int32Array };
@@ -92,7 +92,7 @@ function flush(): void {
   if (taken === undefined) return;
   for (;;) {
     const now = Atomics.load(taken, TAKEN);
-    if (posted - now <= (job.maxAhead ?? MAX_AHEAD)) return;
+    if (posted - now <= Atomics.load(taken, AHEAD)) return;
     Atomics.wait(taken, TAKEN, now);
   }
 }
