@@ -13,23 +13,29 @@
 
 /** Slot of a sorted name that was deleted (its place stays until the next `rebuild`). */
 const GONE = -1;
-/** Below this many, names added are not worth a rebuild yet. */
+/** Below this many, names added (or deleted) are not worth a rebuild yet. */
 const MIN_REBUILD = 32;
+/** The index of a folder with no sorted names (never written to). */
+const NO_INDEX: number[] = [0];
+/** From this many sorted names on, the index is a typed array (see `index`). */
+const TYPED_FROM = 64;
 
 export class FolderIndex {
   /** The sorted names, joined by NUL (names hold neither NUL nor `/`). */
   private text = '';
-  /** Where sorted name `i` starts in `text`; `at[i + 1] - 1` is where it ends. */
-  private at = new Uint32Array(1);
-  /** The slot of sorted name `i`, or `GONE`. */
-  private slots = new Int32Array(0);
+  /**
+   * Where sorted name `i` starts in `text` (`index[i]`; `index[i + 1] - 1` is where it ends), then
+   * the slot of each (`index[sorted + 1 + i]`, or `GONE`). Perf: one array, not two, and a plain
+   * one below `TYPED_FROM` names (a typed array and its buffer cost ~250 bytes of their own): a
+   * folder of one file costs about what a Map of it did, a folder of 20 a third.
+   */
+  private index: Int32Array | number[] = NO_INDEX;
   private sorted = 0;
   private sortedLive = 0;
   /** Names not among the sorted ones. */
   private added: Map<string, number> | undefined;
-  /** Names appended while loading (`append`), sorted in by `seal`. */
-  private loadedNames: string[] | undefined;
-  private loadedSlots: number[] | undefined;
+  /** Name, slot, name, slot… appended while loading (`append`), sorted in by `seal`. */
+  private loaded: (string | number)[] | undefined;
   /** Where the next lookup looks first (see the Perf note above). */
   private cursor = 0;
 
@@ -37,14 +43,14 @@ export class FolderIndex {
   constructor(private readonly drop: (slot: number) => void) {}
 
   get size(): number {
-    return this.sortedLive + (this.added?.size ?? 0) + (this.loadedNames?.length ?? 0);
+    return this.sortedLive + (this.added?.size ?? 0) + (this.loaded === undefined ? 0 : this.loaded.length / 2);
   }
 
   get(name: string): number | undefined {
     this.seal();
     const i = this.find(name);
     if (i !== -1) {
-      const slot = this.slots[i];
+      const slot = this.slotAt(i);
       return slot === GONE ? undefined : slot;
     }
     return this.added?.get(name);
@@ -54,26 +60,32 @@ export class FolderIndex {
     this.seal();
     const i = this.find(name);
     if (i !== -1) {
-      if (this.slots[i] === GONE) this.sortedLive++;
-      this.slots[i] = slot;
+      if (this.slotAt(i) === GONE) this.sortedLive++;
+      this.index[this.sorted + 1 + i] = slot;
       return;
     }
     this.added ??= new Map();
     this.added.set(name, slot);
-    if (this.added.size >= MIN_REBUILD && this.added.size + (this.sorted - this.sortedLive) > this.sortedLive) this.rebuild([], []);
+    if (this.added.size >= MIN_REBUILD && this.added.size + (this.sorted - this.sortedLive) > this.sortedLive) this.rebuild([]);
   }
 
-  /** Removes `name`; false if it was not there. Safe while iterating (`entries`). */
+  /** Removes `name`; false if it was not there. Safe while iterating (`entries`); see `compact`. */
   delete(name: string): boolean {
     this.seal();
     const i = this.find(name);
     if (i !== -1) {
-      if (this.slots[i] === GONE) return false;
-      this.slots[i] = GONE;
+      if (this.slotAt(i) === GONE) return false;
+      this.index[this.sorted + 1 + i] = GONE;
       this.sortedLive--;
       return true;
     }
     return this.added?.delete(name) ?? false;
+  }
+
+  /** After many deletes (and not while iterating): drops the places of deleted sorted names. */
+  compact(): void {
+    const dead = this.sorted - this.sortedLive;
+    if (dead > 0 && (this.sortedLive === 0 || (dead >= MIN_REBUILD && dead > this.sortedLive))) this.rebuild([]);
   }
 
   /**
@@ -82,25 +94,22 @@ export class FolderIndex {
    * sealed (by `seal`, or by any other call).
    */
   append(name: string, slot: number): void {
-    (this.loadedNames ??= []).push(name);
-    (this.loadedSlots ??= []).push(slot);
+    (this.loaded ??= []).push(name, slot);
   }
 
   /** Sorts in what `append` added. */
   seal(): void {
-    if (this.loadedNames === undefined) return;
-    const names = this.loadedNames;
-    const slots = this.loadedSlots!;
-    this.loadedNames = undefined;
-    this.loadedSlots = undefined;
-    this.rebuild(names, slots);
+    if (this.loaded === undefined) return;
+    const loaded = this.loaded;
+    this.loaded = undefined;
+    this.rebuild(loaded);
   }
 
   /** Every name and its slot (sorted names first); names may be deleted meanwhile. */
   *entries(): IterableIterator<[string, number]> {
     this.seal();
     for (let i = 0; i < this.sorted; i++) {
-      const slot = this.slots[i];
+      const slot = this.slotAt(i);
       if (slot !== GONE) yield [this.nameAt(i), slot];
     }
     if (this.added) yield* this.added;
@@ -113,22 +122,26 @@ export class FolderIndex {
   /** Every slot, without the names (Perf: no string made per record). */
   forEachSlot(fn: (slot: number) => void): void {
     this.seal();
-    for (let i = 0; i < this.sorted; i++) if (this.slots[i] !== GONE) fn(this.slots[i]);
+    for (let i = 0; i < this.sorted; i++) if (this.slotAt(i) !== GONE) fn(this.slotAt(i));
     if (this.added) for (const slot of this.added.values()) fn(slot);
   }
 
+  private slotAt(i: number): number {
+    return this.index[this.sorted + 1 + i];
+  }
+
   private nameAt(i: number): string {
-    return this.text.slice(this.at[i], this.at[i + 1] - 1);
+    return this.text.slice(this.index[i], this.index[i + 1] - 1);
   }
 
   private isAt(i: number, name: string): boolean {
-    return this.at[i + 1] - 1 - this.at[i] === name.length && this.text.startsWith(name, this.at[i]);
+    return this.index[i + 1] - 1 - this.index[i] === name.length && this.text.startsWith(name, this.index[i]);
   }
 
   /** Sorted name `i` against `name`, in `byName` order (UTF-16 code units, as `<`). */
   private compareAt(i: number, name: string): number {
-    const start = this.at[i];
-    const length = this.at[i + 1] - 1 - start;
+    const start = this.index[i];
+    const length = this.index[i + 1] - 1 - start;
     const common = Math.min(length, name.length);
     for (let k = 0; k < common; k++) {
       const d = this.text.charCodeAt(start + k) - name.charCodeAt(k);
@@ -159,14 +172,14 @@ export class FolderIndex {
     return -1;
   }
 
-  /** Sorts every live name, plus `moreNames` (which win over the others, and the later over the earlier). */
-  private rebuild(moreNames: string[], moreSlots: number[]): void {
+  /** Sorts every live name, plus `more` (name, slot, …: they win over the others, the later over the earlier). */
+  private rebuild(more: (string | number)[]): void {
     const names: string[] = [];
     const slots: number[] = [];
     for (let i = 0; i < this.sorted; i++) {
-      if (this.slots[i] === GONE) continue;
+      if (this.slotAt(i) === GONE) continue;
       names.push(this.nameAt(i));
-      slots.push(this.slots[i]);
+      slots.push(this.slotAt(i));
     }
     if (this.added) {
       for (const [name, slot] of this.added) {
@@ -174,9 +187,9 @@ export class FolderIndex {
         slots.push(slot);
       }
     }
-    for (let k = 0; k < moreNames.length; k++) {
-      names.push(moreNames[k]);
-      slots.push(moreSlots[k]);
+    for (let k = 0; k < more.length; k += 2) {
+      names.push(more[k] as string);
+      slots.push(more[k + 1] as number);
     }
     // Perf: a folder loaded from disk is written sorted, so checking is all it costs.
     let order: number[] | undefined;
@@ -184,10 +197,9 @@ export class FolderIndex {
       if (!(names[k - 1] < names[k])) order = names.map((_, n) => n).sort((a, b) => (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : a - b));
     }
     const n = names.length;
-    const at = new Uint32Array(n + 1);
-    const kept = new Int32Array(n);
     const parts: string[] = [];
-    let count = 0;
+    const starts: number[] = [];
+    const kept: number[] = [];
     let offset = 0;
     for (let k = 0; k < n; k++) {
       const from = order === undefined ? k : order[k];
@@ -198,15 +210,25 @@ export class FolderIndex {
         continue;
       }
       parts.push(names[from]);
-      at[count] = offset;
-      kept[count] = slots[from];
+      starts.push(offset);
+      kept.push(slots[from]);
       offset += names[from].length + 1;
-      count++;
     }
-    at[count] = offset;
+    const count = parts.length;
+    let index: Int32Array | number[];
+    if (count === 0) {
+      index = NO_INDEX;
+    } else if (count < TYPED_FROM) {
+      index = starts;
+      index.push(offset, ...kept);
+    } else {
+      index = new Int32Array(2 * count + 1);
+      index.set(starts);
+      index[count] = offset;
+      index.set(kept, count + 1);
+    }
     this.text = parts.join('\0');
-    this.at = count === n ? at : at.slice(0, count + 1);
-    this.slots = count === n ? kept : kept.slice(0, count);
+    this.index = index;
     this.sorted = count;
     this.sortedLive = count;
     this.added = undefined;

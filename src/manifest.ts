@@ -268,6 +268,7 @@ export class Manifest {
       }
       // No lookup function of the walk holds it any more: an emptied folder goes.
       if (folder.size === 0) this.store.folders.delete(dir);
+      else folder.compact();
     }
     return forgotten;
   }
@@ -454,7 +455,7 @@ export class Manifest {
       if ('records' in shard) {
         // Schema 2 (flat records by path): migrating, or a migration's save cut short.
         this.replay(shard.records, true);
-        this.store.seal();
+        this.store.seal(this.options.groupSize ?? GROUP);
         this.mustFold = true;
         continue;
       }
@@ -478,8 +479,9 @@ export class Manifest {
           if (typeof name === 'string' && name !== '' && !name.includes('/') && !name.includes('\0')) this.store.putValues(dir, name, records, i + 1, true);
         }
       }
-      this.store.seal();
+      this.store.seal(this.options.groupSize ?? GROUP);
     }
+    this.store.seal();
     // Journals: replayed in order into the shards (which then differ from their files), but not
     // into `pending`: the journals already hold them.
     const journals = names.filter((n) => /^journal-\d+\.json$/.test(n)).sort((a, b) => Number(a.slice(8, -5)) - Number(b.slice(8, -5)));

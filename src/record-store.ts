@@ -214,11 +214,16 @@ export class RecordStore {
 
   /**
    * What `putValues(…, true)` appended is sorted into each folder's index. Perf: called after each
-   * shard file, so the names parsed from it die young (joined into their folders' indexes).
+   * shard file, so the names parsed from it die young (joined into their folders' indexes), except
+   * in folders of `deferFrom` names or more: a folder written in groups over several shards would
+   * be sorted again at each (quadratic); those wait for the last call, without `deferFrom`.
    */
-  seal(): void {
-    for (const folder of this.unsealed) folder.seal();
-    this.unsealed.clear();
+  seal(deferFrom = Infinity): void {
+    for (const folder of this.unsealed) {
+      if (folder.size >= deferFrom) continue;
+      folder.seal();
+      this.unsealed.delete(folder);
+    }
   }
 
   private folderFor(dir: string): FolderIndex {

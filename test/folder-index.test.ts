@@ -12,7 +12,8 @@ function random(seed: number): () => number {
   };
 }
 
-const NAMES = ['a', 'b', 'ab', 'a b', 'B', 'Z', 'é', 'e\u0301', '日本', '😀', 'a.txt', 'a.txt~', 'file10', 'file9', 'x'.repeat(300)];
+// '😀' (a surrogate pair) sorts before U+FF41 and U+E000 in code units (as `<`), after them in code points.
+const NAMES = ['a', 'b', 'ab', 'a b', 'B', 'Z', 'é', 'e\u0301', '日本', '😀', '\uFF41', '\uE000', 'a.txt', 'a.txt~', 'file10', 'file9', 'x'.repeat(300)];
 
 function contents(index: FolderIndex): [string, number][] {
   return [...index].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
@@ -94,6 +95,22 @@ describe('folder index', () => {
     assert.equal(visited.length, 150);
     assert.equal(index.size, 75);
     for (const [n, slot] of index) assert.equal(slot % 2, 1, `${n} should have been deleted`);
+  });
+
+  test('compacted after most of its names are deleted, a folder still answers as before', () => {
+    const index = new FolderIndex(() => {});
+    for (let i = 0; i < 500; i++) index.append(`n${i}`, i);
+    index.seal();
+    for (let i = 0; i < 500; i++) if (i % 10 !== 0) index.delete(`n${i}`);
+    index.compact();
+    assert.equal(index.size, 50);
+    for (let i = 0; i < 500; i++) assert.equal(index.get(`n${i}`), i % 10 === 0 ? i : undefined, `n${i}`);
+    for (let i = 0; i < 500; i += 10) index.delete(`n${i}`);
+    index.compact();
+    assert.equal(index.size, 0);
+    assert.deepEqual([...index], []);
+    index.set('again', 7);
+    assert.deepEqual([...index], [['again', 7]]);
   });
 
   test('a deleted sorted name set again is found again, and counted once', () => {

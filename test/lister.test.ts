@@ -88,6 +88,23 @@ describe('listing threads', () => {
     }
   });
 
+  test('a walk waiting for a folder still gets it when what arrives meanwhile is a short batch (posted early, before a big folder)', async () => {
+    // a/ (1 file), b/ (5,000: more than a batch holds, so the batch before it is posted short), c/ (empty).
+    const root = tempDir();
+    fs.mkdirSync(path.join(root, 'a'));
+    fs.writeFileSync(path.join(root, 'a', 'f'), '');
+    fs.mkdirSync(path.join(root, 'b'));
+    for (let f = 0; f < 5000; f++) fs.writeFileSync(path.join(root, 'b', `f${f}`), '');
+    fs.mkdirSync(path.join(root, 'c'));
+    const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 1 });
+    try {
+      // Asked for before anything arrived: everything before it is let go of as it comes.
+      assert.deepEqual((await take(lister, 'c')).names, []);
+    } finally {
+      await lister.close();
+    }
+  });
+
   test('close() ends a thread that waits for room', async () => {
     const root = bigTree();
     const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
