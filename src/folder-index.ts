@@ -4,8 +4,8 @@
  *
  * Perf: the 1M-record manifest held a Map entry and a string object per name (~90 bytes a record,
  * the largest part of the 1M-file pass's heap). Here the names loaded from disk are one string per
- * folder, joined by NUL and sorted (`byName`), with their offsets and slots in typed arrays: the
- * name's own characters and 8 bytes. Names added since then wait in a small Map (`added`) until
+ * folder, joined by NUL and sorted (`byName`), with their offsets and slots in one array (`index`):
+ * the name's own characters and 8 bytes. Names added since then wait in a small Map (`added`) until
  * they are as many as the sorted ones, then everything is sorted again (growth costs amortized
  * O(n log n)). The walk asks for names in the same order as they are sorted, so a lookup is
  * usually one `startsWith` at the place after the previous one (`cursor`).
