@@ -16,20 +16,18 @@ const GONE = -1;
 /** Below this many, names added (or deleted) are not worth a rebuild yet. */
 const MIN_REBUILD = 32;
 /** The index of a folder with no sorted names (never written to). */
-const NO_INDEX: number[] = [0];
-/** From this many sorted names on, the index is a typed array (see `index`). */
-const TYPED_FROM = 64;
+const NO_INDEX = new Int32Array(1);
 
 export class FolderIndex {
   /** The sorted names, joined by NUL (names hold neither NUL nor `/`). */
   private text = '';
   /**
    * Where sorted name `i` starts in `text` (`index[i]`; `index[i + 1] - 1` is where it ends), then
-   * the slot of each (`index[sorted + 1 + i]`, or `GONE`). Perf: one array, not two, and a plain
-   * one below `TYPED_FROM` names (a typed array and its buffer cost ~250 bytes of their own): a
-   * folder of one file costs about what a Map of it did, a folder of 20 a third.
+   * the slot of each (`index[sorted + 1 + i]`, or `GONE`). Perf: one typed array, not two. A
+   * folder of 20 files costs a third of what a Map of them did; of 3, the same; of 1, ~120 bytes
+   * more (the typed array's own cost).
    */
-  private index: Int32Array | number[] = NO_INDEX;
+  private index = NO_INDEX;
   private sorted = 0;
   private sortedLive = 0;
   /** Names not among the sorted ones. */
@@ -215,13 +213,8 @@ export class FolderIndex {
       offset += names[from].length + 1;
     }
     const count = parts.length;
-    let index: Int32Array | number[];
-    if (count === 0) {
-      index = NO_INDEX;
-    } else if (count < TYPED_FROM) {
-      index = starts;
-      index.push(offset, ...kept);
-    } else {
+    let index = NO_INDEX;
+    if (count > 0) {
       index = new Int32Array(2 * count + 1);
       index.set(starts);
       index[count] = offset;
