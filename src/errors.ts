@@ -14,7 +14,11 @@ export class LockedError extends UsageError {
 export class StepError extends Error {
   override name = 'StepError';
   readonly code: string | undefined;
-  constructor(step: string, relPath: string, cause: unknown) {
+  constructor(
+    readonly step: string,
+    relPath: string,
+    cause: unknown,
+  ) {
     super(`${step} ${show(relPath)}: ${describe(cause)}`, { cause });
     this.code = errorCode(cause);
   }

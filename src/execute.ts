@@ -36,6 +36,18 @@ export interface ExecContext {
    * here instead, at the same relative path.
    */
   backupRoot?: string;
+  /**
+   * False on a copying thread: a read-only folder is not made writable there to create a
+   * temporary file in it (`ReadOnlyParent` is thrown instead), so that only the main thread ever
+   * changes and restores a folder's mode (two threads doing it at once could each take the other's
+   * change for the folder's own mode).
+   */
+  unlockParents?: boolean;
+}
+
+/** A copy's folder is read-only and `unlockParents` is false: the main thread copies it instead. */
+export class ReadOnlyParent extends Error {
+  override name = 'ReadOnlyParent';
 }
 
 /** The source changed while we read it: not an error, the next pass copies the settled file. */
@@ -192,7 +204,7 @@ export async function writeCopy(ctx: ExecContext, relPath: string, resumable?: R
     if (output !== undefined) closeQuietly(io, output);
     removeQuietly(io, tempAbs);
     restoreMode?.();
-    if (error instanceof ChangedWhileReading || error instanceof Interrupted) throw error;
+    if (error instanceof ChangedWhileReading || error instanceof Interrupted || error instanceof ReadOnlyParent) throw error;
     throw new StepError(`copying (${step})`, relPath, error);
   } finally {
     if (input !== undefined) closeQuietly(io, input);
@@ -305,6 +317,7 @@ function removeTemp(ctx: ExecContext, relPath: string, tempAbs: string): void {
  */
 function unlockParent(ctx: ExecContext, relPath: string, error: unknown): () => void {
   if (errorCode(error) !== 'EACCES') throw error;
+  if (ctx.unlockParents === false) throw new ReadOnlyParent(`${show(relPath)}: its folder is read-only`, { cause: error });
   const dir = replicaParent(ctx.replicaRoot, relPath);
   let mode: number;
   try {

@@ -12,11 +12,11 @@ import { Worker } from 'node:worker_threads';
  */
 const resourceLimits = { maxYoungGenerationSizeMb: 4 };
 
-export function startThread(name: string, workerData?: unknown): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url), { workerData, resourceLimits });
+export function startThread(name: string, workerData?: unknown, options: { trackUnmanagedFds?: boolean } = {}): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url), { workerData, resourceLimits, ...options });
   const entry = new URL(`./${name}.ts`, import.meta.url).href;
   // Resolved here: an eval'd worker resolves bare names from the working folder, which may be anywhere.
   const api = import.meta.resolve('tsx/esm/api');
   const code = `import(${JSON.stringify(api)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(code, { eval: true, workerData, resourceLimits });
+  return new Worker(code, { eval: true, workerData, resourceLimits, ...options });
 }

@@ -1,0 +1,55 @@
+/**
+ * Small copies written on copying threads (`CopyPool`), as a pass with many copies does: the
+ * threshold is lowered to 1 so a small tree takes that way. The main thread still flushes,
+ * renames and records each copy.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { Manifest } from '../src/manifest.js';
+import { md5, mirrorDiff, readTree, setup, sync, tempFiles } from './helpers/tree.js';
+
+const OLD = 1_600_000_000;
+const THREADS = { threads: { excludes: [], own: [] }, copyThreadsFrom: 1 };
+
+function tree(): Record<string, { content: string; mode?: number; mtime?: number }> {
+  const files: Record<string, { content: string; mode?: number; mtime?: number }> = {};
+  for (let i = 0; i < 150; i++) files[`d${i % 7}/sub${i % 3}/f${i}.txt`] = { content: `file ${i} `.repeat(i + 1), mode: i % 5 === 0 ? 0o600 : 0o644, mtime: OLD + i };
+  files['empty'] = { content: '', mtime: OLD };
+  return files;
+}
+
+describe('copies written on copying threads', () => {
+  test('every file arrives with its bytes, mode and mtime, recorded with its MD5; no temporary file stays; the next pass has nothing to do', async () => {
+    const s = setup(tree());
+    const result = await sync(s, THREADS);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.equal(result.stats.copied, 151);
+    assert.deepEqual(s.io.opens, [], 'every source was read on a copying thread, none on the main one');
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    assert.deepEqual(readTree(s.replica), readTree(s.source));
+    assert.deepEqual(tempFiles(s.replica), []);
+    const manifest = await Manifest.open(s.manifestPath, { source: s.source, replica: s.replica, warn: assert.fail });
+    for (const relPath of ['d0/sub0/f0.txt', 'd3/sub2/f101.txt', 'empty']) {
+      assert.equal(manifest.get(relPath)?.md5, md5(fs.readFileSync(path.join(s.source, relPath))), relPath);
+    }
+
+    const again = await sync(s, THREADS);
+    assert.deepEqual(s.log.actions, []);
+    assert.equal(again.stats.hashed, 0);
+  });
+
+  test('updates replace the old files, with the new bytes recorded', async () => {
+    const s = setup(tree());
+    await sync(s, THREADS);
+    for (let i = 0; i < 150; i += 10) fs.writeFileSync(path.join(s.source, `d${i % 7}/sub${i % 3}/f${i}.txt`), `changed ${i}`);
+    const result = await sync(s, THREADS);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.equal(result.stats.updated, 15);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    assert.deepEqual(tempFiles(s.replica), []);
+    const manifest = await Manifest.open(s.manifestPath, { source: s.source, replica: s.replica, warn: assert.fail });
+    assert.equal(manifest.get('d0/sub0/f0.txt')?.md5, md5('changed 0'));
+  });
+});
