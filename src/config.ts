@@ -31,6 +31,7 @@ export interface RawOptions {
   watch?: boolean;
   watchDelay?: string;
   hashThreads?: string;
+  copyThreads?: string;
 }
 
 export interface Config {
@@ -67,6 +68,8 @@ export interface Config {
   watchDelayMs: number;
   /** Threads that hash when a pass must read many files. */
   hashThreads: number | undefined;
+  /** Threads that write small copies when a pass has many (0: the main thread writes them). */
+  copyThreads: number | undefined;
   /**
    * Our own files (log, manifest, backup dir) that live inside the source or
    * replica, relative to the root holding them: never synced (what the exclude matcher tests).
@@ -185,6 +188,7 @@ export function buildConfig(
     watch: raw.watch === true,
     watchDelayMs,
     hashThreads: parseHashThreads(raw.hashThreads),
+    copyThreads: parseCopyThreads(raw.copyThreads),
     ownRelPaths: own,
   };
 }
@@ -205,6 +209,14 @@ export function parseHashThreads(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = parseCount(text, '--hash-threads', 1);
   if (n > 64) throw new UsageError(`--hash-threads must be between 1 and 64, got '${text}'`);
+  return n;
+}
+
+/** `--copy-threads`: 0 to 64. */
+export function parseCopyThreads(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = parseCount(text, '--copy-threads', 0);
+  if (n > 64) throw new UsageError(`--copy-threads must be between 0 and 64, got '${text}'`);
   return n;
 }
 

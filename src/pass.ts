@@ -85,6 +85,8 @@ export interface PassOptions {
   kernelCopyMinBytes?: number;
   /** With `threads`: from this many copies in a pass, small ones are written on copying threads (default `COPY_THREADS_FROM`). */
   copyThreadsFrom?: number;
+  /** With `threads`: how many copying threads (`--copy-threads`; 0: none; default `COPY_THREADS`). */
+  copyThreads?: number;
 }
 
 export interface PassResult {
@@ -481,8 +483,9 @@ class Pass {
   private async execute(plan: Plan, refusedDeletes: boolean): Promise<void> {
     const phases: Op[][] = refusedDeletes ? [plan.upserts] : [plan.upserts, plan.deletes, plan.afterDeletes];
     const copies = phases.flat().filter((op) => op.op === 'copy');
-    if (this.o.threads && !this.o.dryRun && copies.length >= (this.o.copyThreadsFrom ?? COPY_THREADS_FROM)) {
-      this.copyPool = new CopyPool(COPY_THREADS, { sourceRoot: this.o.source, replicaRoot: this.o.replica });
+    const copyThreads = this.o.copyThreads ?? COPY_THREADS;
+    if (this.o.threads && !this.o.dryRun && copyThreads > 0 && copies.length >= (this.o.copyThreadsFrom ?? COPY_THREADS_FROM)) {
+      this.copyPool = new CopyPool(copyThreads, { sourceRoot: this.o.source, replicaRoot: this.o.replica });
     }
     if (copies.length > 0 && !this.o.dryRun) {
       const totalBytes = copies.reduce((sum, op) => sum + op.source.size, 0);

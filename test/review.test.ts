@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { includeAll } from '../src/filter.js';
 import { SourceWatcher } from '../src/watch.js';
 import { BIN, ROOT, cliEnv, runCli } from './helpers/cli.js';
-import { readTree, settle, tempDir, writeTree } from './helpers/tree.js';
+import { mirrorDiff, readTree, settle, tempDir, writeTree } from './helpers/tree.js';
 
 function world() {
   const base = tempDir('fs-review-');
@@ -125,6 +125,29 @@ describe('review edges', () => {
       watcher.close();
     }
     assert.deepEqual(Object.keys(readTree(w.source)).sort(), ['a', 'a/x.txt']);
+  });
+
+  test('--copy-threads: 0 to 64; a first sync of 300 files is the same mirror with copying threads (2) or none (0)', () => {
+    const w = world();
+    writeTree(w.source, Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`d${i % 7}/f${i}.txt`, `content ${i} `.repeat(i % 50)])));
+    const log = path.join(w.base, 'sync.log');
+    for (const bad of ['-1', '65', 'two']) {
+      const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', bad], w.env);
+      assert.equal(r.status, 2, bad);
+      assert.match(r.stderr, /--copy-threads must be/);
+      assert.equal(fs.existsSync(w.replica), false);
+    }
+    for (const threads of ['2', '0']) {
+      fs.rmSync(w.replica, { recursive: true, force: true });
+      fs.rmSync(w.manifest, { force: true });
+      fs.rmSync(w.manifest + '.d', { recursive: true, force: true });
+      const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', threads], w.env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /pass finished: 300 copied/);
+      assert.deepEqual(mirrorDiff(w.source, w.replica), [], threads);
+      const again = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', threads], w.env);
+      assert.match(again.stdout, /pass finished: 0 copied, 0 moved, 0 updated, 0 deleted, 0 hashed/);
+    }
   });
 
   test('--hash-threads: 1 to 64; one thread hashes a --checksum pass as well as two', () => {
