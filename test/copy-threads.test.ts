@@ -40,6 +40,22 @@ describe('copies written on copying threads', () => {
     assert.equal(again.stats.hashed, 0);
   });
 
+  test('a source file that vanishes before its thread reads it is a warning, as on the main thread; the rest are copied', async () => {
+    const s = setup(tree());
+    // After the walk, the replica's folders are made before any copy starts: the file goes then.
+    const real = s.io.mkdir;
+    s.io.mkdir = (p, mode) => {
+      if (p === path.join(s.replica, 'd0')) fs.rmSync(path.join(s.source, 'd6/sub2/f146.txt'));
+      real(p, mode);
+    };
+    const result = await sync(s, THREADS);
+    assert.equal(result.stats.copied, 150);
+    assert.equal(result.stats.errors, 0, s.log.lines.join('\n'));
+    assert.ok(s.log.lines.some((l) => l.includes('d6/sub2/f146.txt vanished from the source during the pass; skipped')), s.log.lines.join('\n'));
+    assert.equal(fs.existsSync(path.join(s.replica, 'd6/sub2/f146.txt')), false);
+    assert.deepEqual(tempFiles(s.replica), []);
+  });
+
   test('updates replace the old files, with the new bytes recorded', async () => {
     const s = setup(tree());
     await sync(s, THREADS);
