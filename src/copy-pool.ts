@@ -19,7 +19,10 @@ export class CopyPool {
   private readonly threads: Thread[];
   private nextId = 0;
 
-  constructor(count: number, roots: { sourceRoot: string; replicaRoot: string }) {
+  private closing = false;
+
+  /** `onFailure`: a thread failed (once per thread); its copies, and those in flight, go to the main thread. */
+  constructor(count: number, roots: { sourceRoot: string; replicaRoot: string }, onFailure: (error: Error) => void) {
     this.threads = Array.from({ length: count }, () => {
       // Safety: the descriptors it opens are handed over and closed here; Node must not close
       // them when the thread ends, nor count them as its own.
@@ -30,6 +33,8 @@ export class CopyPool {
         thread.waiting.delete(answer.id);
       });
       const fail = (error: Error) => {
+        if (this.closing || thread.failed) return;
+        onFailure(error);
         thread.failed = error;
         for (const waiter of thread.waiting.values()) waiter.reject(error);
         thread.waiting.clear();
@@ -42,18 +47,19 @@ export class CopyPool {
 
   /**
    * The first half of a copy (`writeCopy`), on a thread; throws as `writeCopy` would. Undefined:
-   * its folder is read-only, the main thread must copy it (see `ExecContext.unlockParents`).
+   * the main thread must copy it: its folder is read-only (see `ExecContext.unlockParents`), or
+   * its thread failed (a descriptor it had open for it is lost until the process ends; the
+   * temporary file is rewritten from the start).
    */
   async write(relPath: string, replacing: boolean): Promise<PendingCopy | undefined> {
     const id = this.nextId++;
     const thread = this.threads[id % this.threads.length];
-    if (thread.failed) throw new StepError('copying', relPath, thread.failed);
-    const answer = await new Promise<CopyAnswer>((resolve, reject) => {
-      thread.waiting.set(id, { resolve, reject });
+    if (thread.failed) return undefined;
+    const answer = await new Promise<CopyAnswer | undefined>((resolve) => {
+      thread.waiting.set(id, { resolve, reject: () => resolve(undefined) });
       thread.worker.postMessage({ id, relPath, replacing } satisfies CopyJob);
-    }).catch((error: unknown) => {
-      throw new StepError('copying', relPath, error);
     });
+    if (answer === undefined) return undefined;
     if (answer.written) return { ...answer.written, restoreMode: undefined };
     if (answer.changed) throw new ChangedWhileReading(relPath);
     if (answer.readOnlyParent) return undefined;
@@ -62,6 +68,7 @@ export class CopyPool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
   }
 }

@@ -302,7 +302,7 @@ export function abandonCopy(ctx: ExecContext, pending: PendingCopy): void {
 }
 
 /** Removes a temporary file, through a read-only folder too. */
-function removeTemp(ctx: ExecContext, relPath: string, tempAbs: string): void {
+export function removeTemp(ctx: ExecContext, relPath: string, tempAbs: string): void {
   try {
     inWritableParent(ctx, relPath, () => ctx.io.unlink(tempAbs));
   } catch {

@@ -13,6 +13,7 @@ import {
   KERNEL_COPY_MIN_BYTES,
   RESUME_MIN_BYTES,
   abandonCopy,
+  removeTemp,
   finishCopy,
   writeCopy,
   type PendingCopy,
@@ -485,7 +486,10 @@ class Pass {
     const copies = phases.flat().filter((op) => op.op === 'copy');
     const copyThreads = this.o.copyThreads ?? COPY_THREADS;
     if (this.o.threads && !this.o.dryRun && copyThreads > 0 && copies.length >= (this.o.copyThreadsFrom ?? COPY_THREADS_FROM)) {
-      this.copyPool = new CopyPool(copyThreads, { sourceRoot: this.o.source, replicaRoot: this.o.replica });
+      this.copyPool = new CopyPool(copyThreads, { sourceRoot: this.o.source, replicaRoot: this.o.replica }, (error) =>
+        this.warn(`a copying thread failed (${describe(error)}); its copies are written on the main thread`),
+      );
+      this.o.log.debug(`${copies.length} copies: the small ones written on ${copyThreads} copying threads`);
     }
     if (copies.length > 0 && !this.o.dryRun) {
       const totalBytes = copies.reduce((sum, op) => sum + op.source.size, 0);
@@ -653,7 +657,12 @@ class Pass {
     const small = op.source.size < (this.o.kernelCopyMinBytes ?? KERNEL_COPY_MIN_BYTES);
     if (this.copyPool && small && !this.resumable.has(tempPathFor(this.o.replica, op.relPath))) {
       // Not awaited: the thread writes it while this one goes on (see `CopyPool`).
-      written = this.copyPool.write(op.relPath, replacing).then(counted, (error: unknown) => ({ error }));
+      written = this.copyPool.write(op.relPath, replacing).then(counted, (error: unknown) => {
+        // Safety: the thread could not remove its temporary file from a folder made read-only
+        // meanwhile (by this thread, after a rename of its own): removed here, as inline.
+        removeTemp(this.exec, op.relPath, tempPathFor(this.o.replica, op.relPath));
+        return { error };
+      });
     } else {
       try {
         written = Promise.resolve(counted(await writeCopy(this.exec, op.relPath, this.resumable, replacing)));

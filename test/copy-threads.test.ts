@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { CopyPool } from '../src/copy-pool.js';
 import { Manifest } from '../src/manifest.js';
 import { md5, mirrorDiff, readTree, setup, sync, tempFiles } from './helpers/tree.js';
 
@@ -54,6 +55,25 @@ describe('copies written on copying threads', () => {
     assert.ok(s.log.lines.some((l) => l.includes('d6/sub2/f146.txt vanished from the source during the pass; skipped')), s.log.lines.join('\n'));
     assert.equal(fs.existsSync(path.join(s.replica, 'd6/sub2/f146.txt')), false);
     assert.deepEqual(tempFiles(s.replica), []);
+  });
+
+  test('a thread that fails is reported once, and its copies are handed back to the main thread (undefined), not failed', async () => {
+    const s = setup(tree());
+    fs.mkdirSync(path.join(s.replica, 'd0/sub0'), { recursive: true });
+    const failures: string[] = [];
+    const pool = new CopyPool(1, { sourceRoot: s.source, replicaRoot: s.replica }, (error) => failures.push(error.message));
+    try {
+      const written = await pool.write('d0/sub0/f0.txt', false);
+      assert.ok(written !== undefined && written.md5 === md5(fs.readFileSync(path.join(s.source, 'd0/sub0/f0.txt'))));
+      fs.closeSync(written.output);
+      // The thread dies (as from a crash): what is asked of it from now on comes back undefined.
+      await (pool as unknown as { threads: { worker: { terminate(): Promise<number> } }[] }).threads[0].worker.terminate();
+      assert.equal(await pool.write('d0/sub0/f21.txt', false), undefined);
+      assert.equal(await pool.write('d0/sub0/f42.txt', false), undefined);
+      assert.equal(failures.length, 1, failures.join('\n'));
+    } finally {
+      await pool.close();
+    }
   });
 
   test('updates replace the old files, with the new bytes recorded', async () => {

@@ -141,9 +141,10 @@ describe('review edges', () => {
       fs.rmSync(w.replica, { recursive: true, force: true });
       fs.rmSync(w.manifest, { force: true });
       fs.rmSync(w.manifest + '.d', { recursive: true, force: true });
-      const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', threads], w.env);
+      const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', threads, '--log-level', 'debug'], w.env);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /pass finished: 300 copied/);
+      assert.equal(/300 copies: the small ones written on 2 copying threads/.test(r.stdout), threads === '2', r.stdout.slice(0, 2000));
       assert.deepEqual(mirrorDiff(w.source, w.replica), [], threads);
       const again = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', threads], w.env);
       assert.match(again.stdout, /pass finished: 0 copied, 0 moved, 0 updated, 0 deleted, 0 hashed/);
