@@ -127,9 +127,9 @@ describe('review edges', () => {
     assert.deepEqual(Object.keys(readTree(w.source)).sort(), ['a', 'a/x.txt']);
   });
 
-  test('--copy-threads: 0 to 64; a first sync of 300 files is the same mirror with copying threads (2) or none (0)', () => {
+  test('--copy-threads: 0 to 64; a first sync of 1,030 files is the same mirror with copying threads (2) or none (0)', () => {
     const w = world();
-    writeTree(w.source, Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`d${i % 7}/f${i}.txt`, `content ${i} `.repeat(i % 50)])));
+    writeTree(w.source, Object.fromEntries(Array.from({ length: 1030 }, (_, i) => [`d${i % 7}/f${i}.txt`, `content ${i} `.repeat(i % 50)])));
     const log = path.join(w.base, 'sync.log');
     for (const bad of ['-1', '65', 'two']) {
       const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', bad], w.env);
@@ -143,8 +143,8 @@ describe('review edges', () => {
       fs.rmSync(w.manifest + '.d', { recursive: true, force: true });
       const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', threads, '--log-level', 'debug'], w.env);
       assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stdout, /pass finished: 300 copied/);
-      assert.equal(/300 copies: the small ones written on 2 copying threads/.test(r.stdout), threads === '2', r.stdout.slice(0, 2000));
+      assert.match(r.stdout, /pass finished: 1030 copied/);
+      assert.equal(/1030 copies: the small ones written on 2 copying threads/.test(r.stdout), threads === '2', r.stdout.slice(0, 2000));
       assert.deepEqual(mirrorDiff(w.source, w.replica), [], threads);
       const again = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', threads], w.env);
       assert.match(again.stdout, /pass finished: 0 copied, 0 moved, 0 updated, 0 deleted, 0 hashed/);
