@@ -192,9 +192,10 @@ export class ThreadLister implements Lister {
   /** Shared with the worker: `[TAKEN, AHEAD]` (see `MAX_AHEAD`, `WALK_AHEAD`). */
   private readonly taken = new Int32Array(new SharedArrayBuffer(8));
   private readonly walkAhead: number;
-  /** Listings in `ready` already counted as taken (let go of while waiting for a later one). */
-  private readonly released = new Set<PackedListing>();
-  /** Listings in `ready` still counted against the worker's lead. */
+  /**
+   * Listings in `ready` still counted against the worker's lead; the others there were let go of
+   * (credited) while the walk waited for a later one.
+   */
   private readonly held = new Set<PackedListing>();
   private readonly waiting = new Map<string, { resolve: (listing: FolderListing) => void; reject: (error: Error) => void }>();
   private done = false;
@@ -230,12 +231,12 @@ export class ThreadLister implements Lister {
         if (waiter === undefined) {
           this.ready.set(packed.dir, packed);
           // While the walk waits for a later folder, what arrives before it is skipped too.
-          if (this.waiting.size > 0) this.release(packed);
+          if (this.waiting.size > 0) this.credit(packed);
           else this.held.add(packed);
           continue;
         }
         this.waiting.delete(packed.dir);
-        this.take(packed);
+        this.credit(packed);
         try {
           waiter.resolve(settle(packed));
         } catch (error) {
@@ -266,27 +267,21 @@ export class ThreadLister implements Lister {
     // The walk needs a listing the worker has not sent: what it holds ready, it skipped (or takes
     // later, out of order), so it no longer counts against the worker's lead (no deadlock), and
     // neither does what arrives until the listing it waits for (see the message handler).
-    for (const held of this.held) this.release(held);
+    for (const held of this.held) this.credit(held);
+    this.held.clear();
     // Safety: the walk is about to wait, so the worker must not: it is woken whatever was credited.
     Atomics.notify(this.taken, TAKEN);
     return new Promise((resolve, reject) => this.waiting.set(relDir, { resolve, reject }));
   }
 
-  /** The walk took a listing: it no longer counts against the worker's lead (if not already let go of). */
+  /** The walk took a listing from `ready`: it no longer counts against the worker's lead (if it still did). */
   private take(packed: PackedListing): void {
-    this.held.delete(packed);
-    if (!this.released.delete(packed)) this.credit(packed);
+    if (this.held.delete(packed)) this.credit(packed);
   }
 
-  /** A listing in `ready` the walk skipped: it stops counting against the worker's lead. */
-  private release(packed: PackedListing): void {
-    this.held.delete(packed);
-    this.released.add(packed);
-    this.credit(packed);
-  }
-
-  /** Frees the worker's room by `packed`'s entries, and wakes it if it waits for room. */
   /**
+   * Frees the worker's room by `packed`'s entries, and wakes it if it waits for room.
+   *
    * Perf: the worker is woken when the count crosses a multiple of `WAKE_EVERY` (it waits for room
    * for about a batch anyway), not at every folder taken: a wake per folder cost ~15,000 more
    * context switches on the 1M-file pass. `list` wakes it whenever the walk is about to wait.
@@ -325,7 +320,6 @@ export class ThreadLister implements Lister {
   async close(): Promise<void> {
     this.spent = [];
     this.ready.clear();
-    this.released.clear();
     this.held.clear();
     // A worker waiting for room would not see terminate() until it wakes.
     Atomics.store(this.taken, TAKEN, 0x3fffffff);
