@@ -646,27 +646,24 @@ class Pass {
    */
   private async startCopy(op: Extract<Op, { op: 'copy' }>): Promise<void> {
     const startedAt = Date.now();
-    const replacing = op.replacing !== undefined;
     this.stats.hashed++;
-    const counted = (pending: PendingCopy | undefined): Written => {
-      if (pending === undefined) return { here: true };
-      this.copiesWritten++;
-      this.bytesWritten += op.source.size;
-      return { pending };
-    };
     let written: Promise<Written>;
     const small = op.source.size < (this.o.kernelCopyMinBytes ?? KERNEL_COPY_MIN_BYTES);
-    if (this.copyPool && small && !this.resumable.has(tempPathFor(this.o.replica, op.relPath))) {
+    const tempAbs = tempPathFor(this.o.replica, op.relPath);
+    if (this.copyPool && small && !this.resumable.has(tempAbs)) {
       // Not awaited: the thread writes it while this one goes on (see `CopyPool`).
-      written = this.copyPool.write(op.relPath, replacing).then(counted, (error: unknown) => {
-        // Safety: the thread could not remove its temporary file from a folder made read-only
-        // meanwhile (by this thread, after a rename of its own): removed here, as inline.
-        removeTemp(this.exec, op.relPath, tempPathFor(this.o.replica, op.relPath));
-        return { error };
-      });
+      written = this.copyPool.write(op.relPath, op.replacing !== undefined).then(
+        (pending): Written => (pending === undefined ? { here: true } : { pending: this.counted(op, pending) }),
+        (error: unknown) => {
+          // Safety: the thread could not remove its temporary file from a folder made read-only
+          // meanwhile (by this thread, after a rename of its own): removed here, as inline.
+          removeTemp(this.exec, op.relPath, tempAbs);
+          return { error };
+        },
+      );
     } else {
       try {
-        written = Promise.resolve(counted(await writeCopy(this.exec, op.relPath, this.resumable, replacing)));
+        written = Promise.resolve({ pending: this.counted(op, await this.writeHere(op)) });
       } catch (error) {
         this.failed(op, error);
         return;
@@ -698,16 +695,33 @@ class Pass {
     this.batch = [];
     this.batchBytes = 0;
     const flushed = Promise.all(
-      batch.map(async ({ written }): Promise<Flushed> => {
+      batch.map(async ({ written }): Promise<Flushed | Here> => {
         const outcome = await written;
-        if (!('pending' in outcome) || !o.fsync) return outcome;
-        return o.io.fsyncAsync(outcome.pending.output).then(
-          () => outcome,
-          (error: unknown) => ({ pending: outcome.pending, flushError: error }),
-        );
+        return 'pending' in outcome ? this.flush(outcome.pending) : outcome;
       }),
     );
     return { batch, flushed };
+  }
+
+  /** Flushes a written copy (unless `--no-fsync`); never rejects. */
+  private flush(pending: PendingCopy): Promise<Flushed> {
+    if (!this.o.fsync) return Promise.resolve({ pending });
+    return this.o.io.fsyncAsync(pending.output).then(
+      () => ({ pending }),
+      (error: unknown) => ({ pending, flushError: error }),
+    );
+  }
+
+  /** Counts a copy written (for the progress line). */
+  private counted(op: Extract<Op, { op: 'copy' }>, pending: PendingCopy): PendingCopy {
+    this.copiesWritten++;
+    this.bytesWritten += op.source.size;
+    return pending;
+  }
+
+  /** The first half of a copy on this thread. */
+  private writeHere(op: Extract<Op, { op: 'copy' }>): Promise<PendingCopy> {
+    return writeCopy(this.exec, op.relPath, this.resumable, op.replacing !== undefined);
   }
 
   /** Once its files are flushed, renames each into place and records it. */
@@ -716,10 +730,12 @@ class Pass {
     const flushed = await flushing;
     for (const [i, { op, startedAt }] of batch.entries()) {
       try {
-        const outcome = flushed[i];
+        // A copy a copying thread left to this one (a read-only folder) is written and flushed now.
+        const settled = flushed[i];
+        const outcome = 'here' in settled ? await this.flush(this.counted(op, await this.writeHere(op))) : settled;
         if ('error' in outcome) throw outcome.error; // the write failed (its temporary file is gone)
-        const pending = 'here' in outcome ? await this.writeHere(op) : outcome.pending;
-        if ('flushError' in outcome && outcome.flushError !== undefined) {
+        const { pending } = outcome;
+        if (outcome.flushError !== undefined) {
           abandonCopy(this.exec, pending);
           throw new StepError('copying (flushing)', op.relPath, outcome.flushError);
         }
@@ -737,22 +753,6 @@ class Pass {
       }
       await this.checkpoint();
     }
-  }
-
-  /** A copy a copying thread left to this one (a read-only folder), written and flushed now. */
-  private async writeHere(op: Extract<Op, { op: 'copy' }>): Promise<PendingCopy> {
-    const pending = await writeCopy(this.exec, op.relPath, this.resumable, op.replacing !== undefined);
-    this.copiesWritten++;
-    this.bytesWritten += op.source.size;
-    if (this.o.fsync) {
-      try {
-        await this.o.io.fsyncAsync(pending.output);
-      } catch (error) {
-        abandonCopy(this.exec, pending);
-        throw new StepError('copying (flushing)', op.relPath, error);
-      }
-    }
-    return pending;
   }
 
   private readonly created = new Set<string>();
@@ -834,9 +834,11 @@ class Pass {
 }
 
 /** A copy's first half done (`pending`), or how it failed. Never a rejected promise: it may wait unawaited. */
-type Written = { pending: PendingCopy } | { error: unknown } | { here: true };
-/** After the flush too: `flushError` set if the flush failed. `here`: to be copied on this thread (`writeHere`). */
-type Flushed = { pending: PendingCopy; flushError?: unknown } | { error: unknown } | { here: true };
+type Written = { pending: PendingCopy } | { error: unknown } | Here;
+/** After the flush too: `flushError` set if the flush failed. */
+type Flushed = { pending: PendingCopy; flushError?: unknown } | { error: unknown };
+/** Left by a copying thread to this one (a read-only folder): written and flushed at install. */
+type Here = { here: true };
 
 /** A copy being written to its temporary file (here or on a copying thread), then flushed and renamed. */
 interface BatchedCopy {
@@ -848,7 +850,7 @@ interface BatchedCopy {
 /** A batch of copies and its flush under way: one outcome per copy. */
 interface FlushingBatch {
   batch: BatchedCopy[];
-  flushed: Promise<Flushed[]>;
+  flushed: Promise<(Flushed | Here)[]>;
 }
 
 /** `copied` a new file, `updated` a changed one, `restored` one changed in the replica (`copy`… in a dry run). */
