@@ -330,7 +330,7 @@ export class Manifest {
     // A folder written in groups is rewritten whole if any of its shards is (its groups follow the
     // order of its records, which moves).
     for (const [dir, folder] of this.store.folders) {
-      const groups = Math.max(this.groupCount(folder.size), this.groupsOnDisk.get(dir) ?? 1);
+      const groups = this.groupsOf(dir, folder.size);
       if (groups === 1) continue;
       let any = false;
       for (let g = 0; g < groups && !any; g++) any = this.dirty.has(this.shardOfGroup(dir, g));
@@ -663,9 +663,14 @@ export class Manifest {
     return fnv1a(group === 0 ? dir : `${dir}\0${group}`) & (count - 1);
   }
 
+  /** Groups of folder `dir` (of `size` records), now or in the files: whichever is more. */
+  private groupsOf(dir: string, size: number): number {
+    return Math.max(this.groupCount(size), this.groupsOnDisk.get(dir) ?? 1);
+  }
+
   /** Notes that folder `dir`'s records changed: the shards of all its groups, then and now, are rewritten at the next fold. */
   private markDirty(dir: string): void {
-    const groups = Math.max(this.groupCount(this.store.folder(dir)?.size ?? 0), this.groupsOnDisk.get(dir) ?? 1);
+    const groups = this.groupsOf(dir, this.store.folder(dir)?.size ?? 0);
     for (let g = 0; g < groups; g++) this.dirty.add(this.shardOfGroup(dir, g));
   }
 
