@@ -206,17 +206,18 @@ function parseCount(text: string, option: string, min: number): number {
 
 /** `--hash-threads`: 1 to 64. */
 export function parseHashThreads(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const n = parseCount(text, '--hash-threads', 1);
-  if (n > 64) throw new UsageError(`--hash-threads must be between 1 and 64, got '${text}'`);
-  return n;
+  return parseThreads(text, '--hash-threads', 1);
 }
 
 /** `--copy-threads`: 0 to 64. */
 export function parseCopyThreads(text: string | undefined): number | undefined {
+  return parseThreads(text, '--copy-threads', 0);
+}
+
+function parseThreads(text: string | undefined, option: string, min: number): number | undefined {
   if (text === undefined) return undefined;
-  const n = parseCount(text, '--copy-threads', 0);
-  if (n > 64) throw new UsageError(`--copy-threads must be between 0 and 64, got '${text}'`);
+  const n = parseCount(text, option, min);
+  if (n > 64) throw new UsageError(`${option} must be between ${min} and 64, got '${text}'`);
   return n;
 }
 

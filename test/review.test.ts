@@ -13,6 +13,16 @@ import { SourceWatcher } from '../src/watch.js';
 import { BIN, ROOT, cliEnv, runCli } from './helpers/cli.js';
 import { mirrorDiff, readTree, settle, tempDir, writeTree } from './helpers/tree.js';
 
+/** Each of `bad` given to `option`: one line, exit 2, nothing touched. */
+function refusesBadCounts(w: ReturnType<typeof world>, log: string, option: string, bad: string[]): void {
+  for (const value of bad) {
+    const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, option, value], w.env);
+    assert.equal(r.status, 2, value);
+    assert.match(r.stderr, new RegExp(`${option} must be`));
+    assert.equal(fs.existsSync(w.replica), false);
+  }
+}
+
 function world() {
   const base = tempDir('fs-review-');
   return { base, source: path.join(base, 'source'), replica: path.join(base, 'replica'), manifest: path.join(base, 'state', 'm.json'), env: cliEnv(path.join(base, 'xdg')) };
@@ -131,12 +141,7 @@ describe('review edges', () => {
     const w = world();
     writeTree(w.source, Object.fromEntries(Array.from({ length: 1030 }, (_, i) => [`d${i % 7}/f${i}.txt`, `content ${i} `.repeat(i % 50)])));
     const log = path.join(w.base, 'sync.log');
-    for (const bad of ['-1', '65', 'two']) {
-      const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', bad], w.env);
-      assert.equal(r.status, 2, bad);
-      assert.match(r.stderr, /--copy-threads must be/);
-      assert.equal(fs.existsSync(w.replica), false);
-    }
+    refusesBadCounts(w, log, '--copy-threads', ['-1', '65', 'two']);
     for (const threads of ['2', '0']) {
       fs.rmSync(w.replica, { recursive: true, force: true });
       fs.rmSync(w.manifest, { force: true });
@@ -155,12 +160,7 @@ describe('review edges', () => {
     const w = world();
     writeTree(w.source, Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d${i % 3}/f${i}.txt`, `content ${i} `.repeat(100)])));
     const log = path.join(w.base, 'sync.log');
-    for (const bad of ['0', '65', 'two']) {
-      const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--hash-threads', bad], w.env);
-      assert.equal(r.status, 2, bad);
-      assert.match(r.stderr, /--hash-threads must be/);
-      assert.equal(fs.existsSync(w.replica), false);
-    }
+    refusesBadCounts(w, log, '--hash-threads', ['0', '65', 'two']);
     assert.equal(runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest], w.env).status, 0);
     for (const threads of ['1', '2']) {
       // Corrupt one replica file behind the manifest's back (same size and mtime): --checksum reads all.
