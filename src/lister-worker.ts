@@ -2,16 +2,19 @@
  * The listing thread: walks one tree depth first, in the walk's order (sorted names), and posts
  * each folder's entries as packed numbers (see `lister.ts`). Excluded folders are not descended,
  * exactly as the walk would not; the main thread takes the listings it needs.
+ *
+ * The thread starts idle and is told its tree by its first message (`ListerStart`): it may be
+ * started before the command line is even read (see `prestartListers`).
  */
 import * as fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { buildExclude } from './filter.js';
 import { isVanished } from './errors.js';
-import { AHEAD, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerJob, type PackedListing } from './lister.js';
+import { AHEAD, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerStart, type PackedListing } from './lister.js';
 import { byName, isTempName, joinRel, splitNs } from './scan.js';
 
-const job = workerData as ListerJob & { taken?: Int32Array };
-const exclude = buildExclude(job.excludes, job.own);
+let job: ListerStart;
+let exclude: ReturnType<typeof buildExclude>;
 
 /**
  * lstat as numbers: [dev, mode, nlink, uid, gid, rdev, blksize, ino, size, blocks, atime s, ns,
@@ -23,7 +26,7 @@ const exclude = buildExclude(job.excludes, job.own);
  * otherwise the public call is used.
  */
 type StatNumbers = ArrayLike<number>;
-const lstatNumbers: (path: string) => StatNumbers = pickLstat();
+let lstatNumbers: (path: string) => StatNumbers;
 
 function publicLstat(path: string): StatNumbers {
   const st = fs.lstatSync(path, { bigint: true });
@@ -201,11 +204,16 @@ function walk(relDir: string): void {
   for (const child of listFolder(relDir)) walk(child);
 }
 
-try {
-  walk('');
-  flush();
-  parentPort!.postMessage('done');
-} catch (error) {
-  // Not a folder that could not be read (those travel as listings): the thread itself failed.
-  parentPort!.postMessage({ fatal: error instanceof Error ? error.message : String(error) });
-}
+parentPort!.once('message', (start: ListerStart) => {
+  try {
+    job = start;
+    exclude = buildExclude(job.excludes, job.own);
+    lstatNumbers = pickLstat();
+    walk('');
+    flush();
+    parentPort!.postMessage('done');
+  } catch (error) {
+    // Not a folder that could not be read (those travel as listings): the thread itself failed.
+    parentPort!.postMessage({ fatal: error instanceof Error ? error.message : String(error) });
+  }
+});

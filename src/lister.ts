@@ -139,6 +139,52 @@ export interface ListerJob {
   walkAhead?: number;
 }
 
+/** The first (and only) message a listing thread gets: its job and the count it shares with the walk. */
+export interface ListerStart extends ListerJob {
+  taken?: Int32Array;
+}
+
+/** Listing threads started ahead of need (`prestartListers`), not yet given a tree. */
+const spares: Worker[] = [];
+
+/**
+ * Starts `count` listing threads now, idle until a pass gives each its tree; `bin.ts` calls this
+ * before it loads the rest of the program.
+ *
+ * Perf: a thread takes ~50 ms to boot (a Node environment of its own), and a pass started its two
+ * only once the CLI's modules were loaded and its options read: ~190 ms after the process began.
+ * Booted meanwhile, they begin listing as soon as the pass asks (measured in the README).
+ * A spare does not keep the process alive, and one no pass takes costs only its memory.
+ */
+export function prestartListers(count: number): void {
+  for (let i = 0; i < count; i++) {
+    const worker = startThread('lister-worker');
+    worker.unref();
+    // One that fails before it is taken is dropped; the pass then starts its own.
+    const drop = (): void => {
+      const at = spares.indexOf(worker);
+      if (at >= 0) spares.splice(at, 1);
+    };
+    worker.once('error', drop);
+    worker.once('exit', drop);
+    spares.push(worker);
+  }
+}
+
+/** Started listing threads no pass has taken yet (for the tests). */
+export function spareListers(): number {
+  return spares.length;
+}
+
+/** A started idle thread if there is one, else a new one; given `start` and kept alive from now on. */
+function listingThread(start: ListerStart): Worker {
+  const worker = spares.shift() ?? startThread('lister-worker');
+  worker.removeAllListeners();
+  worker.ref();
+  worker.postMessage(start);
+  return worker;
+}
+
 /**
  * Entries a listing thread may be ahead of the walk (about 100 bytes each). Perf: while the main
  * thread loads a big manifest (1.3 s for 1M records) the threads list ahead, and on the 1M-file
@@ -212,7 +258,7 @@ export class ThreadLister implements Lister {
     this.detachAtOnce = options.detachAtOnce ?? DETACH_AT_ONCE;
     Atomics.store(this.taken, AHEAD, job.maxAhead ?? MAX_AHEAD);
     this.walkAhead = Math.min(job.walkAhead ?? WALK_AHEAD, job.maxAhead ?? MAX_AHEAD);
-    this.worker = startThread('lister-worker', { ...job, taken: this.taken });
+    this.worker = listingThread({ ...job, taken: this.taken });
     this.worker.on('message', (batch: PackedListing[] | 'done' | { fatal: string }) => {
       if (typeof batch === 'object' && !Array.isArray(batch)) {
         this.fail(new Error(`listing ${job.root} failed: ${batch.fatal}`));

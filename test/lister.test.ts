@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { entryAt, FILE, type FolderListing, kindAt, ThreadLister } from '../src/lister.js';
+import { spawnSync } from 'node:child_process';
+import { entryAt, FILE, type FolderListing, kindAt, prestartListers, spareListers, ThreadLister } from '../src/lister.js';
 import { tempDir } from './helpers/tree.js';
 
 /** 80 folders of 200 files: 16,080 entries, several batches (4,096 each), so the thread can be held back. */
@@ -33,6 +34,38 @@ async function take(lister: ThreadLister, relDir: string): Promise<FolderListing
 }
 
 describe('listing threads', () => {
+  test('a thread started ahead of need (as bin.ts does) is taken by the next lister and lists its tree like a new one', async () => {
+    const root = bigTree();
+    prestartListers(1);
+    assert.equal(spareListers(), 1);
+    const early = new ThreadLister({ root, excludes: ['d01'], own: [] });
+    assert.equal(spareListers(), 0, 'the spare was taken');
+    // No spare left: the next one starts its own thread.
+    const late = new ThreadLister({ root, excludes: [], own: [] });
+    try {
+      assert.deepEqual((await take(early, '')).names, folders);
+      for (const dir of folders.filter((d) => d !== 'd01')) assert.equal((await take(early, dir)).names.length, 200, dir);
+      // The spare got its whole job, excludes included: an excluded folder is not descended.
+      await assert.rejects(take(early, 'd01'), { code: 'ENOENT' });
+      assert.deepEqual((await take(late, '')).names, folders);
+    } finally {
+      await early.close();
+      await late.close();
+    }
+  });
+
+  test('spare threads no pass takes do not keep the process alive', () => {
+    const lister = new URL('../src/lister.ts', import.meta.url).href;
+    const started = Date.now();
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `const m = await import(${JSON.stringify(lister)}); m.prestartListers(2); console.log(m.spareListers());`], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(r.signal, null, `the process had to be killed after ${Date.now() - started} ms`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '2');
+  });
+
   test('a thread held to a few entries ahead still hands over every folder, taken in its order', async () => {
     const root = bigTree();
     const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
