@@ -190,12 +190,14 @@ describe('review regressions (command line)', () => {
 describe('hashing threads', () => {
   test('--checksum over many files reads both sides on the hashing threads, copies nothing', async () => {
     const w = world();
-    writeTree(w.source, Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`many/f${i}.txt`, `file ${i}`.repeat(i + 1)])));
+    // 520 files (and the 2 of every world): 1,044 to read, past the 1,024 from which the threads start.
+    writeTree(w.source, Object.fromEntries(Array.from({ length: 520 }, (_, i) => [`many/f${i}.txt`, `file ${i}`.repeat((i % 30) + 1)])));
     assert.equal(runCli([w.source, w.replica, '1', w.log, '--once'], w.env).status, 0);
     fs.writeFileSync(path.join(w.replica, 'many', 'f7.txt'), 'file 7'.repeat(8).toUpperCase()); // same size, other bytes
-    const r = runCli([w.source, w.replica, '1', w.log, '--once', '--checksum'], w.env);
+    const r = runCli([w.source, w.replica, '1', w.log, '--once', '--checksum', '--log-level', 'debug'], w.env);
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(summaryCounts(r.stdout), { copied: 0, updated: 1, deleted: 0, hashed: 64 + 1, errors: 0 });
+    assert.match(r.stdout, /1044 files to read: on 2 hashing threads/);
+    assert.deepEqual(summaryCounts(r.stdout), { copied: 0, updated: 1, deleted: 0, hashed: 1044 + 1, errors: 0 });
     assert.match(r.stdout, /updated many\/f7\.txt \(content changed/); // --checksum cannot tell which side moved
     if (hasRsync()) assert.equal(rsyncCheck(w.source, w.replica), '');
   });

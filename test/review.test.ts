@@ -158,7 +158,8 @@ describe('review edges', () => {
 
   test('--hash-threads: 1 to 64; one thread hashes a --checksum pass as well as two', () => {
     const w = world();
-    writeTree(w.source, Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d${i % 3}/f${i}.txt`, `content ${i} `.repeat(100)])));
+    // 520 files, both sides read: 1,040, enough for the hashing threads to be started.
+    writeTree(w.source, Object.fromEntries(Array.from({ length: 520 }, (_, i) => [`d${i % 3}/f${i}.txt`, `content ${i} `.repeat(100)])));
     const log = path.join(w.base, 'sync.log');
     refusesBadCounts(w, log, '--hash-threads', ['0', '65', 'two']);
     assert.equal(runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest], w.env).status, 0);
@@ -168,11 +169,12 @@ describe('review edges', () => {
       const stat = fs.statSync(victim);
       fs.writeFileSync(victim, fs.readFileSync(victim, 'utf8').replace('content', 'CONTENT'));
       fs.utimesSync(victim, stat.atime, stat.mtime);
-      const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--checksum', '--hash-threads', threads], w.env);
+      const r = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--checksum', '--hash-threads', threads, '--log-level', 'debug'], w.env);
       assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`1040 files to read: on ${threads} hashing threads`));
       // Both sides read, neither vouched for: the replica's is rewritten as changed content.
       assert.deepEqual(r.stdout.split('\n').filter((l) => l.startsWith('updated') || l.startsWith('restored')), ['updated d1/f4.txt (content changed)'], threads);
-      assert.match(r.stdout, / 81 hashed/, threads); // both sides of 40 files, and the copy of the one rewritten
+      assert.match(r.stdout, / 1041 hashed/, threads); // both sides of 520 files, and the copy of the one rewritten
       assert.equal(fs.readFileSync(victim, 'utf8'), `content 4 `.repeat(100));
       const v = runCli(['verify', w.source, w.replica, '--hash-threads', threads], w.env);
       assert.equal(v.status, 0, v.stdout + v.stderr);
