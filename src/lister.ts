@@ -152,8 +152,9 @@ const spares: Worker[] = [];
  * before it loads the rest of the program.
  *
  * Perf: a thread takes ~50 ms to boot (a Node environment of its own), and a pass started its two
- * only once the CLI's modules were loaded and its options read: ~190 ms after the process began.
- * Booted meanwhile, they begin listing as soon as the pass asks (measured in the README).
+ * only once the CLI's modules were loaded and its options read: they began listing ~190 ms after
+ * the process began, ~160 ms when started here (booted at ~110 ms, while the program loads). The
+ * no-change pass at 100k: 0.81 s against 0.84 s (medians of 9, alternating).
  * A spare does not keep the process alive, and one no pass takes costs only its memory.
  */
 export function prestartListers(count: number): void {
@@ -293,8 +294,9 @@ export class ThreadLister implements Lister {
       if (this.waiting.size > 0) Atomics.notify(this.taken, TAKEN);
     });
     this.worker.on('error', (error) => this.fail(error));
+    // Any end before 'done' is a failure, whatever its status: a waiting walk must not wait forever.
     this.worker.on('exit', (code) => {
-      if (!this.done && code !== 0) this.fail(new Error(`listing thread exited with status ${code}`));
+      if (!this.done) this.fail(new Error(`listing thread ended (status ${code}) before ${job.root} was listed`));
     });
   }
 

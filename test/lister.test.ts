@@ -138,6 +138,17 @@ describe('listing threads', () => {
     }
   });
 
+  test('a thread that ends before its tree is listed fails the walk waiting on it, instead of leaving it waiting', async () => {
+    const root = bigTree();
+    const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
+    await take(lister, '');
+    // Held to 8 entries ahead, the thread has not listed d79 when it ends.
+    await (lister as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await new Promise((resolve) => setImmediate(resolve)); // its exit event
+    await assert.rejects(async () => lister.list('d79'), /listing thread ended \(status \d+\) before .* was listed/);
+    await lister.close();
+  });
+
   test('close() ends a thread that waits for room', async () => {
     const root = bigTree();
     const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
