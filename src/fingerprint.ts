@@ -94,8 +94,8 @@ export const distrustCache: CacheLookup = () => undefined;
 /** Perf: 1 MiB reads; large enough that syscalls don't dominate, small enough to stay in cache. */
 export const CHUNK_SIZE = 1 << 20;
 
-/** Reads a whole file and returns its MD5 (hex). `onChunk` lets the caller yield or stop. */
-export async function hashFile(io: Io, absPath: string, buffer: Buffer, onChunk?: () => Promise<void>): Promise<string> {
+/** Reads a whole file and returns its MD5 (hex). `onChunk` gets each chunk's size, and lets the caller yield or stop. */
+export async function hashFile(io: Io, absPath: string, buffer: Buffer, onChunk?: (bytes: number) => Promise<void>): Promise<string> {
   const hash = createHash('md5');
   const fd = io.openRead(absPath);
   try {
@@ -103,7 +103,7 @@ export async function hashFile(io: Io, absPath: string, buffer: Buffer, onChunk?
       const n = io.read(fd, buffer, null);
       if (n === 0) break;
       hash.update(n === buffer.length ? buffer : buffer.subarray(0, n));
-      if (onChunk) await onChunk();
+      if (onChunk) await onChunk(n);
     }
   } finally {
     io.close(fd);

@@ -341,29 +341,35 @@ class Pass {
 
   /** Reads the files the cache could not vouch for, turning every `file` change into `update` or `meta`. */
   private async settle(changes: Change[]): Promise<Change[]> {
-    const pooled = this.o.threads ? await this.hashInPool(changes) : undefined;
-    const settled: Change[] = [];
-    for (const change of changes) {
-      if (change.type !== 'file') {
-        settled.push(change);
-        continue;
+    const reads = this.filesToRead(changes);
+    const count = reads.jobs.length;
+    const worthThreads = count > 0 && (count >= (this.o.hashThreadsFrom ?? HASH_THREADS_FROM) || (count > 1 && reads.bytes >= HASH_THREADS_FROM_BYTES));
+    const pooled = this.o.threads && worthThreads ? await this.hashInPool(reads) : undefined;
+    const here = pooled === undefined && count > 0;
+    if (here) this.progress.begin('hashing', () => ({ files: this.readFiles, bytes: this.readBytes, totalFiles: count, totalBytes: reads.bytes }));
+    try {
+      const settled: Change[] = [];
+      for (const change of changes) {
+        if (change.type !== 'file') {
+          settled.push(change);
+          continue;
+        }
+        if (this.interrupted) continue;
+        const readAtMs = pooled?.readAtMs ?? Date.now();
+        const sourceMd5 = change.sourceMd5 ?? (await this.hash('source', change.relPath, change.source, pooled?.results.get(change)?.[0]));
+        if (sourceMd5 === undefined) continue;
+        const replicaMd5 = change.replicaMd5 ?? (await this.hash('replica', change.relPath, change.replica, pooled?.results.get(change)?.[1]));
+        if (replicaMd5 === undefined) continue;
+        settled.push(settleFile(change, sourceMd5, replicaMd5, readAtMs));
       }
-      if (this.interrupted) continue;
-      const readAtMs = pooled?.readAtMs ?? Date.now();
-      const sourceMd5 = change.sourceMd5 ?? (await this.hash('source', change.relPath, change.source, pooled?.results.get(change)?.[0]));
-      if (sourceMd5 === undefined) continue;
-      const replicaMd5 = change.replicaMd5 ?? (await this.hash('replica', change.relPath, change.replica, pooled?.results.get(change)?.[1]));
-      if (replicaMd5 === undefined) continue;
-      settled.push(settleFile(change, sourceMd5, replicaMd5, readAtMs));
+      return settled;
+    } finally {
+      if (here) this.progress.end();
     }
-    return settled;
   }
 
-  /**
-   * Reads every file the cache could not vouch for on the hashing threads, when there are enough
-   * of them to be worth it. Results are checked (fingerprint unchanged) by `hash` as usual.
-   */
-  private async hashInPool(changes: Change[]): Promise<{ readAtMs: number; results: Map<Change, [HashResult?, HashResult?]> } | undefined> {
+  /** The files `settle` must read: each side of a `file` change the cache cannot vouch for. */
+  private filesToRead(changes: Change[]): FilesToRead {
     const jobs: HashJob[] = [];
     const owners: [Change, 0 | 1][] = [];
     let bytes = 0;
@@ -380,8 +386,14 @@ class Pass {
         bytes += change.replica.size;
       }
     }
-    const enough = jobs.length >= (this.o.hashThreadsFrom ?? HASH_THREADS_FROM) || (jobs.length > 1 && bytes >= HASH_THREADS_FROM_BYTES);
-    if (!enough) return undefined;
+    return { jobs, owners, bytes };
+  }
+
+  /**
+   * Reads the files `settle` must read on the hashing threads (when there are enough to be worth
+   * it). Results are checked (fingerprint unchanged) by `hash` as usual.
+   */
+  private async hashInPool({ jobs, owners, bytes }: FilesToRead): Promise<{ readAtMs: number; results: Map<Change, [HashResult?, HashResult?]> }> {
     const readAtMs = Date.now();
     const threads = this.o.hashThreads ?? DEFAULT_HASH_THREADS;
     this.o.log.debug(`${jobs.length} files to read: on ${threads} hashing threads`);
@@ -417,9 +429,14 @@ class Pass {
         const [size, mtimeS, mtimeN, ctimeS, ctimeN, ino] = pooled.fp;
         unchanged = sameFingerprint(entry, { ...entry, size, mtimeS, mtimeN, ctimeS, ctimeN, ino });
       } else {
-        md5 = await hashFile(this.o.io, abs, this.buffer, async () => {
-          if (await this.tick()) throw new Interrupted();
-        });
+        try {
+          md5 = await hashFile(this.o.io, abs, this.buffer, async (bytes) => {
+            this.readBytes += bytes;
+            if (await this.tick()) throw new Interrupted();
+          });
+        } finally {
+          this.readFiles++;
+        }
         unchanged = sameFingerprint(toEntry(entry.name, this.o.io.lstat(abs)), entry);
       }
       if (!unchanged) {
@@ -779,6 +796,9 @@ class Pass {
   /** The batch being flushed while the next one is written. */
   private flushing: FlushingBatch | undefined;
   private batchBytes = 0;
+  /** For the progress line: files `hash` read here, and their bytes. */
+  private readFiles = 0;
+  private readBytes = 0;
   /** For the progress line: copies written so far, and their bytes. */
   private copiesWritten = 0;
   private bytesWritten = 0;
@@ -845,6 +865,14 @@ class Pass {
       this.error(`writing manifest ${this.manifest.path}: ${describe(error)} (the next pass re-reads what it could not record)`);
     }
   }
+}
+
+/** The files a pass must read before it can decide (see `Pass.filesToRead`): one job per side read. */
+interface FilesToRead {
+  jobs: HashJob[];
+  /** Per job, its change and side (0 source, 1 replica). */
+  owners: [Change, 0 | 1][];
+  bytes: number;
 }
 
 /** A copy's first half done (`pending`), or how it failed. Never a rejected promise: it may wait unawaited. */
