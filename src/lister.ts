@@ -17,6 +17,19 @@ import { listDir, type Listing } from './scan.js';
 import { startThread } from './threads.js';
 import type { Entry, Kind } from './types.js';
 
+/**
+ * Perf: the first buffer detached in a thread (here: a batch's numbers, sent by a listing thread,
+ * discarded by the walk) tells V8 that typed arrays can now be detached, and it throws away every
+ * optimized function that assumed they could not: in a no-change pass that was ~20 of the walk's
+ * and the manifest's hottest, compiled again a moment later. One tiny buffer detached as this
+ * module loads (in the main thread and in each listing thread, which both import it), before
+ * anything is optimized, spares that: 0.79 s against 0.80 s at 100k (medians of 11), 20 ms of CPU.
+ */
+{
+  const buffer = new ArrayBuffer(8);
+  structuredClone(buffer, { transfer: [buffer] });
+}
+
 export interface Lister {
   /** The listing of `relDir` (`''` = the root). Throws (or rejects) like readdir did. */
   list(relDir: string): FolderListing | Promise<FolderListing>;

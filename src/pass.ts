@@ -35,7 +35,7 @@ import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprin
 import type { Io } from './io.js';
 import { CopyPool } from './copy-pool.js';
 import { DEFAULT_HASH_THREADS, HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
-import { InlineLister, ThreadLister } from './lister.js';
+import { InlineLister, ThreadLister, type Lister } from './lister.js';
 import type { Reporter } from './log.js';
 import { formatBytes } from './units.js';
 import type { Manifest } from './manifest.js';
@@ -74,6 +74,12 @@ export interface PassOptions {
    * thread hashes them. Without it, listing, hashing and copying run inline through `io`.
    */
   threads?: { excludes: string[]; own: OwnPath[] };
+  /**
+   * Listing threads already started on `source` and `replica` with `threads`' lists (the CLI's
+   * first pass starts them before the rest of its set-up: `startListing`). Taken instead of new
+   * ones, and closed by the pass whatever happens.
+   */
+  listers?: { source: Lister; replica: Lister };
   /** A live progress line (a terminal's); none by default. */
   progress?: Progress;
   /** Set: delete nothing this pass, for this reason (logged as an error, exit 1). */
@@ -194,18 +200,26 @@ class Pass {
     let refusedDeletes = false;
 
     const roots = this.statRoots();
-    if (roots === undefined) this.manifest = await o.manifest;
+    if (roots === undefined) {
+      await Promise.all([o.listers?.source.close(), o.listers?.replica.close()]);
+      this.manifest = await o.manifest;
+    }
     if (roots !== undefined) {
       const changes: Change[] = [];
       const temps: string[] = [];
       let plan: Plan;
-      const [sourceLister, replicaLister] = o.threads
-        ? [
-            new ThreadLister({ root: o.source, ...o.threads }),
-            new ThreadLister({ root: o.replica, ...o.threads }),
-          ]
-        : [new InlineLister(o.io, o.source), new InlineLister(o.io, o.replica)];
-      this.manifest = await o.manifest;
+      const [sourceLister, replicaLister] = o.listers
+        ? [o.listers.source, o.listers.replica]
+        : o.threads
+          ? [new ThreadLister({ root: o.source, ...o.threads }), new ThreadLister({ root: o.replica, ...o.threads })]
+          : [new InlineLister(o.io, o.source), new InlineLister(o.io, o.replica)];
+      try {
+        this.manifest = await o.manifest;
+      } catch (error) {
+        // A listing thread left running would keep the process alive.
+        await Promise.all([sourceLister.close(), replicaLister.close()]);
+        throw error;
+      }
       this.manifestSizeAtStart = this.manifest.size;
       this.manifest.beginPass();
       const walker = new Walker({

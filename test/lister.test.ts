@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { entryAt, FILE, type FolderListing, kindAt, prestartListers, spareListers, ThreadLister } from '../src/lister.js';
-import { tempDir } from './helpers/tree.js';
+import { mirrorDiff, setup, sync, tempDir } from './helpers/tree.js';
 
 /** 80 folders of 200 files: 16,080 entries, several batches (4,096 each), so the thread can be held back. */
 function bigTree(): string {
@@ -155,5 +155,61 @@ describe('listing threads', () => {
     await take(lister, '');
     await new Promise((resolve) => setTimeout(resolve, 200)); // the thread fills its room and waits
     await lister.close();
+  });
+});
+
+describe('listing threads started before the pass (the CLI starts its first pass\'s early)', () => {
+  /** Real threads on the setup's trees, with their list and close calls counted. */
+  function started(s: { source: string; replica: string }) {
+    const calls = { listed: 0, closed: 0 };
+    const wrap = (root: string): ThreadLister => {
+      const lister = new ThreadLister({ root, excludes: [], own: [] });
+      const list = lister.list.bind(lister);
+      const close = lister.close.bind(lister);
+      lister.list = (relDir) => {
+        calls.listed++;
+        return list(relDir);
+      };
+      lister.close = () => {
+        calls.closed++;
+        return close();
+      };
+      return lister;
+    };
+    return { calls, listers: { source: wrap(s.source), replica: wrap(s.replica) } };
+  }
+
+  test('are the ones the pass lists with, and it closes them', async () => {
+    const s = setup({ 'a.txt': 'alpha', 'd/b.txt': 'beta' });
+    fs.mkdirSync(s.replica);
+    fs.writeFileSync(path.join(s.replica, 'stale.txt'), 'old');
+    const { calls, listers } = started(s);
+    const result = await sync(s, { listers });
+    assert.equal(result.exitStatus, 0);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    assert.equal(fs.readFileSync(path.join(s.replica, 'd/b.txt'), 'utf8'), 'beta');
+    assert.equal(fs.existsSync(path.join(s.replica, 'stale.txt')), false);
+    assert.equal(calls.listed, 3, "the two roots and the source's d, listed through them");
+    assert.equal(calls.closed, 2);
+  });
+
+  test('are closed when the pass cannot start (the source is gone), so they cannot keep the process alive', async () => {
+    const s = setup({ 'a.txt': 'alpha' });
+    fs.mkdirSync(s.replica);
+    const { calls, listers } = started(s);
+    fs.rmSync(s.source, { recursive: true });
+    const result = await sync(s, { listers });
+    assert.equal(result.exitStatus, 1);
+    assert.match(s.log.errors.join('\n'), /reading source .*nothing done/);
+    assert.equal(calls.listed, 0);
+    assert.equal(calls.closed, 2);
+  });
+
+  test('are closed when the manifest cannot be loaded', async () => {
+    const s = setup({ 'a.txt': 'alpha' });
+    fs.mkdirSync(s.replica);
+    const { calls, listers } = started(s);
+    await assert.rejects(sync(s, { listers, manifest: Promise.reject(new Error('manifest unreadable')) }), /manifest unreadable/);
+    assert.equal(calls.closed, 2);
   });
 });
