@@ -277,15 +277,18 @@ async function run(config: Config, io: Io): Promise<number> {
     process.stderr.write(`folder-sync: ${describe(error)}\n`);
     return EXIT_USAGE;
   }
-  // The first pass's selection is also what the watcher starts with (the ignore file read once).
-  let selection: ReturnType<typeof passExclude>;
+  let early: ReturnType<typeof passExclude> | undefined;
   let listers: PassListers | undefined;
   let progress: TerminalProgress | undefined;
   let log: Logger;
   try {
-    selection = passExclude(config);
     // Perf: the first pass's trees are listed from here on, while the logger loads (`startListing`).
-    if (io === nodeIo) listers = startListing(config, selection.patterns);
+    // Not under --watch: a folder changed after its listing and before the watcher starts would
+    // wait for the interval.
+    if (io === nodeIo && !(config.watch && !config.once)) {
+      early = passExclude(config);
+      listers = startListing(config, early.patterns);
+    }
     progress = config.progress && !config.quiet && process.stderr.isTTY ? new TerminalProgress(process.stderr) : undefined;
     log = createLogger({
       logFile: config.logFile,
@@ -320,6 +323,8 @@ async function run(config: Config, io: Io): Promise<number> {
         `${config.dryRun ? ' (dry run)' : ''}; manifest ${config.manifestPath}`,
     );
     if (config.watch && config.once) log.warn('--watch has no effect with --once: one pass is run, then folder-sync exits');
+    // The first pass's selection is also what the watcher starts with (the ignore file read once).
+    let selection = early ?? passExclude(config);
     if (config.watch && !config.once) {
       watcher = new SourceWatcher({
         root: config.source,

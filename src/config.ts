@@ -272,7 +272,15 @@ export function passPatterns(config: Pick<Config, 'source' | 'excludes'>): { pat
 /** `passPatterns` with the pass's matcher built from them (the configuration's own when no ignore file). */
 export function passExclude(config: Config): { patterns: string[]; problem?: string; exclude: ExcludeMatcher } {
   const { patterns, problem } = passPatterns(config);
-  return { patterns, problem, exclude: patterns === config.excludes ? config.exclude : buildExclude(patterns, config.ownRelPaths) };
+  if (patterns === config.excludes) return { patterns, problem, exclude: config.exclude };
+  try {
+    return { patterns, problem, exclude: buildExclude(patterns, config.ownRelPaths) };
+  } catch (error) {
+    // A pattern micromatch refuses (one over 64 KiB) is the ignore file's: treated like an
+    // unreadable one (the pass runs without it and deletes nothing), never the end of the run.
+    const file = path.join(config.source, IGNORE_FILE);
+    return { patterns: config.excludes, problem: `reading ${file}: ${describe(error)}`, exclude: config.exclude };
+  }
 }
 
 function checkSource(given: string): string {

@@ -158,7 +158,7 @@ export interface ListerStart extends ListerJob {
 }
 
 /** Listing threads started ahead of need (`prestartListers`), not yet given a tree. */
-const spares: Worker[] = [];
+const spares: { worker: Worker; drop: () => void }[] = [];
 
 /**
  * Starts `count` listing threads now, idle until a pass gives each its tree; `bin.ts` calls this
@@ -176,12 +176,12 @@ export function prestartListers(count: number): void {
     worker.unref();
     // One that fails before it is taken is dropped; the pass then starts its own.
     const drop = (): void => {
-      const at = spares.indexOf(worker);
+      const at = spares.findIndex((spare) => spare.worker === worker);
       if (at >= 0) spares.splice(at, 1);
     };
     worker.once('error', drop);
     worker.once('exit', drop);
-    spares.push(worker);
+    spares.push({ worker, drop });
   }
 }
 
@@ -192,8 +192,10 @@ export function spareListers(): number {
 
 /** A started idle thread if there is one, else a new one; given `start` and kept alive from now on. */
 function listingThread(start: ListerStart): Worker {
-  const worker = spares.shift() ?? startThread('lister-worker');
-  worker.removeAllListeners();
+  const spare = spares.shift();
+  // Only our own listeners come off (Node's own, which start the message port, stay).
+  spare?.worker.off('error', spare.drop).off('exit', spare.drop);
+  const worker = spare?.worker ?? startThread('lister-worker');
   worker.ref();
   worker.postMessage(start);
   return worker;
@@ -309,7 +311,8 @@ export class ThreadLister implements Lister {
     this.worker.on('error', (error) => this.fail(error));
     // Any end before 'done' is a failure, whatever its status: a waiting walk must not wait forever.
     this.worker.on('exit', (code) => {
-      if (!this.done) this.fail(new Error(`listing thread ended (status ${code}) before ${job.root} was listed`));
+      // (After a fatal report the thread ends with 0: that report is the reason kept.)
+      if (!this.done && this.failure === undefined) this.fail(new Error(`listing thread ended (status ${code}) before ${job.root} was listed`));
     });
   }
 

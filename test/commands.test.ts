@@ -413,6 +413,19 @@ describe('.folder-syncignore and --exclude-from', () => {
     assert.doesNotMatch(child.output(), /error:/);
   });
 
+  test('an ignore file micromatch cannot compile (a pattern over 64 KiB) is an error like an unreadable one: the rest is synced, nothing deleted', () => {
+    const w = world();
+    writeTree(w.source, { 'a.txt': 'alpha', '.folder-syncignore': `*.log\n${'x'.repeat(70_000)}\n` });
+    writeTree(w.replica, { 'stale.txt': 'not in the source' });
+    const r = sync(w);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /error: reading .*\.folder-syncignore: .*; nothing is deleted this pass/);
+    assert.doesNotMatch(r.stderr, /unexpected failure/);
+    assert.equal(fs.readFileSync(path.join(w.replica, 'a.txt'), 'utf8'), 'alpha');
+    assert.equal(fs.readFileSync(path.join(w.replica, 'stale.txt'), 'utf8'), 'not in the source');
+    assert.match(fs.readFileSync(w.log, 'utf8'), /\.folder-syncignore/);
+  });
+
   test('the order of precedence: .folder-syncignore, then --exclude-from, then --exclude; the last match wins', () => {
     const w = world();
     writeTree(w.source, {

@@ -149,6 +149,19 @@ describe('listing threads', () => {
     await lister.close();
   });
 
+  test('a thread that fails reports its own reason, not only that it ended', async () => {
+    const root = bigTree();
+    // micromatch refuses a pattern over 64 KiB: the thread's set-up throws, it reports and ends.
+    const lister = new ThreadLister({ root, excludes: ['x'.repeat(70_000)], own: [] });
+    try {
+      await assert.rejects(take(lister, ''), /exceeds maximum allowed length/);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // its exit, after the report
+      await assert.rejects(take(lister, 'd01'), /exceeds maximum allowed length/);
+    } finally {
+      await lister.close();
+    }
+  });
+
   test('close() ends a thread that waits for room', async () => {
     const root = bigTree();
     const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
