@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { cliEnv, exited, runCli, startCli, waitFor } from './helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { ROOT, cliEnv, exited, runCli, startCli, waitFor } from './helpers/cli.js';
 import { tempDir, writeTree } from './helpers/tree.js';
 
 function world() {
@@ -13,6 +15,8 @@ function world() {
   writeTree(source, { 'a.txt': 'alpha', 'deep/er/b.txt': 'beta' });
   return { base, source, replica, log: path.join(base, 'sync.log'), env: cliEnv(path.join(base, 'state')) };
 }
+
+const DIST_BIN = path.join(ROOT, 'dist', 'bin.js');
 
 const passes = (text: string): number => (text.match(/pass finished/g) ?? []).length;
 
@@ -41,6 +45,48 @@ describe('--watch', () => {
     assert.match(child.output(), /change in the source \(later(\/sub)?(\/[cd]\.txt)?\): passing now/);
 
     child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
+  });
+
+  // The built program: under tsx the listing threads boot too slowly for the race to show.
+  test('a file written as the watcher starts is in the first pass: its trees are listed only once the watcher is in place', { skip: !fs.existsSync(DIST_BIN) && 'needs `npm run build`' }, async () => {
+    const w = world();
+    fs.mkdirSync(w.replica); // (a replica to come would not be listed early anyway)
+    // Writes source/late.txt just before the first folder is watched: an event nobody can see.
+    const preload = path.join(w.base, 'late-write.mjs');
+    fs.writeFileSync(
+      preload,
+      `import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+const watch = fs.watch;
+let written = false;
+fs.watch = function (...args) {
+  if (!written) {
+    written = true;
+    fs.writeFileSync(${JSON.stringify(path.join(w.source, 'late.txt'))}, 'late');
+  }
+  return watch.apply(this, args);
+};
+syncBuiltinESMExports();
+`,
+    );
+    const child = spawn(process.execPath, ['--import', pathToFileURL(preload).href, DIST_BIN, w.source, w.replica, '10', w.log, '--watch', '--watch-delay', '0.3'], {
+      cwd: ROOT,
+      env: w.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    try {
+      await waitFor(() => out, (t) => passes(t) >= 1);
+      assert.ok(fs.existsSync(path.join(w.source, 'late.txt')), 'the preload wrote its file');
+      assert.match(out, /copied late\.txt \(new\)/);
+      assert.match(out, /pass finished: 3 copied/);
+      assert.equal(fs.readFileSync(path.join(w.replica, 'late.txt'), 'utf8'), 'late');
+    } finally {
+      child.kill('SIGTERM');
+    }
     assert.equal(await exited(child), 0);
   });
 
