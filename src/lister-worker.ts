@@ -75,7 +75,12 @@ function kindOfMode(mode: number): number {
  * listing in it (`ThreadLister.discard`).
  */
 const BATCH_ENTRIES = 4096;
-let batch: PackedListing[] = [];
+/**
+ * Emptied after each post, never replaced. Perf: a new `[]` is an array of small integers until
+ * its first push; the first push into it, after the first post, deoptimized \`listFolder\` (which
+ * had only seen arrays of objects there) and V8 compiled it once more in each thread.
+ */
+const batch: PackedListing[] = [];
 let batchEntries = 0;
 let numbers = new Float64Array(BATCH_ENTRIES * NUMS);
 /** Numbers of `numbers` used by the listings in `batch`. */
@@ -89,7 +94,7 @@ function flush(): void {
   numbers = new Float64Array(BATCH_ENTRIES * NUMS);
   used = 0;
   posted += batchEntries;
-  batch = [];
+  batch.length = 0; // (posting copied it)
   batchEntries = 0;
   const taken = job.taken;
   if (taken === undefined) return;
@@ -196,12 +201,15 @@ function listFolder(relDir: string): string[] {
   batch.push(new Listing(relDir, kept.join('\0'), nums.subarray(start, o), temps, undecodable));
   used = o;
   batchEntries += kept.length + 1;
-  if (batchEntries >= BATCH_ENTRIES) flush();
   return subdirs;
 }
 
 function walk(relDir: string): void {
-  for (const child of listFolder(relDir)) walk(child);
+  const subdirs = listFolder(relDir);
+  // Perf: here, not in `listFolder`, whose optimized code would be thrown away (and compiled
+  // again) at the first post: a call it had never seen made.
+  if (batchEntries >= BATCH_ENTRIES) flush();
+  for (const child of subdirs) walk(child);
 }
 
 parentPort!.once('message', (start: ListerStart) => {
