@@ -77,7 +77,7 @@ function kindOfMode(mode: number): number {
 const BATCH_ENTRIES = 4096;
 /**
  * Emptied after each post, never replaced. Perf: a new `[]` is an array of small integers until
- * its first push; the first push into it, after the first post, deoptimized \`listFolder\` (which
+ * its first push; the first push into it, after the first post, deoptimized `listFolder` (which
  * had only seen arrays of objects there) and V8 compiled it once more in each thread.
  */
 const batch: PackedListing[] = [];
