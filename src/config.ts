@@ -258,7 +258,7 @@ function readExcludeFrom(file: string): string[] {
  * must hold this pass's deletes.
  */
 export function passPatterns(config: Pick<Config, 'source' | 'excludes'>): { patterns: string[]; problem?: string } {
-  const file = path.join(config.source, IGNORE_FILE);
+  const file = ignoreFile(config.source);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -267,6 +267,10 @@ export function passPatterns(config: Pick<Config, 'source' | 'excludes'>): { pat
     return { patterns: config.excludes, problem: `reading ${file}: ${describe(error)}` };
   }
   return { patterns: [...readPatternFile(text), ...config.excludes] };
+}
+
+function ignoreFile(source: string): string {
+  return path.join(source, IGNORE_FILE);
 }
 
 /** `passPatterns` with the pass's matcher built from them (the configuration's own when no ignore file). */
@@ -278,8 +282,7 @@ export function passExclude(config: Config): { patterns: string[]; problem?: str
   } catch (error) {
     // A pattern micromatch refuses (one over 64 KiB) is the ignore file's: treated like an
     // unreadable one (the pass runs without it and deletes nothing), never the end of the run.
-    const file = path.join(config.source, IGNORE_FILE);
-    return { patterns: config.excludes, problem: `reading ${file}: ${describe(error)}`, exclude: config.exclude };
+    return { patterns: config.excludes, problem: `reading ${ignoreFile(config.source)}: ${describe(error)}`, exclude: config.exclude };
   }
 }
 

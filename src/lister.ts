@@ -157,6 +157,28 @@ export interface ListerStart extends ListerJob {
   taken?: Int32Array;
 }
 
+/** The two trees' listers of a pass. */
+export interface Listers {
+  source: Lister;
+  replica: Lister;
+}
+
+/** A listing thread on each tree, compiling the same exclude lists. */
+export function threadListers(source: string, replica: string, lists: { excludes: string[]; own: OwnPath[] }): Listers {
+  const sourceLister = new ThreadLister({ root: source, ...lists });
+  try {
+    return { source: sourceLister, replica: new ThreadLister({ root: replica, ...lists }) };
+  } catch (error) {
+    void sourceLister.close();
+    throw error;
+  }
+}
+
+/** Stops both (a listing thread left running would keep the process alive). */
+export async function closeListers(listers: Listers | undefined): Promise<void> {
+  await Promise.all([listers?.source.close(), listers?.replica.close()]);
+}
+
 /** Listing threads started ahead of need (`prestartListers`), not yet given a tree. */
 const spares: { worker: Worker; drop: () => void }[] = [];
 

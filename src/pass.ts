@@ -35,7 +35,7 @@ import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprin
 import type { Io } from './io.js';
 import { CopyPool } from './copy-pool.js';
 import { DEFAULT_HASH_THREADS, HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
-import { InlineLister, ThreadLister, type Lister } from './lister.js';
+import { InlineLister, closeListers, threadListers, type Listers } from './lister.js';
 import type { Reporter } from './log.js';
 import { formatBytes } from './units.js';
 import type { Manifest } from './manifest.js';
@@ -79,7 +79,7 @@ export interface PassOptions {
    * first pass starts them before the rest of its set-up: `startListing`). Taken instead of new
    * ones, and closed by the pass whatever happens.
    */
-  listers?: { source: Lister; replica: Lister };
+  listers?: Listers;
   /** A live progress line (a terminal's); none by default. */
   progress?: Progress;
   /** Set: delete nothing this pass, for this reason (logged as an error, exit 1). */
@@ -201,51 +201,44 @@ class Pass {
 
     const roots = this.statRoots();
     if (roots === undefined) {
-      await Promise.all([o.listers?.source.close(), o.listers?.replica.close()]);
+      await closeListers(o.listers);
       this.manifest = await o.manifest;
     }
     if (roots !== undefined) {
       const changes: Change[] = [];
       const temps: string[] = [];
       let plan: Plan;
-      const [sourceLister, replicaLister] = o.listers
-        ? [o.listers.source, o.listers.replica]
-        : o.threads
-          ? [new ThreadLister({ root: o.source, ...o.threads }), new ThreadLister({ root: o.replica, ...o.threads })]
-          : [new InlineLister(o.io, o.source), new InlineLister(o.io, o.replica)];
+      const listers =
+        o.listers ??
+        (o.threads ? threadListers(o.source, o.replica, o.threads) : { source: new InlineLister(o.io, o.source), replica: new InlineLister(o.io, o.replica) });
+      let walker: Walker;
+      let walk: Awaited<ReturnType<Walker['run']>>;
       try {
         this.manifest = await o.manifest;
-      } catch (error) {
-        // A listing thread left running would keep the process alive.
-        await Promise.all([sourceLister.close(), replicaLister.close()]);
-        throw error;
-      }
-      this.manifestSizeAtStart = this.manifest.size;
-      this.manifest.beginPass();
-      const walker = new Walker({
-        io: o.io,
-        sourceLister,
-        replicaLister,
-        sourceRoot: o.source,
-        replicaRoot: o.replica,
-        exclude: o.exclude,
-        seen: (relPath) => this.manifest.markSeen(relPath),
-        records: (relDir) => this.manifest.getIn(relDir),
-        lookup: o.checksum ? distrustCache : trustCache,
-        onChange: (change) => changes.push(change),
-        onTemp: (absPath) => temps.push(absPath),
-        warn: (message) => this.warn(message),
-        error: (message) => this.error(message),
-        tick: () => this.tick(),
-        onSourceDir: o.onSourceDir,
-      });
-      let walk: Awaited<ReturnType<Walker['run']>>;
-      this.progress.begin('scanning', () => ({ files: walker.listed, bytes: 0 }));
-      try {
+        this.manifestSizeAtStart = this.manifest.size;
+        this.manifest.beginPass();
+        walker = new Walker({
+          io: o.io,
+          sourceLister: listers.source,
+          replicaLister: listers.replica,
+          sourceRoot: o.source,
+          replicaRoot: o.replica,
+          exclude: o.exclude,
+          seen: (relPath) => this.manifest.markSeen(relPath),
+          records: (relDir) => this.manifest.getIn(relDir),
+          lookup: o.checksum ? distrustCache : trustCache,
+          onChange: (change) => changes.push(change),
+          onTemp: (absPath) => temps.push(absPath),
+          warn: (message) => this.warn(message),
+          error: (message) => this.error(message),
+          tick: () => this.tick(),
+          onSourceDir: o.onSourceDir,
+        });
+        this.progress.begin('scanning', () => ({ files: walker.listed, bytes: 0 }));
         walk = await walker.run(roots.source, roots.replica);
       } finally {
         this.progress.end();
-        await Promise.all([sourceLister.close(), replicaLister.close()]);
+        await closeListers(listers); // whatever happened, even the manifest failing to load
       }
       o.log.debug(`walk: ${walker.listed} entries listed in ${Date.now() - this.started} ms, ${changes.length} to look at`);
 

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { ROOT, cliEnv, exited, runCli, startCli, waitFor } from './helpers/cli.js';
 import { tempDir, writeTree } from './helpers/tree.js';
@@ -70,19 +69,12 @@ fs.watch = function (...args) {
 syncBuiltinESMExports();
 `,
     );
-    const child = spawn(process.execPath, ['--import', pathToFileURL(preload).href, DIST_BIN, w.source, w.replica, '10', w.log, '--watch', '--watch-delay', '0.3'], {
-      cwd: ROOT,
-      env: w.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
+    const child = startCli([w.source, w.replica, '10', w.log, '--watch', '--watch-delay', '0.3'], w.env, ['--import', pathToFileURL(preload).href, DIST_BIN]);
     try {
-      await waitFor(() => out, (t) => passes(t) >= 1);
+      await waitFor(child.output, (t) => passes(t) >= 1);
       assert.ok(fs.existsSync(path.join(w.source, 'late.txt')), 'the preload wrote its file');
-      assert.match(out, /copied late\.txt \(new\)/);
-      assert.match(out, /pass finished: 3 copied/);
+      assert.match(child.output(), /copied late\.txt \(new\)/);
+      assert.match(child.output(), /pass finished: 3 copied/);
       assert.equal(fs.readFileSync(path.join(w.replica, 'late.txt'), 'utf8'), 'late');
     } finally {
       child.kill('SIGTERM');

@@ -30,8 +30,9 @@ after(() => {
   for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
-export function startCli(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** The CLI started in the background; `program` is node's arguments before the CLI's (the sources through tsx by default). */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = process.env, program: string[] = ['--import', 'tsx', BIN]): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, [...program, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
