@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { buildExclude } from './filter.js';
 import { isVanished } from './errors.js';
-import { AHEAD, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerStart, type PackedListing } from './lister.js';
+import { AHEAD, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './lister.js';
 import { byName, isTempName, joinRel, splitNs } from './scan.js';
 
 let job: ListerStart;
@@ -69,32 +69,47 @@ function kindOfMode(mode: number): number {
 }
 
 /**
- * Perf: post in batches of about this many entries (one message per folder costs more). A batch's
- * listings hold their numbers in one buffer (`numbers`, transferred whole): one allocation and one
- * transfer per batch, not per folder; the main thread frees it when the walk is done with every
- * listing in it (`ThreadLister.discard`).
+ * Perf: post in batches of about this many entries (one message per folder costs more). A batch
+ * holds its listings' numbers in one buffer (`numbers`) and their folders' and entries' names,
+ * UTF-8, in another (`text`), both transferred whole: one allocation and one transfer per batch,
+ * not per folder, and nothing for the main thread's garbage collector until the walk reads a
+ * folder (see `Batch` in `lister.ts`). The main thread frees both when the walk is done with every
+ * listing in them (`ThreadLister.discard`).
  */
 const BATCH_ENTRIES = 4096;
-/**
- * Emptied after each post, never replaced. Perf: a new `[]` is an array of small integers until
- * its first push; the first push into it, after the first post, deoptimized `listFolder` (which
- * had only seen arrays of objects there) and V8 compiled it once more in each thread.
- */
-const batch: PackedListing[] = [];
-let batchEntries = 0;
+/** Room for a batch's names to begin with (grown for a folder that needs more). */
+const TEXT_BYTES = 1 << 17;
 let numbers = new Float64Array(BATCH_ENTRIES * NUMS);
-/** Numbers of `numbers` used by the listings in `batch`. */
+/** Numbers of `numbers` used by the batch's listings. */
 let used = 0;
+let text = Buffer.allocUnsafeSlow(TEXT_BYTES);
+/** Bytes of `text` used by the batch's listings. */
+let textUsed = 0;
+/**
+ * Per folder of the batch, where its parts end: its path and its names in `text`, its numbers in
+ * `numbers` (each begins where the folder before it ends). Emptied after each post, never replaced:
+ * a new `[]` is an array of small integers until its first push, and that push deoptimized the
+ * function doing it (as it did `listFolder`, when the batch was an array of objects replaced after
+ * each post).
+ */
+const ends: number[] = [];
+/** The batch's folders with temporary files, undecodable names, or an error (rare). */
+const extras: ListingExtra[] = [];
+let batchEntries = 0;
 /** Entries posted so far (compared with what the walk took: see `MAX_AHEAD`). */
 let posted = 0;
 
 function flush(): void {
-  if (batch.length === 0) return;
-  parentPort!.postMessage(batch, [numbers.buffer as ArrayBuffer]);
+  if (ends.length === 0) return;
+  const batch: PackedBatch = { text: text.subarray(0, textUsed), nums: numbers.subarray(0, used), ends: Int32Array.from(ends), extras };
+  parentPort!.postMessage(batch, [text.buffer as ArrayBuffer, numbers.buffer as ArrayBuffer]);
   numbers = new Float64Array(BATCH_ENTRIES * NUMS);
   used = 0;
+  text = Buffer.allocUnsafeSlow(TEXT_BYTES);
+  textUsed = 0;
   posted += batchEntries;
-  batch.length = 0; // (posting copied it)
+  ends.length = 0; // (posting copied them)
+  extras.length = 0;
   batchEntries = 0;
   const taken = job.taken;
   if (taken === undefined) return;
@@ -106,17 +121,32 @@ function flush(): void {
 }
 
 /**
- * A folder's listing, waiting in `batch` to be posted (the main thread gets a plain object).
- * Perf: made by a class, not an object literal, as are `temps` and `undecodable` (`NONE` unless
- * there are some): literals that outlive a young-generation collection teach V8 to allocate the
- * next ones in the old generation (pretenuring), where each became garbage. On the 1M-file pass
- * the peak was ~35 MB above a run with pretenuring off; now it is about the same.
+ * Adds a folder to the batch: its path and names (joined by NUL) to `text`; its numbers, already
+ * in `numbers`, end at `numsEnd`.
  */
-class Listing implements PackedListing {
+function addFolder(relDir: string, joined: string, numsEnd: number): void {
+  // At most 3 bytes of UTF-8 per UTF-16 code unit.
+  const room = 3 * (relDir.length + joined.length);
+  if (textUsed + room > text.length) {
+    const bigger = Buffer.allocUnsafeSlow(Math.max(2 * text.length, textUsed + room));
+    text.copy(bigger, 0, 0, textUsed);
+    text = bigger;
+  }
+  textUsed += text.write(relDir, textUsed);
+  ends.push(textUsed);
+  textUsed += text.write(joined, textUsed);
+  ends.push(textUsed, numsEnd);
+  used = numsEnd;
+}
+
+/**
+ * The folder being added has temporary files, undecodable names, or could not be read. Perf: made
+ * by a class, not an object literal: literals that outlive a young-generation collection teach V8
+ * to allocate the next ones in the old generation (pretenuring), where each becomes garbage.
+ */
+class Extra implements ListingExtra {
   constructor(
-    readonly dir: string,
-    readonly names: string,
-    readonly nums: Float64Array,
+    readonly at: number,
     readonly temps: string[],
     readonly undecodable: string[],
     readonly error?: { code?: string; message: string },
@@ -125,9 +155,11 @@ class Listing implements PackedListing {
 const NONE: string[] = [];
 
 /** A folder that could not be listed, as the main thread's walk reports it. */
-function unreadable(relDir: string, error: unknown): PackedListing {
+function unreadable(relDir: string, error: unknown): void {
   const e = error as NodeJS.ErrnoException;
-  return new Listing(relDir, '', numbers.subarray(used, used), NONE, NONE, { code: e.code, message: e.message });
+  extras.push(new Extra(ends.length / 3, NONE, NONE, { code: e.code, message: e.message }));
+  addFolder(relDir, '', used);
+  batchEntries++;
 }
 
 /** Room in `numbers` for `count` more numbers (the batch so far is posted first if need be). */
@@ -144,8 +176,7 @@ function listFolder(relDir: string): string[] {
   try {
     names = fs.readdirSync(abs);
   } catch (error) {
-    batch.push(unreadable(relDir, error));
-    batchEntries++;
+    unreadable(relDir, error);
     return [];
   }
   names.sort(byName);
@@ -169,8 +200,7 @@ function listFolder(relDir: string): string[] {
     } catch (error) {
       if (!isVanished(error)) {
         // An lstat failure other than "gone" makes the whole folder unreadable, as inline.
-        batch.push(unreadable(relDir, error));
-        batchEntries++;
+        unreadable(relDir, error);
         return [];
       }
       // Gone since readdir: left out. A name that is not UTF-8 cannot be lstat'ed by name at all.
@@ -198,8 +228,8 @@ function listFolder(relDir: string): string[] {
       if (!exclude(childRel, true)) subdirs.push(childRel);
     }
   }
-  batch.push(new Listing(relDir, kept.join('\0'), nums.subarray(start, o), temps, undecodable));
-  used = o;
+  if (temps !== NONE || undecodable !== NONE) extras.push(new Extra(ends.length / 3, temps, undecodable));
+  addFolder(relDir, kept.join('\0'), o);
   batchEntries += kept.length + 1;
   return subdirs;
 }

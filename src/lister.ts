@@ -231,31 +231,38 @@ function listingThread(start: ListerStart): Worker {
  */
 export const MAX_AHEAD = 1 << 19;
 /**
- * The lead once the walk has begun. Perf: a listing that waits in `ready` for two young-generation
- * collections is promoted to the old one, where it becomes garbage that only a full collection
- * frees. On the 1M-file pass the walk fell ~100k entries behind (half a second), so most listings
- * were promoted: the heap grew by ~45 MB, and by over 100 MB in one run of five. A short queue
- * lets them die young; the threads still list while the walk compares.
+ * The lead once the walk has begun. Perf: listings wait outside the heap (see `Batch`), so the
+ * lead no longer decides what is promoted (as it did when waiting listings were objects: a 32k
+ * lead instead of ~100k kept ~45 MB of them out of the old generation); it bounds the memory
+ * they hold, ~3 MB a side. The full 512k measured the same on the 1M-file pass (5.31 s against
+ * 5.39 s, medians of 5, within noise).
  */
 export const WALK_AHEAD = 1 << 15;
 /** See `ThreadLister.credit`. */
 const WAKE_EVERY = 4096;
-/** Batch buffers detached at once (~320 KB each; one `structuredClone` costs more than a detach). */
+/** Batches whose buffers are detached at once (~450 KB each; one `structuredClone` costs more than a detach). */
 const DETACH_AT_ONCE = 8;
 /** Slots of the shared `Int32Array`: entries the walk has taken (or let go of), and the lead allowed. */
 export const TAKEN = 0;
 export const AHEAD = 1;
 
-/** What the worker counts as one listing's entries: its names, plus the folder itself. */
-export function entriesOf(packed: PackedListing): number {
-  return packed.nums.length / NUMS + 1;
+/**
+ * A batch of folder listings as a listing thread posts it (see `lister-worker.ts`): their numbers
+ * (`NUMS` per entry) in `nums`, their folders' paths and entries' names (UTF-8, a folder's names
+ * joined by NUL) in `text`, and per folder where each part ends (`ends`: the path's and the names'
+ * end in `text`, the numbers' end in `nums`; each part begins where the folder before ends).
+ */
+export interface PackedBatch {
+  text: Uint8Array;
+  nums: Float64Array;
+  ends: Int32Array;
+  /** The few folders with temporary files, undecodable names, or that could not be read. */
+  extras: ListingExtra[];
 }
 
-/** One folder as the worker sends it (names joined by NUL, `NUMS` numbers per entry). */
-export interface PackedListing {
-  dir: string;
-  names: string;
-  nums: Float64Array;
+export interface ListingExtra {
+  /** The folder's index in its batch. */
+  at: number;
   temps: string[];
   undecodable: string[];
   error?: { code?: string; message: string };
@@ -264,31 +271,104 @@ export interface PackedListing {
 /** Numbers per entry: kind, size, mode, mtime s/ns, ctime s/ns, atime s/ns, inode. */
 export const NUMS = 10;
 export const KINDS: Kind[] = ['file', 'dir', 'symlink', 'special'];
+const NONE: string[] = [];
 
-export function unpack(packed: PackedListing): FolderListing {
-  const names = packed.names === '' ? [] : packed.names.split('\0');
-  return { names, nums: packed.nums, temps: packed.temps, undecodable: packed.undecodable };
+/**
+ * A posted batch on the main thread: read one folder at a time, as the walk takes it.
+ *
+ * Perf: the 1M-file no-change pass peaked at 384–448 MiB in about one run in three (300–345 MiB
+ * otherwise): the main thread's heap grew through the walk to ~140 MB of garbage in the old
+ * generation, freed only by a full collection. Two things put listings there:
+ * - A batch arrived as an object per folder, with its names in one string, all made as the
+ *   message came and kept in a map until the walk took them: over half of them lived through two
+ *   young-generation collections and were promoted, with the map's hash tables (~70 MB, sampling
+ *   heap profiler). Now a batch stays in its two buffers, outside the heap, until the walk reaches
+ *   a folder; the strings made then die young.
+ * - The listings discarded were remembered in a `WeakSet`. In the runs that went wrong, each
+ *   young-generation collection from some point on kept ~4 MB of listings alive and promoted
+ *   them at the next (`--trace-gc-nvp`: `new_space_survived`), as if the set held them; with the
+ *   new batches but that set, still one run in three. A listing now carries its batch until
+ *   discarded (`ThreadListing`), and nothing holds it weakly.
+ * Together: 26 runs of 270–311 MiB, no collection in the walk keeping anything; 5.23 s against
+ * 5.49 s (medians of 5, alternating with the code before).
+ */
+class Batch {
+  readonly text: Buffer;
+  /** The first folder not yet taken (or skipped). */
+  next = 0;
+  /** Folders the walk has not discarded (see `ThreadLister.discard`). */
+  left: number;
+  private readonly extras: Map<number, ListingExtra> | undefined;
+
+  constructor(private readonly packed: PackedBatch) {
+    this.text = Buffer.from(packed.text.buffer, packed.text.byteOffset, packed.text.byteLength);
+    this.left = packed.ends.length / 3;
+    this.extras = packed.extras.length === 0 ? undefined : new Map(packed.extras.map((extra) => [extra.at, extra]));
+  }
+
+  get count(): number {
+    return this.packed.ends.length / 3;
+  }
+
+  get nums(): Float64Array {
+    return this.packed.nums;
+  }
+
+  dir(at: number): string {
+    const ends = this.packed.ends;
+    return this.text.toString('utf8', at === 0 ? 0 : ends[at * 3 - 2], ends[at * 3]);
+  }
+
+  /** What the listing thread counts as a listing's entries: its names, plus the folder itself. */
+  entries(at: number): number {
+    const ends = this.packed.ends;
+    return (ends[at * 3 + 2] - (at === 0 ? 0 : ends[at * 3 - 1])) / NUMS + 1;
+  }
+
+  /** The listing of folder `at`; throws the error the thread met listing it. */
+  listing(at: number): FolderListing {
+    const extra = this.extras?.get(at);
+    if (extra?.error) {
+      this.left--; // (never to be discarded)
+      throw Object.assign(new Error(extra.error.message), { code: extra.error.code });
+    }
+    const ends = this.packed.ends;
+    const o = at * 3;
+    const names = ends[o + 1] === ends[o] ? [] : this.text.toString('utf8', ends[o], ends[o + 1]).split('\0');
+    const nums = this.packed.nums.subarray(at === 0 ? 0 : ends[o - 1], ends[o + 2]);
+    return new ThreadListing(names, nums, extra?.temps ?? NONE, extra?.undecodable ?? NONE, this);
+  }
+}
+
+/** A listing from a `Batch`, which it holds on to until discarded. */
+class ThreadListing implements FolderListing {
+  constructor(
+    readonly names: string[],
+    readonly nums: Float64Array,
+    readonly temps: string[],
+    readonly undecodable: string[],
+    public batch: Batch | undefined,
+  ) {}
 }
 
 export class ThreadLister implements Lister {
   private readonly worker: Worker;
-  private readonly ready = new Map<string, PackedListing>();
+  /**
+   * Batches with folders not yet taken (or skipped), oldest first. Their folders come in the walk's
+   * order; only the replica's folders that the source lacks are taken later (see `skipped`).
+   */
+  private readonly queue: Batch[] = [];
+  /** Folders passed over for a later one, by path (the walk may still take them, out of order). */
+  private readonly skipped = new Map<string, { batch: Batch; at: number }>();
   /** Shared with the worker: `[TAKEN, AHEAD]` (see `MAX_AHEAD`, `WALK_AHEAD`). */
   private readonly taken = new Int32Array(new SharedArrayBuffer(8));
   private readonly walkAhead: number;
-  /**
-   * Listings in `ready` still counted against the worker's lead; the others there were let go of
-   * (credited) while the walk waited for a later one.
-   */
-  private readonly held = new Set<PackedListing>();
-  private readonly waiting = new Map<string, { resolve: (listing: FolderListing) => void; reject: (error: Error) => void }>();
+  /** The walk waiting for a folder not listed yet (it takes one at a time). */
+  private waiter: { dir: string; resolve: (listing: FolderListing) => void; reject: (error: Error) => void } | undefined;
   private done = false;
   private failure: Error | undefined;
-  /** Per batch buffer, its listings the walk has not discarded yet (see `discard`). */
-  private readonly listingsIn = new WeakMap<ArrayBuffer, number>();
-  /** Batch buffers the walk is done with, detached a few at once. */
+  /** Buffers of batches the walk is done with, detached a few at once. */
   private spent: ArrayBuffer[] = [];
-  private readonly discarded = new WeakSet<FolderListing>();
   private readonly detachAtOnce: number;
 
   /** `detachAtOnce`: see `DETACH_AT_ONCE` (tests use 1). */
@@ -297,38 +377,34 @@ export class ThreadLister implements Lister {
     Atomics.store(this.taken, AHEAD, job.maxAhead ?? MAX_AHEAD);
     this.walkAhead = Math.min(job.walkAhead ?? WALK_AHEAD, job.maxAhead ?? MAX_AHEAD);
     this.worker = listingThread({ ...job, taken: this.taken });
-    this.worker.on('message', (batch: PackedListing[] | 'done' | { fatal: string }) => {
-      if (typeof batch === 'object' && !Array.isArray(batch)) {
-        this.fail(new Error(`listing ${job.root} failed: ${batch.fatal}`));
-        return;
-      }
-      if (batch === 'done') {
+    this.worker.on('message', (message: PackedBatch | 'done' | { fatal: string }) => {
+      if (message === 'done') {
         this.done = true;
-        for (const [dir, waiter] of this.waiting) waiter.reject(missing(dir));
-        this.waiting.clear();
+        this.waiter?.reject(missing(this.waiter.dir));
+        this.waiter = undefined;
         return;
       }
-      // Every listing of a batch has its numbers in the same buffer.
-      if (batch.length > 0) this.listingsIn.set(batch[0].nums.buffer as ArrayBuffer, batch.length);
-      for (const packed of batch) {
-        const waiter = this.waiting.get(packed.dir);
-        if (waiter === undefined) {
-          this.ready.set(packed.dir, packed);
-          // While the walk waits for a later folder, what arrives before it is skipped too.
-          if (this.waiting.size > 0) this.credit(packed);
-          else this.held.add(packed);
-          continue;
-        }
-        this.waiting.delete(packed.dir);
-        this.credit(packed);
+      if (!('nums' in message)) {
+        this.fail(new Error(`listing ${job.root} failed: ${message.fatal}`));
+        return;
+      }
+      const batch = new Batch(message);
+      this.queue.push(batch);
+      const waiter = this.waiter;
+      if (waiter === undefined) return;
+      // While the walk waits for a folder, what arrives before it is skipped (see `find`).
+      const found = this.find(waiter.dir);
+      if (found !== undefined) {
+        this.waiter = undefined;
         try {
-          waiter.resolve(settle(packed));
+          waiter.resolve(found.batch.listing(found.at));
         } catch (error) {
           waiter.reject(error as Error);
         }
+        return;
       }
-      // Safety: what the waiting walk let go of makes room, and the worker must see it (`credit`).
-      if (this.waiting.size > 0) Atomics.notify(this.taken, TAKEN);
+      // Safety: what the waiting walk skipped makes room, and the worker must see it (`credit`).
+      Atomics.notify(this.taken, TAKEN);
     });
     this.worker.on('error', (error) => this.fail(error));
     // Any end before 'done' is a failure, whatever its status: a waiting walk must not wait forever.
@@ -341,86 +417,91 @@ export class ThreadLister implements Lister {
   list(relDir: string): FolderListing | Promise<FolderListing> {
     // The walk has begun: from now on the worker keeps the shorter lead.
     Atomics.store(this.taken, AHEAD, this.walkAhead);
-    const packed = this.ready.get(relDir);
-    if (packed !== undefined) {
-      this.ready.delete(relDir);
-      this.take(packed);
-      return settle(packed);
+    if (this.skipped.size > 0) {
+      const passed = this.skipped.get(relDir);
+      if (passed !== undefined) {
+        this.skipped.delete(relDir);
+        return passed.batch.listing(passed.at);
+      }
     }
+    const found = this.find(relDir);
+    if (found !== undefined) return found.batch.listing(found.at);
     if (this.failure) throw this.failure;
     // The worker lists every folder it finds; one it never sent vanished or was never a folder.
     if (this.done) throw missing(relDir);
-    // The walk needs a listing the worker has not sent: what it holds ready, it skipped (or takes
-    // later, out of order), so it no longer counts against the worker's lead (no deadlock), and
-    // neither does what arrives until the listing it waits for (see the message handler).
-    for (const held of this.held) this.credit(held);
-    this.held.clear();
-    // Safety: the walk is about to wait, so the worker must not: it is woken whatever was credited.
+    if (this.waiter !== undefined) throw new Error(`listing ${relDir} asked for while ${this.waiter.dir} is awaited`);
+    // Safety: the walk is about to wait, so the worker must not: it is woken whatever was skipped.
     Atomics.notify(this.taken, TAKEN);
-    return new Promise((resolve, reject) => this.waiting.set(relDir, { resolve, reject }));
-  }
-
-  /** The walk took a listing from `ready`: it no longer counts against the worker's lead (if it still did). */
-  private take(packed: PackedListing): void {
-    if (this.held.delete(packed)) this.credit(packed);
+    return new Promise((resolve, reject) => {
+      this.waiter = { dir: relDir, resolve, reject };
+    });
   }
 
   /**
-   * Frees the worker's room by `packed`'s entries, and wakes it if it waits for room.
+   * Takes `relDir` from the queue, skipping the folders before it; undefined (all skipped) if it
+   * has not arrived. Each folder taken or skipped no longer counts against the worker's lead.
+   *
+   * Safety: a folder skipped is kept in `skipped`, for the walk may ask for it later (the
+   * replica's folders the source lacks); and it no longer counts against the lead, so a walk that
+   * waits for a later folder cannot deadlock with a worker waiting for room.
+   */
+  private find(relDir: string): { batch: Batch; at: number } | undefined {
+    const queue = this.queue;
+    while (queue.length > 0) {
+      const batch = queue[0];
+      const at = batch.next++;
+      if (batch.next === batch.count) queue.shift();
+      this.credit(batch.entries(at));
+      const dir = batch.dir(at);
+      if (dir === relDir) return { batch, at };
+      this.skipped.set(dir, { batch, at });
+    }
+    return undefined;
+  }
+
+  /**
+   * Frees the worker's room by `entries`, and wakes it if it waits for room.
    *
    * Perf: the worker is woken when the count crosses a multiple of `WAKE_EVERY` (it waits for room
    * for about a batch anyway), not at every folder taken: a wake per folder cost ~15,000 more
    * context switches on the 1M-file pass. `list` wakes it whenever the walk is about to wait.
    */
-  private credit(packed: PackedListing): void {
-    const entries = entriesOf(packed);
+  private credit(entries: number): void {
     const before = Atomics.add(this.taken, TAKEN, entries);
     if (Math.floor(before / WAKE_EVERY) !== Math.floor((before + entries) / WAKE_EVERY)) Atomics.notify(this.taken, TAKEN);
   }
 
   /**
-   * Perf: a batch's numbers come in one buffer the worker allocated; in the main thread it is
-   * "external" memory, freed only once V8 collects the buffer's object, which had been promoted
-   * while its listings waited in `ready`: on the 1M-file pass ~70 MB of spent listings waited for
-   * a full collection. Once the walk is done with every listing of a batch, its buffer is detached
-   * here (a transfer to nowhere) and freed at the next young-generation collection.
+   * Perf: a batch's buffers are "external" memory in the main thread, freed only once V8 collects
+   * the objects holding them, which may have been promoted meanwhile: on the 1M-file pass ~70 MB
+   * of spent listings once waited for a full collection. Once the walk is done with every listing
+   * of a batch, its buffers are detached here (a transfer to nowhere) and freed at once.
    */
   discard(listing: FolderListing): void {
+    if (!(listing instanceof ThreadListing) || listing.batch === undefined) return;
+    const batch = listing.batch;
     // Safety: counted once per listing, or a batch would be freed under listings still in use.
-    if (this.discarded.has(listing)) return;
-    this.discarded.add(listing);
-    const buffer = listing.nums.buffer as ArrayBuffer;
-    const left = this.listingsIn.get(buffer);
-    if (left === undefined) return;
-    if (left > 1) {
-      this.listingsIn.set(buffer, left - 1);
-      return;
-    }
-    this.listingsIn.delete(buffer);
-    this.spent.push(buffer);
-    if (this.spent.length < this.detachAtOnce) return;
+    listing.batch = undefined;
+    if (--batch.left > 0) return;
+    this.spent.push(batch.nums.buffer as ArrayBuffer, batch.text.buffer as ArrayBuffer);
+    if (this.spent.length < 2 * this.detachAtOnce) return;
     structuredClone(this.spent, { transfer: this.spent });
     this.spent = [];
   }
 
   async close(): Promise<void> {
     this.spent = [];
-    this.ready.clear();
-    this.held.clear();
+    this.queue.length = 0;
+    this.skipped.clear();
     // terminate() also ends a worker blocked in Atomics.wait (its test passes without any wake-up).
     await this.worker.terminate();
   }
 
   private fail(error: Error): void {
     this.failure = error;
-    for (const waiter of this.waiting.values()) waiter.reject(error);
-    this.waiting.clear();
+    this.waiter?.reject(error);
+    this.waiter = undefined;
   }
-}
-
-function settle(packed: PackedListing): FolderListing {
-  if (packed.error) throw Object.assign(new Error(packed.error.message), { code: packed.error.code });
-  return unpack(packed);
 }
 
 function missing(relDir: string): Error {
