@@ -328,15 +328,30 @@ class Batch {
   /** The listing of folder `at`; throws the error the thread met listing it. */
   listing(at: number): FolderListing {
     const extra = this.extras?.get(at);
-    if (extra?.error) {
-      this.left--; // (never to be discarded)
-      throw Object.assign(new Error(extra.error.message), { code: extra.error.code });
-    }
+    if (extra?.error) throw Object.assign(new Error(extra.error.message), { code: extra.error.code });
     const ends = this.packed.ends;
     const o = at * 3;
     const names = ends[o + 1] === ends[o] ? [] : this.text.toString('utf8', ends[o], ends[o + 1]).split('\0');
     const nums = this.packed.nums.subarray(at === 0 ? 0 : ends[o - 1], ends[o + 2]);
     return new ThreadListing(names, nums, extra?.temps ?? NONE, extra?.undecodable ?? NONE, this);
+  }
+
+  /**
+   * Folder `at` alone, in a batch of its own (copies of its bytes): a folder passed over may be
+   * taken much later, and it must not hold its whole batch (~450 KB) until then.
+   */
+  alone(at: number): Batch {
+    const ends = this.packed.ends;
+    const o = at * 3;
+    const textStart = at === 0 ? 0 : ends[o - 2];
+    const numsStart = at === 0 ? 0 : ends[o - 1];
+    const extra = this.extras?.get(at);
+    return new Batch({
+      text: this.packed.text.slice(textStart, ends[o + 1]),
+      nums: this.packed.nums.slice(numsStart, ends[o + 2]),
+      ends: Int32Array.of(ends[o] - textStart, ends[o + 1] - textStart, ends[o + 2] - numsStart),
+      extras: extra === undefined ? [] : [{ ...extra, at: 0 }],
+    });
   }
 }
 
@@ -359,7 +374,7 @@ export class ThreadLister implements Lister {
    */
   private readonly queue: Batch[] = [];
   /** Folders passed over for a later one, by path (the walk may still take them, out of order). */
-  private readonly skipped = new Map<string, { batch: Batch; at: number }>();
+  private readonly skipped = new Map<string, Batch>();
   /** Shared with the worker: `[TAKEN, AHEAD]` (see `MAX_AHEAD`, `WALK_AHEAD`). */
   private readonly taken = new Int32Array(new SharedArrayBuffer(8));
   private readonly walkAhead: number;
@@ -369,6 +384,8 @@ export class ThreadLister implements Lister {
   private failure: Error | undefined;
   /** Buffers of batches the walk is done with, detached a few at once. */
   private spent: ArrayBuffer[] = [];
+  /** Batches not yet done with (see `liveBatches`). */
+  private live = 0;
   private readonly detachAtOnce: number;
 
   /** `detachAtOnce`: see `DETACH_AT_ONCE` (tests use 1). */
@@ -389,6 +406,7 @@ export class ThreadLister implements Lister {
         return;
       }
       const batch = new Batch(message);
+      this.live++;
       this.queue.push(batch);
       const waiter = this.waiter;
       if (waiter === undefined) return;
@@ -397,7 +415,7 @@ export class ThreadLister implements Lister {
       if (found !== undefined) {
         this.waiter = undefined;
         try {
-          waiter.resolve(found.batch.listing(found.at));
+          waiter.resolve(this.take(found, found.next - 1));
         } catch (error) {
           waiter.reject(error as Error);
         }
@@ -421,11 +439,11 @@ export class ThreadLister implements Lister {
       const passed = this.skipped.get(relDir);
       if (passed !== undefined) {
         this.skipped.delete(relDir);
-        return passed.batch.listing(passed.at);
+        return this.take(passed, 0);
       }
     }
     const found = this.find(relDir);
-    if (found !== undefined) return found.batch.listing(found.at);
+    if (found !== undefined) return this.take(found, found.next - 1);
     if (this.failure) throw this.failure;
     // The worker lists every folder it finds; one it never sent vanished or was never a folder.
     if (this.done) throw missing(relDir);
@@ -438,14 +456,15 @@ export class ThreadLister implements Lister {
   }
 
   /**
-   * Takes `relDir` from the queue, skipping the folders before it; undefined (all skipped) if it
-   * has not arrived. Each folder taken or skipped no longer counts against the worker's lead.
+   * Takes `relDir` from the queue, skipping the folders before it: its batch (the folder is the
+   * one before `next`), or undefined (all skipped) if it has not arrived. Each folder taken or
+   * skipped no longer counts against the worker's lead.
    *
    * Safety: a folder skipped is kept in `skipped`, for the walk may ask for it later (the
    * replica's folders the source lacks); and it no longer counts against the lead, so a walk that
    * waits for a later folder cannot deadlock with a worker waiting for room.
    */
-  private find(relDir: string): { batch: Batch; at: number } | undefined {
+  private find(relDir: string): Batch | undefined {
     const queue = this.queue;
     while (queue.length > 0) {
       const batch = queue[0];
@@ -453,10 +472,22 @@ export class ThreadLister implements Lister {
       if (batch.next === batch.count) queue.shift();
       this.credit(batch.entries(at));
       const dir = batch.dir(at);
-      if (dir === relDir) return { batch, at };
-      this.skipped.set(dir, { batch, at });
+      if (dir === relDir) return batch;
+      this.skipped.set(dir, batch.alone(at));
+      this.live++;
+      this.release(batch);
     }
     return undefined;
+  }
+
+  /** Folder `at` of `batch`, which is let go of if it cannot be listed (it will not be discarded). */
+  private take(batch: Batch, at: number): FolderListing {
+    try {
+      return batch.listing(at);
+    } catch (error) {
+      this.release(batch);
+      throw error;
+    }
   }
 
   /**
@@ -475,18 +506,30 @@ export class ThreadLister implements Lister {
    * Perf: a batch's buffers are "external" memory in the main thread, freed only once V8 collects
    * the objects holding them, which may have been promoted meanwhile: on the 1M-file pass ~70 MB
    * of spent listings once waited for a full collection. Once the walk is done with every listing
-   * of a batch, its buffers are detached here (a transfer to nowhere) and freed at once.
+   * of a batch, its buffers are detached here (a transfer to nowhere), and freed at the next
+   * young-generation collection.
    */
   discard(listing: FolderListing): void {
     if (!(listing instanceof ThreadListing) || listing.batch === undefined) return;
     const batch = listing.batch;
     // Safety: counted once per listing, or a batch would be freed under listings still in use.
     listing.batch = undefined;
+    this.release(batch);
+  }
+
+  /** One folder of `batch` is done with (discarded, skipped, or could not be listed). */
+  private release(batch: Batch): void {
     if (--batch.left > 0) return;
+    this.live--;
     this.spent.push(batch.nums.buffer as ArrayBuffer, batch.text.buffer as ArrayBuffer);
     if (this.spent.length < 2 * this.detachAtOnce) return;
     structuredClone(this.spent, { transfer: this.spent });
     this.spent = [];
+  }
+
+  /** Batches whose memory is still held: some folder in them is not done with (for the tests). */
+  get liveBatches(): number {
+    return this.live;
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { entryAt, FILE, type FolderListing, kindAt, prestartListers, spareListers, ThreadLister } from '../src/lister.js';
+import { DIR, entryAt, FILE, type FolderListing, kindAt, prestartListers, spareListers, ThreadLister } from '../src/lister.js';
+import { joinRel } from '../src/scan.js';
 import { mirrorDiff, setup, sync, tempDir } from './helpers/tree.js';
 
 /** 80 folders of 200 files: 16,080 entries, several batches (4,096 each), so the thread can be held back. */
@@ -150,6 +151,83 @@ describe('listing threads', () => {
       assert.deepEqual(sizesOf(top), rootSizes);
       lister.discard(top);
       assert.equal(top.nums.buffer.byteLength, 0, 'the last batch goes with the root');
+    } finally {
+      await lister.close();
+    }
+  });
+
+  test('a folder that cannot be listed reaches the walk as its error, and a batch holding only it is freed all the same', async () => {
+    // d/…/deep: 5,000 files in the last folder before `deep` (so `deep` begins a batch of its
+    // own), and in `deep` a name whose path passes PATH_MAX: lstat fails (ENAMETOOLONG, even for
+    // root), and the thread reports `deep` as a folder it could not list.
+    const root = tempDir();
+    let parent = root;
+    while (parent.length < 3840) {
+      parent = path.join(parent, 'd'.repeat(200));
+      fs.mkdirSync(parent);
+    }
+    for (let f = 0; f < 5000; f++) fs.writeFileSync(path.join(parent, `f${f}`), '');
+    const deep = path.join(parent, 'deep');
+    fs.mkdirSync(deep);
+    const here = process.cwd();
+    process.chdir(deep);
+    try {
+      fs.writeFileSync('x'.repeat(250), ''); // by a relative path: the absolute one is too long
+    } finally {
+      process.chdir(here);
+    }
+    const lister = new ThreadLister({ root, excludes: [], own: [] }, { detachAtOnce: 1 });
+    const taken: FolderListing[] = [];
+    try {
+      // As the walk does: depth first, each listing discarded after its folders.
+      const visit = async (relDir: string): Promise<void> => {
+        const listing = await take(lister, relDir);
+        taken.push(listing);
+        for (let i = 0; i < listing.names.length; i++) if (kindAt(listing, i) === DIR && listing.names[i] !== 'deep') await visit(joinRel(relDir, listing.names[i]));
+        lister.discard(listing);
+      };
+      await visit('');
+      const deepRel = path.relative(root, deep);
+      await assert.rejects(take(lister, deepRel), { code: 'ENAMETOOLONG' });
+      assert.equal(taken.at(-1)!.names.length, 5001);
+      // Every batch is freed: the last one held only `deep`, which is never discarded.
+      assert.deepEqual(taken.map((listing) => listing.nums.buffer.byteLength), taken.map(() => 0));
+      assert.equal(lister.liveBatches, 0, 'the batch of the folder that could not be listed is freed too');
+    } finally {
+      await lister.close();
+      process.chdir(deep);
+      try {
+        fs.rmSync('x'.repeat(250));
+      } finally {
+        process.chdir(here);
+      }
+    }
+  });
+
+  test('a folder the walk passes over (to take it later) does not keep its whole batch', async () => {
+    // r/a (4,500 files: fills a batch), r/b, r/c: the walk takes a and c, then b (as replica-only folders are).
+    const root = tempDir();
+    fs.mkdirSync(path.join(root, 'a'));
+    for (let f = 0; f < 4500; f++) fs.writeFileSync(path.join(root, 'a', `f${f}`), 'x'.repeat(f % 3));
+    fs.mkdirSync(path.join(root, 'b'));
+    fs.writeFileSync(path.join(root, 'b', 'only'), 'late');
+    fs.mkdirSync(path.join(root, 'c'));
+    const lister = new ThreadLister({ root, excludes: [], own: [] }, { detachAtOnce: 1 });
+    try {
+      const top = await take(lister, '');
+      const a = await take(lister, 'a');
+      lister.discard(a);
+      const c = await take(lister, 'c');
+      lister.discard(c);
+      // b and c came in the same batch; with c discarded and b passed over, that batch is freed.
+      assert.equal(c.nums.buffer.byteLength, 0);
+      const b = await take(lister, 'b');
+      assert.deepEqual(b.names, ['only']);
+      assert.equal(entryAt(b, 0).size, 4);
+      lister.discard(b);
+      assert.equal(b.nums.buffer.byteLength, 0);
+      lister.discard(top);
+      assert.equal(lister.liveBatches, 0);
     } finally {
       await lister.close();
     }
