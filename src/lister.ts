@@ -2,8 +2,8 @@
  * Where the walk gets its folder listings from. Chosen once per pass:
  *
  * - `InlineLister`: lists on the calling thread through the pass's `Io` (tests count and fail calls).
- * - `ThreadLister`: a worker thread walks one whole tree ahead of the walk and hands over each
- *   folder's listing as packed numbers.
+ * - `ThreadLister`: a worker thread walks one whole tree ahead of the walk and hands over its
+ *   folders' listings in batches, as numbers and UTF-8 names in two buffers (see `Batch`).
  *
  * Perf: a no-change pass is little more than readdir + lstat of both trees, and Node's lstat costs
  * ~2 µs of JavaScript per entry on top of the syscall. With one worker per tree the two trees are
