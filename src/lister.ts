@@ -302,7 +302,7 @@ class Batch {
 
   constructor(private readonly packed: PackedBatch) {
     this.text = Buffer.from(packed.text.buffer, packed.text.byteOffset, packed.text.byteLength);
-    this.left = packed.ends.length / 3;
+    this.left = this.count;
     this.extras = packed.extras.length === 0 ? undefined : new Map(packed.extras.map((extra) => [extra.at, extra]));
   }
 
@@ -314,25 +314,44 @@ class Batch {
     return this.packed.nums;
   }
 
+  // Folder `at`'s parts, each beginning where the folder before ends (see `PackedBatch`).
+  private textStart(at: number): number {
+    return at === 0 ? 0 : this.packed.ends[at * 3 - 2];
+  }
+
+  private dirEnd(at: number): number {
+    return this.packed.ends[at * 3];
+  }
+
+  private namesEnd(at: number): number {
+    return this.packed.ends[at * 3 + 1];
+  }
+
+  private numsStart(at: number): number {
+    return at === 0 ? 0 : this.packed.ends[at * 3 - 1];
+  }
+
+  private numsEnd(at: number): number {
+    return this.packed.ends[at * 3 + 2];
+  }
+
   dir(at: number): string {
-    const ends = this.packed.ends;
-    return this.text.toString('utf8', at === 0 ? 0 : ends[at * 3 - 2], ends[at * 3]);
+    return this.text.toString('utf8', this.textStart(at), this.dirEnd(at));
   }
 
   /** What the listing thread counts as a listing's entries: its names, plus the folder itself. */
   entries(at: number): number {
-    const ends = this.packed.ends;
-    return (ends[at * 3 + 2] - (at === 0 ? 0 : ends[at * 3 - 1])) / NUMS + 1;
+    return (this.numsEnd(at) - this.numsStart(at)) / NUMS + 1;
   }
 
   /** The listing of folder `at`; throws the error the thread met listing it. */
   listing(at: number): FolderListing {
     const extra = this.extras?.get(at);
     if (extra?.error) throw Object.assign(new Error(extra.error.message), { code: extra.error.code });
-    const ends = this.packed.ends;
-    const o = at * 3;
-    const names = ends[o + 1] === ends[o] ? [] : this.text.toString('utf8', ends[o], ends[o + 1]).split('\0');
-    const nums = this.packed.nums.subarray(at === 0 ? 0 : ends[o - 1], ends[o + 2]);
+    const from = this.dirEnd(at);
+    const to = this.namesEnd(at);
+    const names = to === from ? [] : this.text.toString('utf8', from, to).split('\0');
+    const nums = this.packed.nums.subarray(this.numsStart(at), this.numsEnd(at));
     return new ThreadListing(names, nums, extra?.temps ?? NONE, extra?.undecodable ?? NONE, this);
   }
 
@@ -341,15 +360,13 @@ class Batch {
    * taken much later, and it must not hold its whole batch (~450 KB) until then.
    */
   alone(at: number): Batch {
-    const ends = this.packed.ends;
-    const o = at * 3;
-    const textStart = at === 0 ? 0 : ends[o - 2];
-    const numsStart = at === 0 ? 0 : ends[o - 1];
+    const textStart = this.textStart(at);
+    const numsStart = this.numsStart(at);
     const extra = this.extras?.get(at);
     return new Batch({
-      text: this.packed.text.slice(textStart, ends[o + 1]),
-      nums: this.packed.nums.slice(numsStart, ends[o + 2]),
-      ends: Int32Array.of(ends[o] - textStart, ends[o + 1] - textStart, ends[o + 2] - numsStart),
+      text: this.packed.text.slice(textStart, this.namesEnd(at)),
+      nums: this.packed.nums.slice(numsStart, this.numsEnd(at)),
+      ends: Int32Array.of(this.dirEnd(at) - textStart, this.namesEnd(at) - textStart, this.numsEnd(at) - numsStart),
       extras: extra === undefined ? [] : [{ ...extra, at: 0 }],
     });
   }
@@ -411,14 +428,17 @@ export class ThreadLister implements Lister {
       const waiter = this.waiter;
       if (waiter === undefined) return;
       // While the walk waits for a folder, what arrives before it is skipped (see `find`).
-      const found = this.find(waiter.dir);
+      let found: FolderListing | undefined;
+      try {
+        found = this.find(waiter.dir);
+      } catch (error) {
+        this.waiter = undefined;
+        waiter.reject(error as Error);
+        return;
+      }
       if (found !== undefined) {
         this.waiter = undefined;
-        try {
-          waiter.resolve(this.take(found, found.next - 1));
-        } catch (error) {
-          waiter.reject(error as Error);
-        }
+        waiter.resolve(found);
         return;
       }
       // Safety: what the waiting walk skipped makes room, and the worker must see it (`credit`).
@@ -443,7 +463,7 @@ export class ThreadLister implements Lister {
       }
     }
     const found = this.find(relDir);
-    if (found !== undefined) return this.take(found, found.next - 1);
+    if (found !== undefined) return found;
     if (this.failure) throw this.failure;
     // The worker lists every folder it finds; one it never sent vanished or was never a folder.
     if (this.done) throw missing(relDir);
@@ -456,15 +476,15 @@ export class ThreadLister implements Lister {
   }
 
   /**
-   * Takes `relDir` from the queue, skipping the folders before it: its batch (the folder is the
-   * one before `next`), or undefined (all skipped) if it has not arrived. Each folder taken or
-   * skipped no longer counts against the worker's lead.
+   * Takes `relDir` from the queue, skipping the folders before it: its listing (or the error met
+   * listing it), or undefined (all skipped) if it has not arrived. Each folder taken or skipped
+   * no longer counts against the worker's lead.
    *
    * Safety: a folder skipped is kept in `skipped`, for the walk may ask for it later (the
    * replica's folders the source lacks); and it no longer counts against the lead, so a walk that
    * waits for a later folder cannot deadlock with a worker waiting for room.
    */
-  private find(relDir: string): Batch | undefined {
+  private find(relDir: string): FolderListing | undefined {
     const queue = this.queue;
     while (queue.length > 0) {
       const batch = queue[0];
@@ -472,7 +492,7 @@ export class ThreadLister implements Lister {
       if (batch.next === batch.count) queue.shift();
       this.credit(batch.entries(at));
       const dir = batch.dir(at);
-      if (dir === relDir) return batch;
+      if (dir === relDir) return this.take(batch, at);
       this.skipped.set(dir, batch.alone(at));
       this.live++;
       this.release(batch);
