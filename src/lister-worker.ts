@@ -12,6 +12,7 @@ import { buildExclude } from './filter.js';
 import { isVanished } from './errors.js';
 import { AHEAD, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './lister.js';
 import { byName, isTempName, joinRel, splitNs } from './scan.js';
+import { loadNative, type NativeAnswer, type NativeLister } from './native.js';
 
 let job: ListerStart;
 let exclude: ReturnType<typeof buildExclude>;
@@ -126,17 +127,20 @@ function flush(): void {
  */
 function addFolder(relDir: string, joined: string, numsEnd: number): void {
   // At most 3 bytes of UTF-8 per UTF-16 code unit.
-  const room = 3 * (relDir.length + joined.length);
-  if (textUsed + room > text.length) {
-    const bigger = Buffer.allocUnsafeSlow(Math.max(2 * text.length, textUsed + room));
-    text.copy(bigger, 0, 0, textUsed);
-    text = bigger;
-  }
+  roomForText(3 * (relDir.length + joined.length));
   textUsed += text.write(relDir, textUsed);
   ends.push(textUsed);
   textUsed += text.write(joined, textUsed);
   ends.push(textUsed, numsEnd);
   used = numsEnd;
+}
+
+/** Room in `text` for `bytes` more bytes after the batch's (it grows, keeping them). */
+function roomForText(bytes: number): void {
+  if (textUsed + bytes <= text.length) return;
+  const bigger = Buffer.allocUnsafeSlow(Math.max(2 * text.length, textUsed + bytes));
+  text.copy(bigger, 0, 0, textUsed);
+  text = bigger;
 }
 
 /**
@@ -234,8 +238,56 @@ function listFolder(relDir: string): string[] {
   return subdirs;
 }
 
+/**
+ * `listFolder` by the native lister (`native.ts`): the same listing, written straight into the
+ * batch's buffers. Perf: ~2.5x less CPU per entry than `listFolder`, whose readdir makes a string
+ * per name and whose lstat by absolute path has the kernel walk the whole path again per name
+ * (measured on the benchmark's trees: 1.3 s against 3.8 s for a million entries, one thread).
+ */
+function listFolderNative(relDir: string): string[] {
+  const abs = relDir === '' ? job.root : job.root + '/' + relDir;
+  for (;;) {
+    // The folder's path first, then its names (`addFolder`); `textUsed` moves only once it fits.
+    roomForText(3 * relDir.length);
+    const dirEnd = textUsed + text.write(relDir, textUsed);
+    let answer;
+    try {
+      answer = native!.list(abs, text, dirEnd, numbers, used);
+    } catch (error) {
+      unreadable(relDir, error);
+      return [];
+    }
+    if (answer[0] === -1) {
+      // Too big for what is left of the buffers: the batch so far is posted or the text grown.
+      const [, bytes, count] = answer as [number, number, number];
+      reserve(count);
+      roomForText(3 * relDir.length + bytes);
+      continue;
+    }
+    const [namesEnd, numsEnd, subdirNames, temps, undecodable] = answer as Exclude<NativeAnswer, [-1, number, number]>;
+    if (temps !== undefined || undecodable !== undefined) extras.push(new Extra(ends.length / 3, temps ?? NONE, undecodable ?? NONE));
+    batchEntries += (numsEnd - used) / NUMS + 1;
+    ends.push(dirEnd, namesEnd, numsEnd);
+    textUsed = namesEnd;
+    used = numsEnd;
+    const subdirs: string[] = [];
+    if (subdirNames !== undefined) {
+      for (const name of subdirNames) {
+        const childRel = joinRel(relDir, name);
+        if (!exclude(childRel, true)) subdirs.push(childRel);
+      }
+    }
+    return subdirs;
+  }
+}
+
+/** The native lister, when it was built and the job allows it. */
+let native: NativeLister | undefined;
+/** `listFolderNative` or `listFolder`, chosen once. */
+let listOne: (relDir: string) => string[] = listFolder;
+
 function walk(relDir: string): void {
-  const subdirs = listFolder(relDir);
+  const subdirs = listOne(relDir);
   // Perf: here, not in `listFolder`, whose optimized code would be thrown away (and compiled
   // again) at the first post: a call it had never seen made.
   if (batchEntries >= BATCH_ENTRIES) flush();
@@ -247,6 +299,8 @@ parentPort!.once('message', (start: ListerStart) => {
     job = start;
     exclude = buildExclude(job.excludes, job.own);
     lstatNumbers = pickLstat();
+    native = job.native === false ? undefined : loadNative();
+    if (native !== undefined) listOne = listFolderNative;
     walk('');
     flush();
     parentPort!.postMessage('done');

@@ -150,6 +150,8 @@ export interface ListerJob {
   maxAhead?: number;
   /** `WALK_AHEAD` unless given (or `maxAhead`, if smaller). */
   walkAhead?: number;
+  /** false: list in JavaScript even if the native lister is built (tests compare the two). */
+  native?: boolean;
 }
 
 /** The first (and only) message a listing thread gets: its job and the count it shares with the walk. */

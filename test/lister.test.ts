@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { DIR, entryAt, FILE, type FolderListing, kindAt, prestartListers, spareListers, ThreadLister } from '../src/lister.js';
 import { joinRel } from '../src/scan.js';
+import { loadNative } from '../src/native.js';
 import { mirrorDiff, setup, sync, tempDir } from './helpers/tree.js';
 
 /** 80 folders of 200 files: 16,080 entries, several batches (4,096 each), so the thread can be held back. */
@@ -156,53 +157,66 @@ describe('listing threads', () => {
     }
   });
 
-  test('a folder that cannot be listed reaches the walk as its error, and a batch holding only it is freed all the same', async () => {
-    // d/…/deep: 5,000 files in the last folder before `deep` (so `deep` begins a batch of its
-    // own), and in `deep` a name whose path passes PATH_MAX: lstat fails (ENAMETOOLONG, even for
-    // root), and the thread reports `deep` as a folder it could not list.
-    const root = tempDir();
-    let parent = root;
-    while (parent.length < 3840) {
-      parent = path.join(parent, 'd'.repeat(200));
-      fs.mkdirSync(parent);
-    }
-    for (let f = 0; f < 5000; f++) fs.writeFileSync(path.join(parent, `f${f}`), '');
-    const deep = path.join(parent, 'deep');
-    fs.mkdirSync(deep);
-    const here = process.cwd();
-    process.chdir(deep);
-    try {
-      fs.writeFileSync('x'.repeat(250), ''); // by a relative path: the absolute one is too long
-    } finally {
-      process.chdir(here);
-    }
-    const lister = new ThreadLister({ root, excludes: [], own: [] }, { detachAtOnce: 1 });
-    const taken: FolderListing[] = [];
-    try {
-      // As the walk does: depth first, each listing discarded after its folders.
-      const visit = async (relDir: string): Promise<void> => {
-        const listing = await take(lister, relDir);
-        taken.push(listing);
-        for (let i = 0; i < listing.names.length; i++) if (kindAt(listing, i) === DIR && listing.names[i] !== 'deep') await visit(joinRel(relDir, listing.names[i]));
-        lister.discard(listing);
-      };
-      await visit('');
-      const deepRel = path.relative(root, deep);
-      await assert.rejects(take(lister, deepRel), { code: 'ENAMETOOLONG' });
-      assert.equal(taken.at(-1)!.names.length, 5001);
-      // Every batch is freed: the last one held only `deep`, which is never discarded.
-      assert.deepEqual(taken.map((listing) => listing.nums.buffer.byteLength), taken.map(() => 0));
-      assert.equal(lister.liveBatches, 0, 'the batch of the folder that could not be listed is freed too');
-    } finally {
-      await lister.close();
+  for (const native of [true, false]) {
+    const how = native ? 'natively (if built)' : 'in JavaScript';
+    test(`a folder that cannot be listed reaches the walk as its error, and a batch holding it is freed all the same (${how})`, async () => {
+      // d/…/deep: 5,000 files in the last folder before `deep` (so `deep` begins a batch of its
+      // own), and in `deep` a folder whose path passes PATH_MAX (ENAMETOOLONG, even for root).
+      // The JavaScript lister cannot lstat it by its path, so `deep` is the folder it could not
+      // list; the native one lstats it relative to `deep`, and fails to open it.
+      const root = tempDir();
+      let parent = root;
+      while (parent.length < 3840) {
+        parent = path.join(parent, 'd'.repeat(200));
+        fs.mkdirSync(parent);
+      }
+      for (let f = 0; f < 5000; f++) fs.writeFileSync(path.join(parent, `f${f}`), '');
+      const deep = path.join(parent, 'deep');
+      fs.mkdirSync(deep);
+      const tooLong = 'x'.repeat(250);
+      const here = process.cwd();
       process.chdir(deep);
       try {
-        fs.rmSync('x'.repeat(250));
+        fs.mkdirSync(tooLong); // by a relative path: the absolute one is too long
       } finally {
         process.chdir(here);
       }
-    }
-  });
+      const nativeUsed = native && loadNative() !== undefined;
+      const lister = new ThreadLister({ root, excludes: [], own: [], native }, { detachAtOnce: 1 });
+      const taken: FolderListing[] = [];
+      const failed: [string, string | undefined][] = [];
+      try {
+        // As the walk does: depth first, each listing discarded after its folders.
+        const visit = async (relDir: string): Promise<void> => {
+          let listing: FolderListing;
+          try {
+            listing = await take(lister, relDir);
+          } catch (error) {
+            failed.push([relDir, (error as NodeJS.ErrnoException).code]);
+            return;
+          }
+          taken.push(listing);
+          for (let i = 0; i < listing.names.length; i++) if (kindAt(listing, i) === DIR) await visit(joinRel(relDir, listing.names[i]));
+          lister.discard(listing);
+        };
+        await visit('');
+        const deepRel = path.relative(root, deep);
+        assert.deepEqual(failed, [[nativeUsed ? `${deepRel}/${tooLong}` : deepRel, 'ENAMETOOLONG']]);
+        assert.ok(taken.some((listing) => listing.names.length === 5001));
+        // Every batch is freed, the one holding the folder that could not be listed too.
+        assert.deepEqual(taken.map((listing) => listing.nums.buffer.byteLength), taken.map(() => 0));
+        assert.equal(lister.liveBatches, 0, 'the batch of the folder that could not be listed is freed too');
+      } finally {
+        await lister.close();
+        process.chdir(deep);
+        try {
+          fs.rmdirSync(tooLong);
+        } finally {
+          process.chdir(here);
+        }
+      }
+    });
+  }
 
   test('a folder the walk passes over (to take it later) does not keep its whole batch', async () => {
     // r/a (4,500 files: fills a batch), r/b, r/c: the walk takes a and c, then b (as replica-only folders are).

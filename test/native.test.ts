@@ -1,0 +1,114 @@
+/** The native lister (native/fswalk.c): built by `npm install`, and listing exactly as the JavaScript one does. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { DIR, FILE, kindAt, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
+import { loadNative } from '../src/native.js';
+import { byName, joinRel } from '../src/scan.js';
+import { tempDir } from './helpers/tree.js';
+
+const built = fs.existsSync(new URL('../build/Release/fswalk.node', import.meta.url));
+const notBuilt = built ? false : 'the native lister was not built (npm install found no C compiler)';
+
+/** Names whose order differs between UTF-8 bytes and UTF-16 code units, and others that sort oddly. */
+const ODD_NAMES = ['a', 'B', 'b', '10', '9', '.hidden', 'é', 'e\u0301', '\uE000', '\uFFEE', '\uFFFD', '😀', '𝄞', 'x\uE001', 'x😀', 'x\uFFEE', 'x𝄞', 'z'];
+const TEMP = '.folder-sync-0123456789abcdef.tmp';
+const NOT_TEMP = '.folder-sync-0123456789abcdeF.tmp';
+/** `b`, byte 0xFF, `c`: not UTF-8. */
+const UNDECODABLE = Buffer.from([0x62, 0xff, 0x63]);
+
+/** A tree with every kind of entry and name the listers must agree on. */
+function oddTree(): string {
+  const root = tempDir('fs-native-');
+  for (const [i, name] of ODD_NAMES.entries()) fs.writeFileSync(path.join(root, name), 'x'.repeat(i));
+  fs.writeFileSync(path.join(root, TEMP), 'partial');
+  fs.writeFileSync(path.join(root, NOT_TEMP), 'kept');
+  fs.writeFileSync(Buffer.concat([Buffer.from(root + '/'), UNDECODABLE]), 'undecodable');
+  fs.symlinkSync('a', path.join(root, 'link'));
+  fs.symlinkSync('nowhere', path.join(root, 'dangling'));
+  fs.symlinkSync('sub', path.join(root, 'dirlink'));
+  assert.equal(spawnSync('mkfifo', [path.join(root, 'pipe')]).status, 0);
+  fs.mkdirSync(path.join(root, 'empty'));
+  fs.mkdirSync(path.join(root, 'sub', 'skipme'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'sub', 'skipme', 'hidden'), 'excluded');
+  fs.writeFileSync(path.join(root, 'sub', 'old'), 'old');
+  fs.utimesSync(path.join(root, 'sub', 'old'), new Date('2001-02-03T04:05:06.789Z'), new Date('2001-02-03T04:05:06.789Z'));
+  fs.chmodSync(path.join(root, 'sub', 'old'), 0o640);
+  fs.mkdirSync(path.join(root, 'sub', 'deeper', 'deepest'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'sub', 'deeper', 'deepest', 'leaf'), 'leaf');
+  // More names than a batch holds (4,096) and more text than its first buffer (128 KiB): the
+  // lister must post what it has, or grow its buffer, and list the folder again.
+  fs.mkdirSync(path.join(root, 'big'));
+  for (let i = 0; i < 5000; i++) fs.writeFileSync(path.join(root, 'big', `${'n'.repeat(40)}-${i}-é`), '');
+  return root;
+}
+
+interface Seen {
+  relDir: string;
+  names: string[];
+  nums: number[];
+  temps: string[];
+  undecodable: string[];
+}
+
+/** Every folder's listing, taken depth first as the walk takes them (`skipme` is excluded). */
+async function listAll(root: string, native: boolean): Promise<{ seen: Seen[]; liveBatches: number }> {
+  const lister = new ThreadLister({ root, excludes: ['skipme'], own: [], native });
+  const seen: Seen[] = [];
+  try {
+    const visit = async (relDir: string): Promise<void> => {
+      const listing: FolderListing = await lister.list(relDir);
+      seen.push({ relDir, names: [...listing.names], nums: Array.from(listing.nums), temps: [...listing.temps], undecodable: [...listing.undecodable] });
+      for (let i = 0; i < listing.names.length; i++) {
+        if (kindAt(listing, i) === DIR && listing.names[i] !== 'skipme') await visit(joinRel(relDir, listing.names[i]));
+      }
+      lister.discard(listing);
+    };
+    await visit('');
+    return { seen, liveBatches: lister.liveBatches };
+  } finally {
+    await lister.close();
+  }
+}
+
+describe('native lister', () => {
+  test('npm install built it, it loads, and FOLDER_SYNC_NATIVE=0 turns it off', { skip: notBuilt }, () => {
+    const native = loadNative();
+    assert.equal(typeof native?.list, 'function');
+    process.env.FOLDER_SYNC_NATIVE = '0';
+    try {
+      assert.equal(loadNative(), undefined);
+    } finally {
+      delete process.env.FOLDER_SYNC_NATIVE;
+    }
+  });
+
+  test('lists every folder exactly as the JavaScript lister does: names, order, numbers, temporary and undecodable names', { skip: notBuilt }, async () => {
+    const root = oddTree();
+    await listAll(root, false); // reading the folders once sets their atimes (relatime) before the two compared runs
+    const native = await listAll(root, true);
+    const js = await listAll(root, false);
+    assert.deepEqual(native.seen, js.seen);
+    assert.equal(native.liveBatches, 0);
+
+    // And the JavaScript lister is right, so both are.
+    assert.deepEqual(native.seen.map((s) => s.relDir), ['', 'big', 'empty', 'sub', 'sub/deeper', 'sub/deeper/deepest']);
+    const top = native.seen[0];
+    const expected = [...ODD_NAMES, NOT_TEMP, 'link', 'dangling', 'dirlink', 'pipe', 'empty', 'sub', 'big'].sort(byName);
+    assert.deepEqual(top.names, expected);
+    assert.deepEqual(top.temps, [TEMP]);
+    assert.deepEqual(top.undecodable, ['b\uFFFDc']);
+    const kindOf = (name: string) => top.nums[top.names.indexOf(name) * NUMS];
+    assert.deepEqual(['a', 'link', 'dirlink', 'pipe', 'sub'].map(kindOf), [FILE, SYMLINK, SYMLINK, SPECIAL, DIR]);
+    const sub = native.seen.find((s) => s.relDir === 'sub')!;
+    assert.deepEqual(sub.names, ['deeper', 'old', 'skipme']);
+    const old = sub.nums.slice(NUMS, 2 * NUMS);
+    const st = fs.lstatSync(path.join(root, 'sub', 'old'), { bigint: true });
+    assert.deepEqual(old, [FILE, 3, 0o640, 981173106, 789000000, Number(st.ctimeNs / 1_000_000_000n), Number(st.ctimeNs % 1_000_000_000n), 981173106, 789000000, Number(st.ino)]);
+    const big = native.seen.find((s) => s.relDir === 'big')!;
+    assert.equal(big.names.length, 5000);
+    assert.deepEqual(big.names, [...big.names].sort(byName));
+  });
+});
