@@ -75,13 +75,15 @@ async function listAll(root: string, native: boolean): Promise<{ seen: Seen[]; l
 
 describe('native lister', () => {
   test('npm install built it, it loads, and FOLDER_SYNC_NATIVE=0 turns it off', { skip: notBuilt }, () => {
-    const native = loadNative();
-    assert.equal(typeof native?.list, 'function');
-    process.env.FOLDER_SYNC_NATIVE = '0';
+    const before = process.env.FOLDER_SYNC_NATIVE; // (set when the suite runs with the JavaScript lister)
     try {
+      delete process.env.FOLDER_SYNC_NATIVE;
+      assert.equal(typeof loadNative()?.list, 'function');
+      process.env.FOLDER_SYNC_NATIVE = '0';
       assert.equal(loadNative(), undefined);
     } finally {
-      delete process.env.FOLDER_SYNC_NATIVE;
+      if (before === undefined) delete process.env.FOLDER_SYNC_NATIVE;
+      else process.env.FOLDER_SYNC_NATIVE = before;
     }
   });
 
