@@ -4,10 +4,11 @@
  * result straight into the thread's batch buffers: the names, UTF-8 and joined by NUL, into
  * `text`; NUMS numbers per entry into `nums`.
  *
- * Perf: the JavaScript does the same work at ~4.5 us per entry: a string per name, a path per
- * lstat, and the kernel walking that whole path again for each name. Here the names never become
- * strings (only subfolders, temporary files and undecodable names do) and each lstat is an
- * fstatat relative to the open folder, which the kernel resolves in one step.
+ * Perf: the JavaScript does the same work at ~3.5 us of CPU per entry: a string per name, a path
+ * per lstat, and the kernel walking that whole path again for each name. Here the names never
+ * become strings (only subfolders, temporary files and undecodable names do) and each lstat is an
+ * fstatat relative to the open folder, which the kernel resolves in one step: ~2.2 us per entry,
+ * nearly all of it the kernel's (GNU `find` takes the same).
  *
  * The module keeps no state: it is loaded in each listing thread.
  */
