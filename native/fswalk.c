@@ -196,12 +196,20 @@ static napi_value list(napi_env env, napi_callback_info info) {
   }
   size_t path_len;
   char path[4096 + 1];
-  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len) != napi_ok) {
+  /* The length first: given a buffer too small, napi_get_value_string_utf8 stops before a
+     character that does not fit whole, so the copy's length alone cannot tell a truncated path. */
+  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len) != napi_ok) {
     napi_throw_type_error(env, NULL, "path must be a string");
     return NULL;
   }
   if (path_len >= sizeof path - 1) {
+    napi_get_value_string_utf8(env, argv[0], path, sizeof path, NULL);
     throw_errno(env, ENAMETOOLONG, "scandir", path, NULL);
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, argv[0], path, sizeof path, NULL);
+  if (strlen(path) != path_len) {
+    napi_throw_type_error(env, NULL, "path must not contain a NUL");
     return NULL;
   }
   napi_typedarray_type type;
@@ -217,9 +225,9 @@ static napi_value list(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "nums must be a Float64Array");
     return NULL;
   }
-  int64_t text_at, nums_at;
-  napi_get_value_int64(env, argv[2], &text_at);
-  napi_get_value_int64(env, argv[4], &nums_at);
+  int64_t text_at = -1, nums_at = -1;
+  if (napi_get_value_int64(env, argv[2], &text_at) != napi_ok) text_at = -1;
+  if (napi_get_value_int64(env, argv[4], &nums_at) != napi_ok) nums_at = -1;
   if (text_at < 0 || (size_t)text_at > text_cap || nums_at < 0 || (size_t)nums_at > nums_cap) {
     napi_throw_range_error(env, NULL, "offset out of range");
     return NULL;
@@ -278,7 +286,7 @@ static napi_value list(napi_env env, napi_callback_info info) {
   }
 
   for (size_t i = 0; i < names.count; i++) names.names[i].p = names.arena + names.names[i].at;
-  qsort(names.names, names.count, sizeof(name_t), by_name);
+  if (names.count > 1) qsort(names.names, names.count, sizeof(name_t), by_name);
 
   int dfd = dirfd(dir);
   unsigned char *text = (unsigned char *)text_data;

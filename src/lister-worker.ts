@@ -192,7 +192,17 @@ function listFolder(relDir: string): string[] {
   const start = used;
   const subdirs: string[] = [];
   let o = start;
+  let previous = '';
   for (const name of names) {
+    // The same name twice: a name that is not UTF-8 decoded (with U+FFFD) to a name that is, or to
+    // another one that is not (as in `listDir`). The first was lstat'ed by that name; this one
+    // cannot be.
+    if (name === previous) {
+      if (undecodable === NONE) undecodable = [];
+      undecodable.push(name);
+      continue;
+    }
+    previous = name;
     if (isTempName(name)) {
       if (temps === NONE) temps = [];
       temps.push(name);
@@ -266,6 +276,9 @@ function listFolderNative(relDir: string): string[] {
       continue;
     }
     const [namesEnd, numsEnd, subdirNames, temps, undecodable] = answer as Exclude<NativeAnswer, [-1, number, number]>;
+    // The addon orders undecodable names by their bytes, `listFolder` by their decoded strings
+    // (names that decode alike are alike, so this gives its order exactly).
+    undecodable?.sort(byName);
     if (temps !== undefined || undecodable !== undefined) extras.push(new Extra(ends.length / 3, temps ?? NONE, undecodable ?? NONE));
     batchEntries += (numsEnd - used) / NUMS + 1;
     ends.push(dirEnd, namesEnd, numsEnd);

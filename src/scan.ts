@@ -62,7 +62,15 @@ export function listDir(io: Io, absDir: string): Listing {
   const temps: string[] = [];
   const undecodable: string[] = [];
   const prefix = absDir.endsWith('/') ? absDir : absDir + '/';
+  let previous: string | undefined;
   for (const name of names) {
+    // The same name twice: a name that is not UTF-8 decoded (with U+FFFD) to a name that is, or to
+    // another one that is not. The first was lstat'ed by that name; this one cannot be.
+    if (name === previous) {
+      undecodable.push(name);
+      continue;
+    }
+    previous = name;
     if (isTempName(name)) {
       temps.push(name);
       continue;

@@ -173,7 +173,12 @@ describe('listing threads', () => {
       for (let f = 0; f < 5000; f++) fs.writeFileSync(path.join(parent, `f${f}`), '');
       const deep = path.join(parent, 'deep');
       fs.mkdirSync(deep);
-      const tooLong = 'x'.repeat(250);
+      // Its name ends in '€'s (3 bytes of UTF-8), one of which straddles byte 4,096 of its path:
+      // a path cut short at a whole character there would name `deep` again.
+      const before = Buffer.byteLength(deep + '/');
+      const pad = (4095 - before) % 3;
+      const tooLong = 'x'.repeat(pad) + '€'.repeat(Math.ceil((4100 - before - pad) / 3));
+      assert.ok(Buffer.byteLength(tooLong) <= 255 && (before + pad) % 3 === 4095 % 3);
       const here = process.cwd();
       process.chdir(deep);
       try {

@@ -6,18 +6,23 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { DIR, FILE, kindAt, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
 import { loadNative } from '../src/native.js';
-import { byName, joinRel } from '../src/scan.js';
+import { nodeIo } from '../src/io.js';
+import { byName, joinRel, listDir } from '../src/scan.js';
 import { tempDir } from './helpers/tree.js';
 
 const built = fs.existsSync(new URL('../build/Release/fswalk.node', import.meta.url));
 const notBuilt = built ? false : 'the native lister was not built (npm install found no C compiler)';
 
 /** Names whose order differs between UTF-8 bytes and UTF-16 code units, and others that sort oddly. */
-const ODD_NAMES = ['a', 'B', 'b', '10', '9', '.hidden', 'é', 'e\u0301', '\uE000', '\uFFEE', '\uFFFD', '😀', '𝄞', 'x\uE001', 'x😀', 'x\uFFEE', 'x𝄞', 'z'];
+const ODD_NAMES = ['a', 'B', 'b', 'b\uFFFDc', '10', '9', '.hidden', 'é', 'e\u0301', '\uE000', '\uFFEE', '\uFFFD', '😀', '𝄞', 'x\uE001', 'x😀', 'x\uFFEE', 'x𝄞', 'z'];
 const TEMP = '.folder-sync-0123456789abcdef.tmp';
 const NOT_TEMP = '.folder-sync-0123456789abcdeF.tmp';
-/** `b`, byte 0xFF, `c`: not UTF-8. */
-const UNDECODABLE = Buffer.from([0x62, 0xff, 0x63]);
+/**
+ * Not UTF-8: `b`, 0xFF, `c` decodes to `b\uFFFDc`, also the name of a file that is (its twin), and
+ * 0x80 to `\uFFFD`, another; `q`, 0xFE and `q`, 0xFF both decode to `q\uFFFD`, and to nothing else;
+ * `一`, 0xFF sorts after 0x80 as bytes, before it decoded.
+ */
+const UNDECODABLE = [[0x62, 0xff, 0x63], [0x71, 0xfe], [0x71, 0xff], [0x80], [0xe4, 0xb8, 0x80, 0xff]].map((bytes) => Buffer.from(bytes));
 
 /** A tree with every kind of entry and name the listers must agree on. */
 function oddTree(): string {
@@ -25,7 +30,7 @@ function oddTree(): string {
   for (const [i, name] of ODD_NAMES.entries()) fs.writeFileSync(path.join(root, name), 'x'.repeat(i));
   fs.writeFileSync(path.join(root, TEMP), 'partial');
   fs.writeFileSync(path.join(root, NOT_TEMP), 'kept');
-  fs.writeFileSync(Buffer.concat([Buffer.from(root + '/'), UNDECODABLE]), 'undecodable');
+  for (const name of UNDECODABLE) fs.writeFileSync(Buffer.concat([Buffer.from(root + '/'), name]), 'undecodable');
   fs.symlinkSync('a', path.join(root, 'link'));
   fs.symlinkSync('nowhere', path.join(root, 'dangling'));
   fs.symlinkSync('sub', path.join(root, 'dirlink'));
@@ -101,7 +106,13 @@ describe('native lister', () => {
     const expected = [...ODD_NAMES, NOT_TEMP, 'link', 'dangling', 'dirlink', 'pipe', 'empty', 'sub', 'big'].sort(byName);
     assert.deepEqual(top.names, expected);
     assert.deepEqual(top.temps, [TEMP]);
-    assert.deepEqual(top.undecodable, ['b\uFFFDc']);
+    assert.deepEqual(top.undecodable, ['b\uFFFDc', 'q\uFFFD', 'q\uFFFD', '一\uFFFD', '\uFFFD']);
+    assert.equal(top.nums[top.names.indexOf('b\uFFFDc') * NUMS + 1], ODD_NAMES.indexOf('b\uFFFDc'), 'the twin that is UTF-8 is the one listed');
+    // The main thread's own lister (tests, and passes without threads) lists the root alike.
+    const inline = listDir(nodeIo, root);
+    assert.deepEqual([...inline.entries.keys()], top.names);
+    assert.deepEqual(inline.undecodable, top.undecodable);
+    assert.deepEqual(inline.temps, top.temps);
     const kindOf = (name: string) => top.nums[top.names.indexOf(name) * NUMS];
     assert.deepEqual(['a', 'link', 'dirlink', 'pipe', 'sub'].map(kindOf), [FILE, SYMLINK, SYMLINK, SPECIAL, DIR]);
     const sub = native.seen.find((s) => s.relDir === 'sub')!;
