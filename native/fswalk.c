@@ -348,9 +348,14 @@ static napi_value list(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Must match NATIVE_VERSION in src/native.ts: raised whenever `list` changes what it takes or answers. */
+#define FSWALK_VERSION 1
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
-  napi_value fn;
+  napi_value fn, version;
   napi_create_function(env, "list", NAPI_AUTO_LENGTH, list, NULL, &fn);
   napi_set_named_property(env, exports, "list", fn);
+  napi_create_int32(env, FSWALK_VERSION, &version);
+  napi_set_named_property(env, exports, "version", version);
   return exports;
 }

@@ -16,6 +16,8 @@ export type NativeAnswer =
   | [-1, textNeeded: number, numsNeeded: number];
 
 export interface NativeLister {
+  /** `NATIVE_VERSION` of the source it was built from. */
+  version: number;
   /**
    * Lists folder `path`: its names in `byName` order, joined by NUL, into `text` from `textAt`;
    * `NUMS` numbers per name into `nums` from `numsAt`. Leaves out our temporary files, names that
@@ -28,12 +30,28 @@ export interface NativeLister {
 /** Where `npm install` builds it, from `src/` and from `dist/` alike. */
 export const NATIVE_PATH = '../build/Release/fswalk.node';
 
-/** The native lister, unless it was not built, fails to load, or `FOLDER_SYNC_NATIVE=0`. */
+/**
+ * The version of `list` this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
+ * from older sources (a `git pull` without `npm install`) answers another and is not used.
+ */
+export const NATIVE_VERSION = 1;
+
+/**
+ * The native lister, unless it was not built, fails to load, was built from other sources than
+ * this code's, or `FOLDER_SYNC_NATIVE=0`.
+ */
 export function loadNative(): NativeLister | undefined {
   if (process.env.FOLDER_SYNC_NATIVE === '0') return undefined;
   try {
-    return createRequire(import.meta.url)(NATIVE_PATH) as NativeLister;
+    const native = createRequire(import.meta.url)(NATIVE_PATH) as NativeLister;
+    return native.version === NATIVE_VERSION ? native : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** For the log: which lister the listing threads will use. */
+export function listerName(): string {
+  if (process.env.FOLDER_SYNC_NATIVE === '0') return 'JavaScript (FOLDER_SYNC_NATIVE=0)';
+  return loadNative() === undefined ? 'JavaScript (the native lister is not built, or not for this version: run npm install)' : 'native';
 }

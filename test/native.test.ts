@@ -79,7 +79,7 @@ async function listAll(root: string, native: boolean): Promise<{ seen: Seen[]; l
 }
 
 describe('native lister', () => {
-  test('npm install built it, it loads, and FOLDER_SYNC_NATIVE=0 turns it off', { skip: notBuilt }, () => {
+  test('npm install built it, it loads (built from these sources: its version is this code\'s), and FOLDER_SYNC_NATIVE=0 turns it off', { skip: notBuilt }, () => {
     const before = process.env.FOLDER_SYNC_NATIVE; // (set when the suite runs with the JavaScript lister)
     try {
       delete process.env.FOLDER_SYNC_NATIVE;
