@@ -312,9 +312,9 @@ parentPort!.once('message', (start: ListerStart) => {
   try {
     job = start;
     exclude = buildExclude(job.excludes, job.own);
-    lstatNumbers = pickLstat();
     native = job.native === false ? undefined : loadNative();
     if (native !== undefined) listOne = listFolderNative;
+    else lstatNumbers = pickLstat();
     walk('');
     flush();
     parentPort!.postMessage('done');
