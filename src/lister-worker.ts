@@ -96,7 +96,6 @@ let textUsed = 0;
 const ends: number[] = [];
 /** The batch's folders with temporary files, undecodable names, or an error (rare). */
 const extras: ListingExtra[] = [];
-let batchEntries = 0;
 /** Entries posted so far (compared with what the walk took: see `MAX_AHEAD`). */
 let posted = 0;
 
@@ -108,10 +107,9 @@ function flush(): void {
   used = 0;
   text = Buffer.allocUnsafeSlow(TEXT_BYTES);
   textUsed = 0;
-  posted += batchEntries;
+  posted += batchEntries();
   ends.length = 0; // (posting copied them)
   extras.length = 0;
-  batchEntries = 0;
   const taken = job.taken;
   if (taken === undefined) return;
   for (;;) {
@@ -121,17 +119,31 @@ function flush(): void {
   }
 }
 
+/** What the worker counts as the batch's entries: its folders' names, plus the folders themselves. */
+function batchEntries(): number {
+  return used / NUMS + ends.length / 3;
+}
+
 /**
  * Adds a folder to the batch: its path and names (joined by NUL) to `text`; its numbers, already
- * in `numbers`, end at `numsEnd`.
+ * in `numbers`, end at `numsEnd` (the rest as `endFolder`).
  */
-function addFolder(relDir: string, joined: string, numsEnd: number): void {
+function addFolder(relDir: string, joined: string, numsEnd: number, temps: string[], undecodable: string[], error: ListingExtra['error']): void {
   // At most 3 bytes of UTF-8 per UTF-16 code unit.
   roomForText(3 * (relDir.length + joined.length));
-  textUsed += text.write(relDir, textUsed);
-  ends.push(textUsed);
-  textUsed += text.write(joined, textUsed);
-  ends.push(textUsed, numsEnd);
+  const dirEnd = textUsed + text.write(relDir, textUsed);
+  endFolder(dirEnd, dirEnd + text.write(joined, dirEnd), numsEnd, temps, undecodable, error);
+}
+
+/**
+ * Ends the folder being added, already written: its path ends at `dirEnd` in `text` and its names
+ * at `namesEnd`, its numbers at `numsEnd` in `numbers`. Temporary files, undecodable names or an
+ * error go to `extras`.
+ */
+function endFolder(dirEnd: number, namesEnd: number, numsEnd: number, temps: string[], undecodable: string[], error: ListingExtra['error']): void {
+  if (temps !== NONE || undecodable !== NONE || error !== undefined) extras.push(new Extra(ends.length / 3, temps, undecodable, error));
+  ends.push(dirEnd, namesEnd, numsEnd);
+  textUsed = namesEnd;
   used = numsEnd;
 }
 
@@ -161,9 +173,7 @@ const NONE: string[] = [];
 /** A folder that could not be listed, as the main thread's walk reports it. */
 function unreadable(relDir: string, error: unknown): void {
   const e = error as NodeJS.ErrnoException;
-  extras.push(new Extra(ends.length / 3, NONE, NONE, { code: e.code, message: e.message }));
-  addFolder(relDir, '', used);
-  batchEntries++;
+  addFolder(relDir, '', used, NONE, NONE, { code: e.code, message: e.message });
 }
 
 /** Room in `numbers` for `count` more numbers (the batch so far is posted first if need be). */
@@ -242,9 +252,7 @@ function listFolder(relDir: string): string[] {
       if (!exclude(childRel, true)) subdirs.push(childRel);
     }
   }
-  if (temps !== NONE || undecodable !== NONE) extras.push(new Extra(ends.length / 3, temps, undecodable));
-  addFolder(relDir, kept.join('\0'), o);
-  batchEntries += kept.length + 1;
+  addFolder(relDir, kept.join('\0'), o, temps, undecodable, undefined);
   return subdirs;
 }
 
@@ -258,7 +266,7 @@ function listFolder(relDir: string): string[] {
 function listFolderNative(relDir: string): string[] {
   const abs = relDir === '' ? job.root : job.root + '/' + relDir;
   for (;;) {
-    // The folder's path first, then its names (`addFolder`); `textUsed` moves only once it fits.
+    // The folder's path first, then its names (as `addFolder`); `endFolder` moves `textUsed`.
     roomForText(3 * relDir.length);
     const dirEnd = textUsed + text.write(relDir, textUsed);
     let answer;
@@ -279,11 +287,7 @@ function listFolderNative(relDir: string): string[] {
     // The addon orders undecodable names by their bytes, `listFolder` by their decoded strings
     // (names that decode alike are alike, so this gives its order exactly).
     undecodable?.sort(byName);
-    if (temps !== undefined || undecodable !== undefined) extras.push(new Extra(ends.length / 3, temps ?? NONE, undecodable ?? NONE));
-    batchEntries += (numsEnd - used) / NUMS + 1;
-    ends.push(dirEnd, namesEnd, numsEnd);
-    textUsed = namesEnd;
-    used = numsEnd;
+    endFolder(dirEnd, namesEnd, numsEnd, temps ?? NONE, undecodable ?? NONE, undefined);
     const subdirs: string[] = [];
     if (subdirNames !== undefined) {
       for (const name of subdirNames) {
@@ -304,7 +308,7 @@ function walk(relDir: string): void {
   const subdirs = listOne(relDir);
   // Perf: here, not in `listFolder`, whose optimized code would be thrown away (and compiled
   // again) at the first post: a call it had never seen made.
-  if (batchEntries >= BATCH_ENTRIES) flush();
+  if (batchEntries() >= BATCH_ENTRIES) flush();
   for (const child of subdirs) walk(child);
 }
 

@@ -68,39 +68,41 @@ describe('listing threads', () => {
     assert.equal(r.stdout.trim(), '2');
   });
 
-  test('names and paths beyond ASCII, a folder whose names outgrow a batch\'s text buffer, and temporary files arrive intact, each entry with its own numbers', async () => {
-    const root = tempDir();
-    const long = (i: number) => 'é'.repeat(100) + String(i).padStart(4, '0'); // 204 bytes of UTF-8
-    fs.mkdirSync(path.join(root, 'big'));
-    // 800 names of 204 bytes: 163 KB, more than the 128 KiB a batch's text starts with.
-    for (let i = 0; i < 800; i++) fs.writeFileSync(path.join(root, 'big', long(i)), 'x'.repeat(i % 7));
-    fs.mkdirSync(path.join(root, 'plain'));
-    fs.writeFileSync(path.join(root, 'plain', 'a'), 'abc');
-    fs.writeFileSync(path.join(root, 'plain', '.folder-sync-0123456789abcdef.tmp'), '');
-    fs.mkdirSync(path.join(root, 'été'));
-    fs.writeFileSync(path.join(root, 'été', 'ñ1'), '123');
-    fs.writeFileSync(path.join(root, 'été', '🙂'), '12345');
-    fs.mkdirSync(path.join(root, '日本'));
-    fs.mkdirSync(path.join(root, '日本', 'ü'));
-    fs.writeFileSync(path.join(root, '日本', 'ü', 'z'), '1234567');
-    const lister = new ThreadLister({ root, excludes: [], own: [] });
-    const sizes = (listing: FolderListing) => Object.fromEntries(listing.names.map((name, i) => [name, entryAt(listing, i).size]));
-    try {
-      assert.deepEqual((await take(lister, '')).names, ['big', 'plain', 'été', '日本']);
-      const big = await take(lister, 'big');
-      assert.equal(big.names.length, 800);
-      for (const i of [0, 1, 6, 399, 799]) assert.equal(sizes(big)[long(i)], i % 7, long(i));
-      const plain = await take(lister, 'plain');
-      assert.deepEqual(sizes(plain), { a: 3 });
-      assert.deepEqual(plain.temps, ['.folder-sync-0123456789abcdef.tmp']);
-      assert.deepEqual(sizes(await take(lister, 'été')), { ñ1: 3, '🙂': 5 });
-      assert.deepEqual((await take(lister, '日本')).names, ['ü']);
-      assert.deepEqual(sizes(await take(lister, '日本/ü')), { z: 7 });
-      await assert.rejects(take(lister, 'missing'), { code: 'ENOENT' });
-    } finally {
-      await lister.close();
-    }
-  });
+  for (const native of [true, false]) {
+    test(`names and paths beyond ASCII, a folder whose names outgrow a batch's text buffer, and temporary files arrive intact, each entry with its own numbers (${native ? 'natively, if built' : 'in JavaScript'})`, async () => {
+      const root = tempDir();
+      const long = (i: number) => 'é'.repeat(100) + String(i).padStart(4, '0'); // 204 bytes of UTF-8
+      fs.mkdirSync(path.join(root, 'big'));
+      // 800 names of 204 bytes: 163 KB, more than the 128 KiB a batch's text starts with.
+      for (let i = 0; i < 800; i++) fs.writeFileSync(path.join(root, 'big', long(i)), 'x'.repeat(i % 7));
+      fs.mkdirSync(path.join(root, 'plain'));
+      fs.writeFileSync(path.join(root, 'plain', 'a'), 'abc');
+      fs.writeFileSync(path.join(root, 'plain', '.folder-sync-0123456789abcdef.tmp'), '');
+      fs.mkdirSync(path.join(root, 'été'));
+      fs.writeFileSync(path.join(root, 'été', 'ñ1'), '123');
+      fs.writeFileSync(path.join(root, 'été', '🙂'), '12345');
+      fs.mkdirSync(path.join(root, '日本'));
+      fs.mkdirSync(path.join(root, '日本', 'ü'));
+      fs.writeFileSync(path.join(root, '日本', 'ü', 'z'), '1234567');
+      const lister = new ThreadLister({ root, excludes: [], own: [], native });
+      const sizes = (listing: FolderListing) => Object.fromEntries(listing.names.map((name, i) => [name, entryAt(listing, i).size]));
+      try {
+        assert.deepEqual((await take(lister, '')).names, ['big', 'plain', 'été', '日本']);
+        const big = await take(lister, 'big');
+        assert.equal(big.names.length, 800);
+        for (const i of [0, 1, 6, 399, 799]) assert.equal(sizes(big)[long(i)], i % 7, long(i));
+        const plain = await take(lister, 'plain');
+        assert.deepEqual(sizes(plain), { a: 3 });
+        assert.deepEqual(plain.temps, ['.folder-sync-0123456789abcdef.tmp']);
+        assert.deepEqual(sizes(await take(lister, 'été')), { ñ1: 3, '🙂': 5 });
+        assert.deepEqual((await take(lister, '日本')).names, ['ü']);
+        assert.deepEqual(sizes(await take(lister, '日本/ü')), { z: 7 });
+        await assert.rejects(take(lister, 'missing'), { code: 'ENOENT' });
+      } finally {
+        await lister.close();
+      }
+    });
+  }
 
   test('a thread held to a few entries ahead still hands over every folder, taken in its order', async () => {
     const root = bigTree();

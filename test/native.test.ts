@@ -60,7 +60,16 @@ interface Seen {
 
 /** Every folder's listing, taken depth first as the walk takes them (`skipme` is excluded). */
 async function listAll(root: string, native: boolean): Promise<{ seen: Seen[]; liveBatches: number }> {
-  const lister = new ThreadLister({ root, excludes: ['skipme'], own: [], native });
+  // The thread takes the environment as it starts: the native lister even when the suite runs
+  // with FOLDER_SYNC_NATIVE=0 (or this would compare the JavaScript lister with itself).
+  const before = process.env.FOLDER_SYNC_NATIVE;
+  delete process.env.FOLDER_SYNC_NATIVE;
+  let lister: ThreadLister;
+  try {
+    lister = new ThreadLister({ root, excludes: ['skipme'], own: [], native });
+  } finally {
+    if (before !== undefined) process.env.FOLDER_SYNC_NATIVE = before;
+  }
   const seen: Seen[] = [];
   try {
     const visit = async (relDir: string): Promise<void> => {
