@@ -4,7 +4,7 @@
  *
  * Perf: the 1M-record manifest held a Map entry and a string object per name (~90 bytes a record,
  * the largest part of the 1M-file pass's heap). Here the names loaded from disk are one string per
- * folder, joined by NUL and sorted (`byName`), with their offsets and slots in one array (`index`):
+ * folder, joined by `/` and sorted (`byName`), with their offsets and slots in one array (`index`):
  * the name's own characters and 8 bytes. Names added since then wait in a small Map (`added`) until
  * they are as many as the sorted ones, then everything is sorted again (growth costs amortized
  * O(n log n)). The walk asks for names in the same order as they are sorted, so a lookup is
@@ -19,7 +19,7 @@ const MIN_REBUILD = 32;
 const NO_INDEX = new Int32Array(1);
 
 export class FolderIndex {
-  /** The sorted names, joined by NUL (names hold neither NUL nor `/`). */
+  /** The sorted names, joined by `/` (names hold neither `/` nor NUL), as the manifest's shards hold them. */
   private text = '';
   /**
    * Where sorted name `i` starts in `text` (`index[i]`; `index[i + 1] - 1` is where it ends), then
@@ -95,12 +95,39 @@ export class FolderIndex {
     (this.loaded ??= []).push(name, slot);
   }
 
+  /**
+   * While loading, into an index that holds nothing yet: `text`, names in strict `byName` order
+   * joined by `/` (as the manifest's shards hold them), and `index` laid out as `this.index` is
+   * (where each name starts, the text's length plus one, then their slots). Perf: the text is kept
+   * as it is, no string made per name. False, and nothing taken, if the index holds names already
+   * or these are out of order.
+   */
+  adopt(text: string, index: Int32Array<ArrayBuffer>): boolean {
+    if (this.sorted > 0 || this.added !== undefined || this.loaded !== undefined) return false;
+    const count = (index.length - 1) / 2;
+    for (let i = 1; i < count; i++) {
+      if (compareSpans(text, index[i - 1], index[i] - 1, text, index[i], index[i + 1] - 1) >= 0) return false;
+    }
+    this.text = text;
+    this.index = index;
+    this.sorted = count;
+    this.sortedLive = count;
+    this.cursor = 0;
+    return true;
+  }
+
   /** Sorts in what `append` added. */
   seal(): void {
     if (this.loaded === undefined) return;
     const loaded = this.loaded;
     this.loaded = undefined;
     this.rebuild(loaded);
+  }
+
+  /** Every name and its slot, in `byName` order (for writing: names added since loading are sorted in first). */
+  ordered(): IterableIterator<[string, number]> {
+    if (this.added !== undefined) this.rebuild([]);
+    return this.entries();
   }
 
   /** Every name and its slot (sorted names first); names may be deleted meanwhile. */
@@ -138,14 +165,7 @@ export class FolderIndex {
 
   /** Sorted name `i` against `name`, in `byName` order (UTF-16 code units, as `<`). */
   private compareAt(i: number, name: string): number {
-    const start = this.index[i];
-    const length = this.index[i + 1] - 1 - start;
-    const common = Math.min(length, name.length);
-    for (let k = 0; k < common; k++) {
-      const d = this.text.charCodeAt(start + k) - name.charCodeAt(k);
-      if (d !== 0) return d;
-    }
-    return length - name.length;
+    return compareSpans(this.text, this.index[i], this.index[i + 1] - 1, name, 0, name.length);
   }
 
   /** The sorted place of `name`, or -1. */
@@ -220,11 +240,21 @@ export class FolderIndex {
       index[count] = offset;
       index.set(kept, count + 1);
     }
-    this.text = parts.join('\0');
+    this.text = parts.join('/');
     this.index = index;
     this.sorted = count;
     this.sortedLive = count;
     this.added = undefined;
     this.cursor = 0;
   }
+}
+
+/** `x[a, aEnd)` against `y[b, bEnd)`, in `byName` order (UTF-16 code units, as `<`). */
+function compareSpans(x: string, a: number, aEnd: number, y: string, b: number, bEnd: number): number {
+  const common = Math.min(aEnd - a, bEnd - b);
+  for (let k = 0; k < common; k++) {
+    const d = x.charCodeAt(a + k) - y.charCodeAt(b + k);
+    if (d !== 0) return d;
+  }
+  return aEnd - a - (bEnd - b);
 }

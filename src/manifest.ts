@@ -14,11 +14,15 @@
  *   about 1% of the manifest; past that, the save folds them: it rewrites the shards they touched
  *   and removes them. Loading replays the journals over the shards, in order.
  *
- * A record is a flat run of 14 JSON values (Perf: numbers and two strings per file parse several
- * times faster than an object per file): the file's name (in a shard, after its folder's path) or
- * relative path (in a journal), MD5, the source's size, mtime (seconds, nanoseconds), ctime
- * (seconds, nanoseconds), inode, trusted (1, or 0 when racy), then the replica's mtime, ctime and
- * inode. In memory they are held compactly (see `record-store.ts`).
+ * A record is the file's name, its MD5 and 12 numbers: the source's size, mtime (seconds,
+ * nanoseconds), ctime (seconds, nanoseconds), inode, trusted (1, or 0 when racy), then the
+ * replica's mtime, ctime and inode. A shard holds them by column, a folder's group at a time: its
+ * path, the group's number, the names joined by `/` (in `byName` order), the MD5s as one hex string,
+ * then one array of all the numbers (Perf: parsing makes three values per group, not 14 per record,
+ * and the names stay one string in memory: the 100k-record manifest loads in 116 ms, the 1M one
+ * in 0.96 s, against 153 ms and 1.22 s with values per record, schema 3). A journal holds a flat
+ * run of 14 values per record: relative path, MD5, then the numbers. In memory they are held
+ * compactly (see `record-store.ts`).
  *
  * Safety: every record is a statement that was true when written ("the file with this fingerprint
  * had this MD5"), and lowdb replaces each file by rename. So after a crash between two file writes,
@@ -38,9 +42,10 @@ import { FileRecord, type RecordFields } from './types.js';
 export const MANIFEST_FORMAT = 'folder-sync manifest';
 /**
  * Bump when the meaning of a record changes; older manifests are migrated or rebuilt.
- * 1: fingerprints as strings; 2: flat records by path hash; 3: records grouped by folder.
+ * 1: fingerprints as strings; 2: flat records by path hash; 3: records grouped by folder;
+ * 4: a folder's records by column.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 /** Records per shard before the manifest splits further. Perf: ~2k records ≈ 250 KB a write. */
 export const SHARD_SIZE = 2048;
 const FIELDS = 14;
@@ -100,10 +105,14 @@ interface RecordFile {
   forgotten?: string[];
 }
 
-/** A shard of schema 3: a folder's path, a group number, then its records (`FIELDS` values each, by name), and so on. */
+/**
+ * A shard of schema 4: a folder's path, a group number, the group's names joined by `/`, their MD5s
+ * (hex), their numbers (`FIELDS - 2` each), and so on; of schema 3 (migrating): a folder's path, a
+ * group number, then its records (`FIELDS` values each, by name), and so on.
+ */
 interface ShardFile {
   format: string;
-  version: number;
+  version: 3 | 4;
   folders: unknown[];
 }
 
@@ -343,22 +352,21 @@ export class Manifest {
       const groups = this.groupCount(folder.size);
       if (groups > 1) groupsNow.set(dir, groups);
       let group = 0;
-      let inGroup = 0;
       let out = shards.get(this.shardOfGroup(dir, 0));
-      let records: unknown[] = [];
-      for (const [name, slot] of folder) {
-        if (inGroup === (this.options.groupSize ?? GROUP)) {
-          out?.push(dir, group, records);
-          out = shards.get(this.shardOfGroup(dir, ++group));
-          records = [];
-          inGroup = 0;
-        }
-        inGroup++;
-        if (out === undefined) continue;
-        records.push(name);
-        this.store.pushValues(records, slot);
+      let names: string[] = [];
+      let slots: number[] = [];
+      const writeGroup = () => {
+        if (out !== undefined) out.push(dir, group, names.join('/'), ...this.store.groupValues(slots));
+        out = shards.get(this.shardOfGroup(dir, ++group));
+        names = [];
+        slots = [];
+      };
+      for (const [name, slot] of folder.ordered()) {
+        if (names.length === (this.options.groupSize ?? GROUP)) writeGroup();
+        names.push(name);
+        slots.push(slot);
       }
-      out?.push(dir, group, records);
+      writeGroup();
     }
     if (shards.size > 0) fs.mkdirSync(this.shardDir, { recursive: true });
     // Highest first: in a reshard a folder only moves to a higher shard, so its new home is
@@ -460,11 +468,12 @@ export class Manifest {
         continue;
       }
       const { folders } = shard;
-      for (let k = 0; k < folders.length; k += 3) {
+      const width = shard.version === 3 ? 3 : 5;
+      if (shard.version === 3) this.mustFold = this.rewriteAll = true; // migrating, or a migration cut short
+      for (let k = 0; k < folders.length; k += width) {
         const dir = folders[k];
         const group = folders[k + 1];
-        const records = folders[k + 2];
-        if (typeof dir !== 'string' || typeof group !== 'number' || !Number.isInteger(group) || group < 0 || group > MAX_SHARDS || !Array.isArray(records)) continue;
+        if (typeof dir !== 'string' || typeof group !== 'number' || !Number.isInteger(group) || group < 0 || group > MAX_SHARDS) continue;
         if (group > 0) this.groupsOnDisk.set(dir, Math.max(this.groupsOnDisk.get(dir) ?? 1, group + 1));
         // A folder in the wrong shard (a crash in the middle of a reshard) is moved home, and the
         // shard it was found in is rewritten without it.
@@ -474,6 +483,14 @@ export class Manifest {
           this.dirty.add(index);
           this.mustFold = true;
         }
+        if (width === 5) {
+          // A malformed group loads nothing (its files are hashed again).
+          const [names, md5s, numbers] = [folders[k + 2], folders[k + 3], folders[k + 4]];
+          if (typeof names === 'string' && typeof md5s === 'string' && Array.isArray(numbers)) this.store.loadGroup(dir, names, md5s, numbers);
+          continue;
+        }
+        const records = folders[k + 2];
+        if (!Array.isArray(records)) continue;
         for (let i = 0; i + FIELDS <= records.length; i += FIELDS) {
           const name = records[i];
           if (typeof name === 'string' && name !== '' && !name.includes('/') && !name.includes('\0')) this.store.putValues(dir, name, records, i + 1, true);
@@ -499,13 +516,15 @@ export class Manifest {
         this.journalRecords++;
       }
     }
-    if (main.version === 2) {
-      // Schema 2 → 3: the same records, grouped by folder; every shard file is rewritten at the next save.
+    if (main.version === 2 || main.version === 3) {
+      // Schema 2 or 3 → 4: the same records, grouped by folder and by column; every shard file is
+      // rewritten at the next save.
+      const from = main.version;
       this.main.data.version = SCHEMA_VERSION;
       this.mustFold = true;
       this.rewriteAll = true;
       this.metaDirty = true;
-      this.options.warn(`manifest ${this.path} has schema 2: migrated ${this.size} records to schema ${SCHEMA_VERSION}`);
+      this.options.warn(`manifest ${this.path} has schema ${from}: migrated ${this.size} records to schema ${SCHEMA_VERSION}`);
     }
   }
 
@@ -540,7 +559,8 @@ export class Manifest {
     const data = this.readJson(file, 'shard');
     if (data === undefined) return undefined;
     const shaped = data as Partial<ShardFile>;
-    if (shaped.version === SCHEMA_VERSION && Array.isArray(shaped.folders) && shaped.folders.length % 3 === 0) return shaped as ShardFile;
+    const width = shaped.version === 4 ? 5 : shaped.version === 3 ? 3 : 0;
+    if (width > 0 && Array.isArray(shaped.folders) && shaped.folders.length % width === 0) return shaped as ShardFile;
     if (isFlat(data as Partial<RecordFile>, [2, 2])) return data as RecordFile;
     this.setAside(file, `manifest shard ${file} is not a folder-sync shard`);
     return undefined;

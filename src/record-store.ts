@@ -130,6 +130,62 @@ export class RecordStore {
     return true;
   }
 
+  /**
+   * While loading (call `seal` before anything else): a group of folder `dir`'s records as a shard
+   * holds them: their names joined by `/`, their MD5s (hex, 32 digits each), and `RECORD_NUMBERS`
+   * numbers each. Returns how many were stored: all, or 0 if the group is malformed in any way (its
+   * files are then hashed again). Perf: a column per group, not values per record: parsing makes
+   * three values, not 14 per record, and a group in order keeps its names as one string (see
+   * `FolderIndex.adopt`).
+   */
+  loadGroup(dir: string, names: string, md5s: string, numbers: unknown[]): number {
+    const count = numbers.length / RECORD_NUMBERS;
+    if (!Number.isInteger(count) || count === 0 || md5s.length !== count * 32 || names.includes('\0')) return 0;
+    for (let k = 0; k < numbers.length; k++) if (typeof numbers[k] !== 'number') return 0;
+    const md5 = Buffer.from(md5s, 'hex'); // stops at the first character that is not a hex digit
+    if (md5.length !== count * 16) return 0;
+    // Laid out as `FolderIndex` keeps it: where each name starts, the text's length plus one, the slots.
+    const index = new Int32Array(2 * count + 1);
+    let start = 0;
+    for (let i = 0; i < count; i++) {
+      let end = names.indexOf('/', start);
+      if (end === -1) end = names.length;
+      if (end === start || (end === names.length) !== (i === count - 1)) return 0; // an empty name, or too few
+      index[i] = start;
+      start = end + 1;
+    }
+    if (start !== names.length + 1) return 0; // too many names
+    index[count] = start;
+    for (let i = 0; i < count; i++) {
+      const slot = this.free.pop() ?? this.allocate();
+      index[count + 1 + i] = slot;
+      md5.copy(this.md5[slot >>> CHUNK_BITS], (slot & MASK) * 16, i * 16, i * 16 + 16);
+      for (let k = 0; k < RECORD_NUMBERS; k++) this.setNumber(slot, k, numbers[i * RECORD_NUMBERS + k] as number);
+      this.column(slot, U8)[(slot & MASK) * WIDTH[U8] + SEEN] = 0;
+    }
+    this.count += count;
+    const folder = this.folderFor(dir);
+    if (!folder.adopt(names, index)) {
+      for (let i = 0; i < count; i++) folder.append(names.slice(index[i], index[i + 1] - 1), index[count + 1 + i]);
+      this.unsealed.add(folder);
+    }
+    return count;
+  }
+
+  /** `slots` as a shard holds them (see `loadGroup`): their MD5s in hex, and their numbers. */
+  groupValues(slots: number[]): [md5s: string, numbers: number[]] {
+    const md5 = Buffer.allocUnsafe(slots.length * 16);
+    const numbers: number[] = [];
+    for (const [i, slot] of slots.entries()) {
+      this.md5[slot >>> CHUNK_BITS].copy(md5, i * 16, (slot & MASK) * 16, (slot & MASK) * 16 + 16);
+      for (let k = 0; k < RECORD_NUMBERS; k++) {
+        const value = this.number(slot, k);
+        numbers.push(Number.isNaN(value) ? -1 : value);
+      }
+    }
+    return [md5.toString('hex'), numbers];
+  }
+
   /** Stores `record` at `dir`/`name` (replacing any), seen in pass `seen`. */
   put(dir: string, name: string, r: FileRecord, seen: number): void {
     if (!isMd5(r.md5)) throw new Error(`not an MD5: ${JSON.stringify(r.md5)}`);
@@ -152,15 +208,6 @@ export class RecordStore {
   view(slot: number): RecordFields {
     this.currentView.at(slot);
     return this.currentView;
-  }
-
-  /** Appends the record in `slot` to `out` as the manifest files hold it: MD5, then 12 numbers. */
-  pushValues(out: unknown[], slot: number): void {
-    out.push(this.md5Hex(slot));
-    for (let k = 0; k < RECORD_NUMBERS; k++) {
-      const value = this.number(slot, k);
-      out.push(Number.isNaN(value) ? -1 : value);
-    }
   }
 
   md5Hex(slot: number): string {
@@ -211,6 +258,7 @@ export class RecordStore {
     if (column === U8) stored = value === 1 ? 1 : 0;
     this.columns[slot >>> CHUNK_BITS][column][(slot & MASK) * WIDTH[column] + AT_OF[k]] = stored;
   }
+
 
   /**
    * What `putValues(…, true)` appended is sorted into each folder's index. Perf: called after each

@@ -64,6 +64,46 @@ describe('folder index', () => {
     assert.equal(index.get(''), undefined);
   });
 
+  test('names adopted as a shard holds them (joined by /, in order) answer as a Map does; out of order, or into a used index, they are refused', () => {
+    /** `names` joined, and their starts, the text's length plus one, then `slots` (the layout `adopt` takes). */
+    const layout = (names: string[], slots: number[]): [string, Int32Array<ArrayBuffer>] => {
+      const index = new Int32Array(2 * names.length + 1);
+      let at = 0;
+      names.forEach((n, i) => {
+        index[i] = at;
+        at += n.length + 1;
+      });
+      index[names.length] = at;
+      index.set(slots, names.length + 1);
+      return [names.join('/'), index];
+    };
+    const sorted = [...new Set(NAMES)].sort();
+    const slots = sorted.map((_, i) => 100 + i);
+    const index = new FolderIndex(() => assert.fail('nothing was appended'));
+    assert.ok(index.adopt(...layout(sorted, slots)));
+    assert.equal(index.size, sorted.length);
+    assert.deepEqual([...index], sorted.map((n, i) => [n, slots[i]]));
+    for (const [i, n] of [...sorted.entries()].reverse()) assert.equal(index.get(n), slots[i], n);
+    assert.equal(index.get('a/b'), undefined);
+    assert.equal(index.get('c'), undefined);
+    // Used as any other: a name set, one deleted; `ordered` sorts the added one in.
+    index.set('c', 7);
+    assert.ok(index.delete('a'));
+    const model = new Map(sorted.map((n, i) => [n, slots[i]]));
+    model.set('c', 7);
+    model.delete('a');
+    assert.deepEqual([...index.ordered()], sortedModel(model));
+    assert.equal(index.adopt(...layout(['x'], [1])), false, 'not into an index that holds names');
+    assert.deepEqual([...index.ordered()], sortedModel(model));
+
+    // Out of order (as U+FF41 before '😀' would be in code points), or a name twice: refused, nothing taken.
+    for (const names of [['a', '\uFF41', '😀'], ['a', 'b', 'b'], ['b', 'a']]) {
+      const fresh = new FolderIndex(() => {});
+      assert.equal(fresh.adopt(...layout(names, names.map((_, i) => i))), false, names.join());
+      assert.equal(fresh.size, 0);
+    }
+  });
+
   test('a lookup out of order, or of a name not there, still finds the right slot (the cursor is only a first guess)', () => {
     const index = new FolderIndex(() => {});
     const names = Array.from({ length: 1000 }, (_, i) => `n${String(i).padStart(4, '0')}`);

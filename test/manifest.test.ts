@@ -19,14 +19,23 @@ async function open(file: string, warnings: string[] = [], shardSize = 64, group
   return Manifest.open(file, { ...pair, warn: (m) => warnings.push(m), shardSize, groupSize });
 }
 
-/** Every shard file's folder groups: `[shard, folder, group, records]`. */
+/** Every shard file's folder groups: `[shard, folder, group, records]` (schema 4, or 3). */
 function shardGroups(file: string): [string, string, number, number][] {
   const out: [string, string, number, number][] = [];
   for (const name of fs.readdirSync(file + '.d').filter((n) => /^\d+\.json$/.test(n))) {
-    const { folders } = JSON.parse(fs.readFileSync(path.join(file + '.d', name), 'utf8')) as { folders: unknown[] };
-    for (let k = 0; k < folders.length; k += 3) out.push([name, folders[k] as string, folders[k + 1] as number, (folders[k + 2] as unknown[]).length / 14]);
+    const { version, folders } = JSON.parse(fs.readFileSync(path.join(file + '.d', name), 'utf8')) as { version: number; folders: unknown[] };
+    const width = version === 3 ? 3 : 5;
+    for (let k = 0; k < folders.length; k += width) out.push([name, folders[k] as string, folders[k + 1] as number, (folders[k + width - 1] as unknown[]).length / (version === 3 ? 14 : 12)]);
   }
   return out;
+}
+
+/** `r`'s 12 numbers as the manifest files hold them. */
+const numbersOf = (r: FileRecord) => [r.size, r.mtimeS, r.mtimeN, r.ctimeS, r.ctimeN, r.ino, r.trusted ? 1 : 0, r.repMtimeS, r.repMtimeN, r.repCtimeS, r.repCtimeN, r.repIno];
+
+/** A schema-3 shard's folder groups (as folder-sync 0.1 before schema 4 wrote them): folder, group, then 14 values per record. */
+function v3Folders(groups: [dir: string, group: number, names: string[], first: number][]): unknown[] {
+  return groups.flatMap(([dir, group, names, first]) => [dir, group, names.flatMap((name, k) => [name, rec(first + k).md5, ...numbersOf(rec(first + k))])]);
 }
 
 describe('sharded manifest', () => {
@@ -245,22 +254,22 @@ describe('the layout on disk', () => {
     const warnings: string[] = [];
     const m = await open(file, warnings, 64);
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0], /schema 2: migrated 40 records to schema 3/);
+    assert.match(warnings[0], /schema 2: migrated 40 records to schema 4/);
     assert.equal(m.size, 40);
     assert.equal(m.get('d0/f0'), undefined);
     assert.deepEqual(plain(m.get('d0/f1000')), plain(rec(1000)));
     await m.save();
-    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).version, 3);
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).version, 4);
     // Every shard rewritten in the new layout, the journal folded in.
     assert.deepEqual(fs.readdirSync(file + '.d').sort(), ['0.json', '1.json']);
-    for (const name of ['0.json', '1.json']) assert.equal(JSON.parse(fs.readFileSync(path.join(file + '.d', name), 'utf8')).version, 3);
+    for (const name of ['0.json', '1.json']) assert.equal(JSON.parse(fs.readFileSync(path.join(file + '.d', name), 'utf8')).version, 4);
     const again: string[] = [];
     const back = await open(file, again, 64);
     assert.deepEqual(again, []);
     assert.equal(back.size, 40);
     assert.deepEqual(plain(back.get('d3/f23')), plain(rec(23)));
 
-    // Cut short: the main file still says schema 2, one shard is already schema 3, one is not.
+    // Cut short: the main file still says schema 2, one shard is already schema 4, one is not.
     const cut = path.join(tempDir(), 'm.json');
     fs.writeFileSync(cut, JSON.stringify({ format: 'folder-sync manifest', version: 2, ...pair, shards: 2 }));
     fs.mkdirSync(cut + '.d');
@@ -272,9 +281,53 @@ describe('the layout on disk', () => {
     assert.deepEqual(plain(finished.get('d1/f2001')), plain(rec(2001)));
     // Finished at the next save: every shard in the new layout, the same records read back.
     await finished.save();
-    assert.equal(JSON.parse(fs.readFileSync(cut, 'utf8')).version, 3);
-    for (const name of fs.readdirSync(cut + '.d')) assert.equal(JSON.parse(fs.readFileSync(path.join(cut + '.d', name), 'utf8')).version, 3, name);
+    assert.equal(JSON.parse(fs.readFileSync(cut, 'utf8')).version, 4);
+    for (const name of fs.readdirSync(cut + '.d')) assert.equal(JSON.parse(fs.readFileSync(path.join(cut + '.d', name), 'utf8')).version, 4, name);
     assert.equal((await open(cut, [], 64)).size, inZero + 10);
+  });
+
+  test('a schema-3 manifest (values per record) is migrated, and a migration cut short is finished', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    fs.writeFileSync(file, JSON.stringify({ format: 'folder-sync manifest', version: 3, ...pair, shards: 2 }));
+    fs.mkdirSync(file + '.d');
+    const write = (name: string, data: object) => fs.writeFileSync(path.join(file + '.d', name), JSON.stringify({ format: 'folder-sync manifest', ...data }));
+    // Which shard a folder is in does not matter for loading (one in the wrong one is moved home).
+    write('0.json', { version: 3, folders: v3Folders([['', 0, ['top'], 0], ['a', 0, ['x', 'y', 'z'], 1]]) });
+    write('1.json', { version: 3, folders: v3Folders([['a/b', 0, ['é', '😀'], 4]]) });
+    write('journal-1.json', { version: 3, records: ['a/y', rec(77).md5, ...numbersOf(rec(77))], forgotten: ['a/z'] });
+    const warnings: string[] = [];
+    const m = await open(file, warnings, 64);
+    assert.deepEqual(warnings, [`manifest ${file} has schema 3: migrated 5 records to schema 4`]);
+    const expected = new Map([['top', rec(0)], ['a/x', rec(1)], ['a/y', rec(77)], ['a/b/é', rec(4)], ['a/b/😀', rec(5)]]);
+    const check = (manifest: Manifest) => {
+      assert.equal(manifest.size, expected.size);
+      for (const [relPath, r] of expected) assert.deepEqual(plain(manifest.get(relPath)), plain(r), relPath);
+      assert.equal(manifest.get('a/z'), undefined);
+    };
+    check(m);
+    await m.save();
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).version, 4);
+    for (const name of fs.readdirSync(file + '.d')) assert.equal(JSON.parse(fs.readFileSync(path.join(file + '.d', name), 'utf8')).version, 4, name);
+    const again: string[] = [];
+    check(await open(file, again, 64));
+    assert.deepEqual(again, []);
+
+    // Cut short: the main file still says schema 3, one shard is already schema 4, one is not.
+    const cut = path.join(tempDir(), 'm.json');
+    fs.writeFileSync(cut, JSON.stringify({ format: 'folder-sync manifest', version: 3, ...pair, shards: 2 }));
+    fs.mkdirSync(cut + '.d');
+    const [v4, v3] = fs.readdirSync(file + '.d').sort();
+    fs.copyFileSync(path.join(file + '.d', v4), path.join(cut + '.d', v4));
+    const inV4 = shardGroups(file).filter(([name]) => name === v4).reduce((n, [, , , count]) => n + count, 0);
+    fs.writeFileSync(path.join(cut + '.d', v3), JSON.stringify({ format: 'folder-sync manifest', version: 3, folders: v3Folders([['c', 0, ['p', 'q'], 50]]) }));
+    const finished = await open(cut, [], 64);
+    assert.equal(finished.size, inV4 + 2);
+    assert.deepEqual(plain(finished.get('c/q')), plain(rec(51)));
+    await finished.save();
+    for (const name of fs.readdirSync(cut + '.d')) assert.equal(JSON.parse(fs.readFileSync(path.join(cut + '.d', name), 'utf8')).version, 4, name);
+    const back = await open(cut, [], 64);
+    assert.equal(back.size, inV4 + 2);
+    assert.deepEqual(plain(back.get('c/p')), plain(rec(50)));
   });
 });
 
@@ -310,9 +363,50 @@ describe('unusable manifests are set aside and rebuilt', () => {
     });
   }
 
-  test('records of the wrong shape inside a valid shard are dropped, the rest kept', async () => {
+  test('groups of the wrong shape inside a valid shard are dropped, the rest kept; names out of order are sorted', async () => {
     const file = path.join(tempDir(), 'm.json');
     fs.writeFileSync(file, JSON.stringify({ format: 'folder-sync manifest', version: SCHEMA_VERSION, ...pair, shards: 1 }));
+    fs.mkdirSync(file + '.d');
+    const md5 = (n: number) => rec(n).md5;
+    const nums = (n: number) => numbersOf(rec(n));
+    const folders = [
+      ['good', 0, 'a/b', md5(1) + md5(2), [...nums(1), ...nums(2)]],
+      ['not a number', 0, 'a', md5(1), ['x', ...nums(1).slice(1)]],
+      ['numbers short', 0, 'a', md5(1), nums(1).slice(1)],
+      ['not hex', 0, 'a', 'zz' + md5(1).slice(2), nums(1)],
+      ['md5 short', 0, 'a', md5(1).slice(1), nums(1)],
+      ['too many names', 0, 'a/b', md5(1), nums(1)],
+      ['too few names', 0, 'a', md5(1) + md5(2), [...nums(1), ...nums(2)]],
+      ['empty name', 0, 'a//b', md5(1) + md5(2) + md5(3), [...nums(1), ...nums(2), ...nums(3)]],
+      ['trailing slash', 0, 'a/', md5(1), nums(1)],
+      ['NUL', 0, 'a\0', md5(1), nums(1)],
+      ['names not a string', 0, ['a'], md5(1), nums(1)],
+      ['no records', 0, '', '', []],
+      [7, 0, 'a', md5(1), nums(1)],
+      ['bad group', -1, 'a', md5(1), nums(1)],
+      ['bad group', '0', 'a', md5(1), nums(1)],
+      // Out of order, one name twice (the later is kept): sorted in, not dropped.
+      ['unsorted', 0, 'é/b/a/b', md5(4) + md5(5) + md5(6) + md5(7), [...nums(4), ...nums(5), ...nums(6), ...nums(7)]],
+    ].flat();
+    fs.writeFileSync(path.join(file + '.d', '0.json'), JSON.stringify({ format: 'folder-sync manifest', version: SCHEMA_VERSION, folders }));
+    const m = await open(file);
+    assert.equal(m.size, 5);
+    assert.deepEqual(plain(m.get('good/a')), plain(rec(1)));
+    assert.deepEqual(plain(m.get('good/b')), plain(rec(2)));
+    for (const [name, n] of [['a', 6], ['b', 7], ['é', 4]] as const) assert.deepEqual(plain(m.get(`unsorted/${name}`)), plain(rec(n)), name);
+    // Written back in order when the folder changes, and read back the same.
+    m.set('unsorted/c', rec(8));
+    await m.save({ fold: true });
+    const shard = JSON.parse(fs.readFileSync(path.join(file + '.d', '0.json'), 'utf8')) as { folders: unknown[] };
+    assert.equal(shard.folders[shard.folders.indexOf('unsorted') + 2], 'a/b/c/é');
+    const back = await open(file);
+    assert.equal(back.size, 6);
+    for (const [name, n] of [['a', 6], ['b', 7], ['c', 8], ['é', 4]] as const) assert.deepEqual(plain(back.get(`unsorted/${name}`)), plain(rec(n)), name);
+  });
+
+  test('records of the wrong shape inside a valid schema-3 shard are dropped, the rest kept', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    fs.writeFileSync(file, JSON.stringify({ format: 'folder-sync manifest', version: 3, ...pair, shards: 1 }));
     fs.mkdirSync(file + '.d');
     const md5 = 'd41d8cd98f00b204e9800998ecf8427e';
     const good = ['good', md5, 1, 2, 3, 4, 5, 6, 1, 7, 8, 9, 10, 11];
@@ -321,7 +415,7 @@ describe('unusable manifests are set aside and rebuilt', () => {
     const badName = ['a/b', md5, 1, 2, 3, 4, 5, 6, 1, 7, 8, 9, 10, 11];
     // Triples of folder, group, records; the last three have a bad folder or group.
     const folders = ['', 0, [...badNumber, ...good, ...badMd5, ...badName], 7, 0, [...good], 'x', -1, [...good], 'y', '0', [...good]];
-    fs.writeFileSync(path.join(file + '.d', '0.json'), JSON.stringify({ format: 'folder-sync manifest', version: SCHEMA_VERSION, folders }));
+    fs.writeFileSync(path.join(file + '.d', '0.json'), JSON.stringify({ format: 'folder-sync manifest', version: 3, folders }));
     const m = await open(file);
     assert.equal(m.size, 1);
     assert.equal(m.get('good')?.md5, md5);
