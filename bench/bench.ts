@@ -152,9 +152,9 @@ function checkPrerequisites(h: Harness): void {
   }
 
   if (!fs.existsSync(BIN)) {
-    log(`${path.relative(ROOT, BIN)} is missing: building (npx tsc -p ${ROOT})`);
+    log(`${path.relative(ROOT, BIN)} is missing: building (npm run build)`);
     try {
-      run('npx', ['tsc', '-p', ROOT]);
+      run('npm', ['run', '--prefix', ROOT, 'build']);
     } catch (error) {
       throw new Prerequisite(`building folder-sync failed: ${error instanceof Error ? error.message : String(error)}`);
     }
@@ -163,20 +163,17 @@ function checkPrerequisites(h: Harness): void {
   const help = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
   if (help.status !== 0) {
     throw new Prerequisite(`\`node ${BIN} --help\` exited ${help.status}: ${(help.stderr || help.stdout).trim().slice(0, 1000)} ` +
-      `(a half-built dist/? rebuild with: npx tsc -p ${ROOT})`);
+      `(a half-built dist/? rebuild with: npm run build)`);
   }
   // Preparation passes only need the end state: skip the per-file flush when the CLI allows it.
   h.prepArgs = help.stdout.includes('--no-fsync') ? ['--no-fsync'] : [];
 }
 
-/** Warns when a source file is newer than its build output (the benchmark times dist/). */
+/** Warns when a source file is newer than the build (the benchmark times dist/, bundled from src/). */
 function warnIfStale(): void {
   const src = path.join(ROOT, 'src');
-  const stale = fs.readdirSync(src).filter((name) => {
-    if (!name.endsWith('.ts')) return false;
-    const built = path.join(ROOT, 'dist', name.replace(/\.ts$/, '.js'));
-    return !fs.existsSync(built) || fs.statSync(built).mtimeMs < fs.statSync(path.join(src, name)).mtimeMs;
-  });
+  const built = fs.statSync(BIN).mtimeMs;
+  const stale = fs.readdirSync(src).filter((name) => name.endsWith('.ts') && fs.statSync(path.join(src, name)).mtimeMs > built);
   if (stale.length > 0) log(`warning: dist/ is older than src/ (${stale.join(', ')}): timing the old build; run \`npm run build\` first`);
 }
 

@@ -291,7 +291,7 @@ async function run(config: Config, io: Io): Promise<number> {
       listers = startListing(config, early.patterns);
     }
     progress = config.progress && !config.quiet && process.stderr.isTTY ? new TerminalProgress(process.stderr) : undefined;
-    log = createLogger({
+    log = await createLogger({
       logFile: config.logFile,
       console: config.quiet ? 'quiet' : 'normal',
       format: config.logFormat,

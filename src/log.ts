@@ -5,7 +5,6 @@
  * Warnings and errors go to stderr, the rest to stdout; a live progress line on the terminal is
  * cleared before a console line and drawn again after it.
  */
-import { createRequire } from 'node:module';
 import type Winston from 'winston';
 import type WinstonTransport from 'winston-transport';
 
@@ -96,11 +95,12 @@ interface LogParts {
 }
 let parts: LogParts | undefined;
 
-function logParts(): LogParts {
+async function logParts(): Promise<LogParts> {
   if (parts) return parts;
-  const require = createRequire(import.meta.url);
-  const winston = require('winston') as typeof Winston;
-  const Transport = require('winston-transport') as typeof WinstonTransport;
+  // Imported here, not above: see `LogParts`. (A dynamic import is also what lets the build put
+  // winston in a chunk of its own, loaded only then.)
+  const winston = (await import('winston')).default;
+  const Transport = (await import('winston-transport')).default;
 
   const consoleText = winston.format.printf(({ level, message }) => {
     if (level === 'warn') return `warning: ${String(message)}`;
@@ -136,8 +136,8 @@ function logParts(): LogParts {
   return parts;
 }
 
-export function createLogger(options: LogOptions): Logger {
-  const { winston, consoleText, fileText, ConsoleLines } = logParts();
+export async function createLogger(options: LogOptions): Promise<Logger> {
+  const { winston, consoleText, fileText, ConsoleLines } = await logParts();
   const json = options.format === 'json';
   const level = options.level ?? 'info';
   const file = new winston.transports.File({
