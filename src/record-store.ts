@@ -259,7 +259,6 @@ export class RecordStore {
     this.columns[slot >>> CHUNK_BITS][column][(slot & MASK) * WIDTH[column] + AT_OF[k]] = stored;
   }
 
-
   /**
    * What `putValues(…, true)` appended is sorted into each folder's index. Perf: called after each
    * shard file, so the names parsed from it die young (joined into their folders' indexes), except
