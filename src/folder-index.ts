@@ -96,18 +96,15 @@ export class FolderIndex {
   }
 
   /**
-   * While loading, into an index that holds nothing yet: `text`, names in strict `byName` order
-   * joined by `/` (as the manifest's shards hold them), and `index` laid out as `this.index` is
-   * (where each name starts, the text's length plus one, then their slots). Perf: the text is kept
-   * as it is, no string made per name. False, and nothing taken, if the index holds names already
-   * or these are out of order.
+   * While loading, into an index that holds nothing yet: `text`, names joined by `/` (as the
+   * manifest's shards hold them) and in strict `byName` order (see `namesInOrder`), and `index`
+   * laid out as `this.index` is (where each name starts, the text's length plus one, then their
+   * slots). Perf: the text is kept as it is, no string made per name. False, and nothing taken, if
+   * the index holds names already.
    */
   adopt(text: string, index: Int32Array<ArrayBuffer>): boolean {
     if (this.sorted > 0 || this.added !== undefined || this.loaded !== undefined) return false;
     const count = (index.length - 1) / 2;
-    for (let i = 1; i < count; i++) {
-      if (compareSpans(text, index[i - 1], index[i] - 1, text, index[i], index[i + 1] - 1) >= 0) return false;
-    }
     this.text = text;
     this.index = index;
     this.sorted = count;
@@ -247,6 +244,15 @@ export class FolderIndex {
     this.added = undefined;
     this.cursor = 0;
   }
+}
+
+/** Whether the names in `text`, where `index` says they start (as `FolderIndex.adopt` takes them), are in strict `byName` order. */
+export function namesInOrder(text: string, index: Int32Array): boolean {
+  const count = (index.length - 1) / 2;
+  for (let i = 1; i < count; i++) {
+    if (compareSpans(text, index[i - 1], index[i] - 1, text, index[i], index[i + 1] - 1) >= 0) return false;
+  }
+  return true;
 }
 
 /** `x[a, aEnd)` against `y[b, bEnd)`, in `byName` order (UTF-16 code units, as `<`). */

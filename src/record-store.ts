@@ -8,7 +8,7 @@
  * typed-array chunks (3 doubles, 4 uint32 seconds, 4 int32 nanoseconds, 2 bytes, the MD5's 16
  * bytes): about 95 bytes. Slots live in fixed chunks so growing never copies what is there.
  */
-import { FolderIndex } from './folder-index.js';
+import { FolderIndex, namesInOrder } from './folder-index.js';
 import { FileRecord, type RecordFields } from './types.js';
 
 const CHUNK_BITS = 14;
@@ -134,7 +134,8 @@ export class RecordStore {
    * While loading (call `seal` before anything else): a group of folder `dir`'s records as a shard
    * holds them: their names joined by `/`, their MD5s (hex, 32 digits each), and `RECORD_NUMBERS`
    * numbers each. Returns how many were stored: all, or 0 if the group is malformed in any way (its
-   * files are then hashed again). Perf: a column per group, not values per record: parsing makes
+   * files are then hashed again): names out of order or repeated too, since a save writes them in
+   * order (see `FolderIndex.ordered`); two names swapped would put records under each other's. Perf: a column per group, not values per record: parsing makes
    * three values, not 14 per record, and a group in order keeps its names as one string (see
    * `FolderIndex.adopt`).
    */
@@ -156,6 +157,7 @@ export class RecordStore {
     }
     if (start !== names.length + 1) return 0; // too many names
     index[count] = start;
+    if (!namesInOrder(names, index)) return 0;
     for (let i = 0; i < count; i++) {
       const slot = this.free.pop() ?? this.allocate();
       index[count + 1 + i] = slot;
@@ -166,6 +168,8 @@ export class RecordStore {
     this.count += count;
     const folder = this.folderFor(dir);
     if (!folder.adopt(names, index)) {
+      // The folder holds names already: written in several groups, or found in two shards (a
+      // reshard cut short). Sorted in by `seal`.
       for (let i = 0; i < count; i++) folder.append(names.slice(index[i], index[i + 1] - 1), index[count + 1 + i]);
       this.unsealed.add(folder);
     }
@@ -180,7 +184,9 @@ export class RecordStore {
       this.md5[slot >>> CHUNK_BITS].copy(md5, i * 16, (slot & MASK) * 16, (slot & MASK) * 16 + 16);
       for (let k = 0; k < RECORD_NUMBERS; k++) {
         const value = this.number(slot, k);
-        numbers.push(Number.isNaN(value) ? -1 : value);
+        // NaN (seconds out of range) and, from a damaged journal, infinities (JSON would write
+        // them as null, and the whole group would be dropped at the next load): -1, never matching.
+        numbers.push(Number.isFinite(value) ? value : -1);
       }
     }
     return [md5.toString('hex'), numbers];

@@ -363,7 +363,7 @@ describe('unusable manifests are set aside and rebuilt', () => {
     });
   }
 
-  test('groups of the wrong shape inside a valid shard are dropped, the rest kept; names out of order are sorted', async () => {
+  test('groups of the wrong shape inside a valid shard are dropped (names out of order or repeated too), the rest kept', async () => {
     const file = path.join(tempDir(), 'm.json');
     fs.writeFileSync(file, JSON.stringify({ format: 'folder-sync manifest', version: SCHEMA_VERSION, ...pair, shards: 1 }));
     fs.mkdirSync(file + '.d');
@@ -385,23 +385,32 @@ describe('unusable manifests are set aside and rebuilt', () => {
       [7, 0, 'a', md5(1), nums(1)],
       ['bad group', -1, 'a', md5(1), nums(1)],
       ['bad group', '0', 'a', md5(1), nums(1)],
-      // Out of order, one name twice (the later is kept): sorted in, not dropped.
-      ['unsorted', 0, 'é/b/a/b', md5(4) + md5(5) + md5(6) + md5(7), [...nums(4), ...nums(5), ...nums(6), ...nums(7)]],
+      // A save writes names in order: two swapped would put records under each other's names.
+      ['swapped', 0, 'b/a', md5(4) + md5(5), [...nums(4), ...nums(5)]],
+      ['repeated', 0, 'a/a', md5(4) + md5(5), [...nums(4), ...nums(5)]],
+      // Infinity (a damaged journal's 1e999) written back as -1, not as null (which would drop the group).
+      ['infinite', 0, 'a/b', md5(8) + md5(9), [...nums(8), ...nums(9)]],
     ].flat();
     fs.writeFileSync(path.join(file + '.d', '0.json'), JSON.stringify({ format: 'folder-sync manifest', version: SCHEMA_VERSION, folders }));
+    const text = fs.readFileSync(path.join(file + '.d', '0.json'), 'utf8');
+    fs.writeFileSync(path.join(file + '.d', '0.json'), text.replace(`[${nums(8).join(',')},`, `[1e999,${nums(8).slice(1).join(',')},`));
     const m = await open(file);
-    assert.equal(m.size, 5);
+    assert.equal(m.size, 4);
     assert.deepEqual(plain(m.get('good/a')), plain(rec(1)));
     assert.deepEqual(plain(m.get('good/b')), plain(rec(2)));
-    for (const [name, n] of [['a', 6], ['b', 7], ['é', 4]] as const) assert.deepEqual(plain(m.get(`unsorted/${name}`)), plain(rec(n)), name);
-    // Written back in order when the folder changes, and read back the same.
-    m.set('unsorted/c', rec(8));
+    assert.equal(m.get('infinite/a')?.size, Infinity);
+    assert.deepEqual(plain(m.get('infinite/b')), plain(rec(9)));
+    // Names added after loading are written in order; the infinite size as -1 (never matching).
+    m.set('good/c', rec(3));
+    m.set('good/0', rec(10));
     await m.save({ fold: true });
     const shard = JSON.parse(fs.readFileSync(path.join(file + '.d', '0.json'), 'utf8')) as { folders: unknown[] };
-    assert.equal(shard.folders[shard.folders.indexOf('unsorted') + 2], 'a/b/c/é');
+    assert.equal(shard.folders[shard.folders.indexOf('good') + 2], '0/a/b/c');
     const back = await open(file);
     assert.equal(back.size, 6);
-    for (const [name, n] of [['a', 6], ['b', 7], ['c', 8], ['é', 4]] as const) assert.deepEqual(plain(back.get(`unsorted/${name}`)), plain(rec(n)), name);
+    for (const [name, n] of [['0', 10], ['a', 1], ['b', 2], ['c', 3]] as const) assert.deepEqual(plain(back.get(`good/${name}`)), plain(rec(n)), name);
+    assert.equal(back.get('infinite/a')?.size, -1);
+    assert.equal(back.get('infinite/a')?.md5, rec(8).md5);
   });
 
   test('records of the wrong shape inside a valid schema-3 shard are dropped, the rest kept', async () => {
