@@ -478,6 +478,28 @@ describe('journals: checkpoints during a pass', () => {
     assert.deepEqual(fs.readdirSync(file + '.d').filter((n) => n.startsWith('journal-')), []);
     assert.deepEqual(plain((await open(file, [], 8)).get('f1')), plain(rec(1001)));
   });
+
+  test('a new manifest (a first sync) killed after a checkpoint loses nothing: the first checkpoint writes the main file too', async () => {
+    for (const start of ['none', 'set aside'] as const) {
+      const dir = tempDir();
+      const file = path.join(dir, 'm.json');
+      if (start === 'set aside') fs.writeFileSync(file, '{"garbage');
+      const m = await open(file, [], 8);
+      for (let i = 0; i < 50; i++) m.set(`d/f${i}`, rec(i));
+      await m.checkpoint();
+      assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).version, SCHEMA_VERSION, start);
+      m.bytesWritten = 0;
+      m.set('d/f50', rec(50));
+      await m.checkpoint();
+      assert.ok(m.bytesWritten < 500, `${start}: the second checkpoint wrote ${m.bytesWritten} bytes: the main file again?`);
+      // "kill -9": no save.
+      const warnings: string[] = [];
+      const after = await open(file, warnings, 8);
+      assert.deepEqual(warnings, [], start);
+      assert.equal(after.size, 51, start);
+      for (let i = 0; i <= 50; i++) assert.deepEqual(plain(after.get(`d/f${i}`)), plain(rec(i)), `${start}: d/f${i}`);
+    }
+  });
 });
 
 describe('journals: what a save writes', () => {
