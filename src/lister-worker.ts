@@ -183,8 +183,13 @@ function reserve(count: number): void {
   if (count > numbers.length) numbers = new Float64Array(count);
 }
 
+/** `relDir`'s absolute path. */
+function absolute(relDir: string): string {
+  return relDir === '' ? job.root : job.root + '/' + relDir;
+}
+
 function listFolder(relDir: string): string[] {
-  const abs = relDir === '' ? job.root : job.root + '/' + relDir;
+  const abs = absolute(relDir);
   const prefix = abs + '/';
   let names: string[];
   try {
@@ -264,7 +269,7 @@ function listFolder(relDir: string): string[] {
  * CPU, from /proc), nearly all of it now the kernel's readdir and lstat, as for GNU `find`.
  */
 function listFolderNative(relDir: string): string[] {
-  const abs = relDir === '' ? job.root : job.root + '/' + relDir;
+  const abs = absolute(relDir);
   for (;;) {
     // The folder's path first, then its names (as `addFolder`); `endFolder` moves `textUsed`.
     roomForText(3 * relDir.length);

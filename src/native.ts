@@ -41,17 +41,24 @@ export const NATIVE_VERSION = 1;
  * this code's, or `FOLDER_SYNC_NATIVE=0`.
  */
 export function loadNative(): NativeLister | undefined {
-  if (process.env.FOLDER_SYNC_NATIVE === '0') return undefined;
-  try {
-    const native = createRequire(import.meta.url)(NATIVE_PATH) as NativeLister;
-    return native.version === NATIVE_VERSION ? native : undefined;
-  } catch {
-    return undefined;
-  }
+  const found = probeNative();
+  return typeof found === 'string' ? undefined : found;
 }
 
 /** For the log: which lister the listing threads will use. */
 export function listerName(): string {
-  if (process.env.FOLDER_SYNC_NATIVE === '0') return 'JavaScript (FOLDER_SYNC_NATIVE=0)';
-  return loadNative() === undefined ? 'JavaScript (the native lister is not built, or not for this version: run npm install)' : 'native';
+  const found = probeNative();
+  return typeof found === 'string' ? `JavaScript (${found})` : 'native';
+}
+
+/** The native lister, or why it is not used. */
+function probeNative(): NativeLister | string {
+  if (process.env.FOLDER_SYNC_NATIVE === '0') return 'FOLDER_SYNC_NATIVE=0';
+  const notBuilt = 'the native lister is not built, or not for this version: run npm install';
+  try {
+    const native = createRequire(import.meta.url)(NATIVE_PATH) as NativeLister;
+    return native.version === NATIVE_VERSION ? native : notBuilt;
+  } catch {
+    return notBuilt;
+  }
 }
