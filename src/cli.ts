@@ -15,7 +15,7 @@ import { nodeIo, type Io } from './io.js';
 import { acquireLock, type Lock } from './lock.js';
 import { DEFAULT_LOG_FILES, createLogger, type Logger, type StatusLine } from './log.js';
 import { Manifest } from './manifest.js';
-import { closeListers, threadListers, type Listers } from './lister.js';
+import { closeListers, nativeWalker, threadListers, type Listers } from './lister.js';
 import { listerName } from './native.js';
 import { runPass } from './pass.js';
 import { TerminalProgress } from './progress.js';
@@ -324,9 +324,9 @@ async function run(config: Config, io: Io): Promise<number> {
         `${config.dryRun ? ' (dry run)' : ''}; manifest ${config.manifestPath}`,
     );
     if (config.watch && config.once) log.warn('--watch has no effect with --once: one pass is run, then folder-sync exits');
-    if (config.logLevel === 'debug') log.debug(`lister: ${listerName()}`);
     // The first pass's selection is also what the watcher starts with (the ignore file read once).
     let selection = early ?? passExclude(config);
+    if (config.logLevel === 'debug') log.debug(`lister: ${listerName(nativeWalker({ excludes: selection.patterns, own: config.ownRelPaths }) !== undefined)}`);
     if (config.watch && !config.once) {
       watcher = new SourceWatcher({
         root: config.source,

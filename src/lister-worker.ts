@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { buildExclude } from './filter.js';
 import { isVanished } from './errors.js';
-import { AHEAD, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './lister.js';
+import { AHEAD, BATCH_ENTRIES, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './lister.js';
 import { byName, isTempName, joinRel, splitNs } from './scan.js';
 import { loadNative, type NativeAnswer, type NativeLister } from './native.js';
 
@@ -69,15 +69,7 @@ function kindOfMode(mode: number): number {
   }
 }
 
-/**
- * Perf: post in batches of about this many entries (one message per folder costs more). A batch
- * holds its listings' numbers in one buffer (`numbers`) and their folders' and entries' names,
- * UTF-8, in another (`text`), both transferred whole: one allocation and one transfer per batch,
- * not per folder, and nothing for the main thread's garbage collector until the walk reads a
- * folder (see `Batch` in `lister.ts`). The main thread frees both when the walk is done with every
- * listing in them (`ThreadLister.discard`).
- */
-const BATCH_ENTRIES = 4096;
+/* Posted in batches of `BATCH_ENTRIES` (see there): the numbers in `numbers`, the names in `text`. */
 /** Room for a batch's names to begin with (grown for a folder that needs more). */
 const TEXT_BYTES = 1 << 17;
 let numbers = new Float64Array(BATCH_ENTRIES * NUMS);

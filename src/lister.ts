@@ -4,6 +4,8 @@
  * - `InlineLister`: lists on the calling thread through the pass's `Io` (tests count and fail calls).
  * - `ThreadLister`: a worker thread walks one whole tree ahead of the walk and hands over its
  *   folders' listings in batches, as numbers and UTF-8 names in two buffers (see `Batch`).
+ * - `NativeWalkLister`: the same batches from a native thread (`native/fswalk.c`), which lists
+ *   every folder: for a pass without exclude patterns, when the native lister is built.
  *
  * Perf: a no-change pass is little more than readdir + lstat of both trees, and Node's lstat costs
  * ~2 µs of JavaScript per entry on top of the syscall. With one worker per tree the two trees are
@@ -13,7 +15,8 @@
 import type { Worker } from 'node:worker_threads';
 import type { OwnPath } from './filter.js';
 import type { Io } from './io.js';
-import { listDir, type Listing } from './scan.js';
+import { loadNative, type NativeLister, type NativeWalker } from './native.js';
+import { byName, listDir, type Listing } from './scan.js';
 import { startThread } from './threads.js';
 import type { Entry, Kind } from './types.js';
 
@@ -165,15 +168,30 @@ export interface Listers {
   replica: Lister;
 }
 
-/** A listing thread on each tree, compiling the same exclude lists. */
+/**
+ * A lister on each tree, in threads: native walkers when `nativeWalker` gives one, else listing
+ * threads compiling the same exclude lists.
+ */
 export function threadListers(source: string, replica: string, lists: { excludes: string[]; own: OwnPath[] }): Listers {
-  const sourceLister = new ThreadLister({ root: source, ...lists });
+  const native = nativeWalker(lists);
+  const lister = (root: string): Lister => (native !== undefined ? new NativeWalkLister({ root, ...lists }, native) : new ThreadLister({ root, ...lists }));
+  const sourceLister = lister(source);
   try {
-    return { source: sourceLister, replica: new ThreadLister({ root: replica, ...lists }) };
+    return { source: sourceLister, replica: lister(replica) };
   } catch (error) {
     void sourceLister.close();
     throw error;
   }
+}
+
+/**
+ * The native lister, if it is built (`loadNative`) and may walk these trees: it lists every
+ * folder, so not when exclude patterns may leave some out, or a backup dir lies in a tree (it only
+ * grows, and no pass needs its listing); our manifest's own folder it lists, and the walk skips.
+ */
+export function nativeWalker(lists: { excludes: readonly string[]; own: readonly OwnPath[] }): NativeLister | undefined {
+  if (lists.excludes.length > 0 || lists.own.some((own) => own.kind === 'backup')) return undefined;
+  return loadNative();
 }
 
 /** Stops both (a listing thread left running would keep the process alive). */
@@ -240,8 +258,17 @@ export const MAX_AHEAD = 1 << 19;
  * 5.39 s, medians of 5, within noise).
  */
 export const WALK_AHEAD = 1 << 15;
-/** See `ThreadLister.credit`. */
+/** See `BatchLister.credit`. */
 const WAKE_EVERY = 4096;
+/**
+ * Perf: a listing thread posts in batches of about this many entries (one message per folder costs
+ * more). A batch holds its listings' numbers in one buffer and their folders' and entries' names,
+ * UTF-8, in another, both transferred whole: one allocation and one transfer per batch, not per
+ * folder, and nothing for the main thread's garbage collector until the walk reads a folder (see
+ * `Batch`). The main thread frees both when the walk is done with every listing in them
+ * (`BatchLister.discard`).
+ */
+export const BATCH_ENTRIES = 4096;
 /** Batches whose buffers are detached at once (~450 KB each; one `structuredClone` costs more than a detach). */
 const DETACH_AT_ONCE = 8;
 /** Slots of the shared `Int32Array`: entries the walk has taken (or let go of), and the lead allowed. */
@@ -385,8 +412,12 @@ class ThreadListing implements FolderListing {
   ) {}
 }
 
-export class ThreadLister implements Lister {
-  private readonly worker: Worker;
+/**
+ * What the threaded listers share: batches of listings that arrive in the walk's order, taken one
+ * folder at a time, and freed once the walk is done with every listing in them. A subclass feeds
+ * them in (`receive`) and lets its producer run further ahead as the walk takes them (`credit`).
+ */
+abstract class BatchLister implements Lister {
   /**
    * Batches with folders not yet taken (or skipped), oldest first. Their folders come in the walk's
    * order; only the replica's folders that the source lacks are taken later (see `skipped`).
@@ -394,99 +425,48 @@ export class ThreadLister implements Lister {
   private readonly queue: Batch[] = [];
   /** Folders passed over for a later one, by path (the walk may still take them, out of order). */
   private readonly skipped = new Map<string, Batch>();
-  /** Shared with the worker: `[TAKEN, AHEAD]` (see `MAX_AHEAD`, `WALK_AHEAD`). */
-  private readonly taken = new Int32Array(new SharedArrayBuffer(8));
-  private readonly walkAhead: number;
-  /** The walk waiting for a folder not listed yet (it takes one at a time). */
-  private waiter: { dir: string; resolve: (listing: FolderListing) => void; reject: (error: Error) => void } | undefined;
-  private done = false;
-  private failure: Error | undefined;
+  /** Every batch has arrived. */
+  protected done = false;
+  protected failure: Error | undefined;
   /** Buffers of batches the walk is done with, detached a few at once. */
   private spent: ArrayBuffer[] = [];
   /** Batches not yet done with (see `liveBatches`). */
   private live = 0;
-  private readonly detachAtOnce: number;
 
   /** `detachAtOnce`: see `DETACH_AT_ONCE` (tests use 1). */
-  constructor(job: ListerJob, options: { detachAtOnce?: number } = {}) {
-    this.detachAtOnce = options.detachAtOnce ?? DETACH_AT_ONCE;
-    Atomics.store(this.taken, AHEAD, job.maxAhead ?? MAX_AHEAD);
-    this.walkAhead = Math.min(job.walkAhead ?? WALK_AHEAD, job.maxAhead ?? MAX_AHEAD);
-    this.worker = listingThread({ ...job, taken: this.taken });
-    this.worker.on('message', (message: PackedBatch | 'done' | { fatal: string }) => {
-      if (message === 'done') {
-        this.done = true;
-        this.waiter?.reject(missing(this.waiter.dir));
-        this.waiter = undefined;
-        return;
-      }
-      if (!('nums' in message)) {
-        this.fail(new Error(`listing ${job.root} failed: ${message.fatal}`));
-        return;
-      }
-      const batch = new Batch(message);
-      this.live++;
-      this.queue.push(batch);
-      const waiter = this.waiter;
-      if (waiter === undefined) return;
-      // While the walk waits for a folder, what arrives before it is skipped (see `find`).
-      let found: FolderListing | undefined;
-      try {
-        found = this.find(waiter.dir);
-      } catch (error) {
-        this.waiter = undefined;
-        waiter.reject(error as Error);
-        return;
-      }
-      if (found !== undefined) {
-        this.waiter = undefined;
-        waiter.resolve(found);
-        return;
-      }
-      // Safety: what the waiting walk skipped makes room, and the worker must see it (`credit`).
-      Atomics.notify(this.taken, TAKEN);
-    });
-    this.worker.on('error', (error) => this.fail(error));
-    // Any end before 'done' is a failure, whatever its status: a waiting walk must not wait forever.
-    this.worker.on('exit', (code) => {
-      // (After a fatal report the thread ends with 0: that report is the reason kept.)
-      if (!this.done && this.failure === undefined) this.fail(new Error(`listing thread ended (status ${code}) before ${job.root} was listed`));
-    });
+  constructor(private readonly detachAtOnce: number) {}
+
+  abstract list(relDir: string): FolderListing | Promise<FolderListing>;
+
+  abstract close(): Promise<void>;
+
+  /** The walk took (or let go of) `entries` more entries: the producer may run that much further. */
+  protected abstract credit(entries: number): void;
+
+  protected receive(packed: PackedBatch): void {
+    this.live++;
+    this.queue.push(new Batch(packed));
   }
 
-  list(relDir: string): FolderListing | Promise<FolderListing> {
-    // The walk has begun: from now on the worker keeps the shorter lead.
-    Atomics.store(this.taken, AHEAD, this.walkAhead);
-    if (this.skipped.size > 0) {
-      const passed = this.skipped.get(relDir);
-      if (passed !== undefined) {
-        this.skipped.delete(relDir);
-        return this.take(passed, 0);
-      }
-    }
-    const found = this.find(relDir);
-    if (found !== undefined) return found;
-    if (this.failure) throw this.failure;
-    // The worker lists every folder it finds; one it never sent vanished or was never a folder.
-    if (this.done) throw missing(relDir);
-    if (this.waiter !== undefined) throw new Error(`listing ${relDir} asked for while ${this.waiter.dir} is awaited`);
-    // Safety: the walk is about to wait, so the worker must not: it is woken whatever was skipped.
-    Atomics.notify(this.taken, TAKEN);
-    return new Promise((resolve, reject) => {
-      this.waiter = { dir: relDir, resolve, reject };
-    });
+  /** `relDir`'s listing if it was passed over for a later folder (see `find`). */
+  protected passedOver(relDir: string): FolderListing | undefined {
+    if (this.skipped.size === 0) return undefined;
+    const passed = this.skipped.get(relDir);
+    if (passed === undefined) return undefined;
+    this.skipped.delete(relDir);
+    return this.take(passed, 0);
   }
 
   /**
    * Takes `relDir` from the queue, skipping the folders before it: its listing (or the error met
    * listing it), or undefined (all skipped) if it has not arrived. Each folder taken or skipped
-   * no longer counts against the worker's lead.
+   * no longer counts against the producer's lead.
    *
    * Safety: a folder skipped is kept in `skipped`, for the walk may ask for it later (the
    * replica's folders the source lacks); and it no longer counts against the lead, so a walk that
-   * waits for a later folder cannot deadlock with a worker waiting for room.
+   * waits for a later folder cannot deadlock with a producer waiting for room.
    */
-  private find(relDir: string): FolderListing | undefined {
+  protected find(relDir: string): FolderListing | undefined {
     const queue = this.queue;
     while (queue.length > 0) {
       const batch = queue[0];
@@ -510,18 +490,6 @@ export class ThreadLister implements Lister {
       this.release(batch);
       throw error;
     }
-  }
-
-  /**
-   * Frees the worker's room by `entries`, and wakes it if it waits for room.
-   *
-   * Perf: the worker is woken when the count crosses a multiple of `WAKE_EVERY` (it waits for room
-   * for about a batch anyway), not at every folder taken: a wake per folder cost ~15,000 more
-   * context switches on the 1M-file pass. `list` wakes it whenever the walk is about to wait.
-   */
-  private credit(entries: number): void {
-    const before = Atomics.add(this.taken, TAKEN, entries);
-    if (Math.floor(before / WAKE_EVERY) !== Math.floor((before + entries) / WAKE_EVERY)) Atomics.notify(this.taken, TAKEN);
   }
 
   /**
@@ -554,10 +522,99 @@ export class ThreadLister implements Lister {
     return this.live;
   }
 
-  async close(): Promise<void> {
+  /** Lets go of every batch (the lister is closing). */
+  protected clear(): void {
     this.spent = [];
     this.queue.length = 0;
     this.skipped.clear();
+  }
+}
+
+/** A listing thread (`lister-worker.ts`) walking one tree. */
+export class ThreadLister extends BatchLister {
+  private readonly worker: Worker;
+  /** Shared with the worker: `[TAKEN, AHEAD]` (see `MAX_AHEAD`, `WALK_AHEAD`). */
+  private readonly taken = new Int32Array(new SharedArrayBuffer(8));
+  private readonly walkAhead: number;
+  /** The walk waiting for a folder not listed yet (it takes one at a time). */
+  private waiter: { dir: string; resolve: (listing: FolderListing) => void; reject: (error: Error) => void } | undefined;
+
+  constructor(job: ListerJob, options: { detachAtOnce?: number } = {}) {
+    super(options.detachAtOnce ?? DETACH_AT_ONCE);
+    Atomics.store(this.taken, AHEAD, job.maxAhead ?? MAX_AHEAD);
+    this.walkAhead = Math.min(job.walkAhead ?? WALK_AHEAD, job.maxAhead ?? MAX_AHEAD);
+    this.worker = listingThread({ ...job, taken: this.taken });
+    this.worker.on('message', (message: PackedBatch | 'done' | { fatal: string }) => {
+      if (message === 'done') {
+        this.done = true;
+        this.waiter?.reject(missing(this.waiter.dir));
+        this.waiter = undefined;
+        return;
+      }
+      if (!('nums' in message)) {
+        this.fail(new Error(`listing ${job.root} failed: ${message.fatal}`));
+        return;
+      }
+      this.receive(message);
+      const waiter = this.waiter;
+      if (waiter === undefined) return;
+      // While the walk waits for a folder, what arrives before it is skipped (see `find`).
+      let found: FolderListing | undefined;
+      try {
+        found = this.find(waiter.dir);
+      } catch (error) {
+        this.waiter = undefined;
+        waiter.reject(error as Error);
+        return;
+      }
+      if (found !== undefined) {
+        this.waiter = undefined;
+        waiter.resolve(found);
+        return;
+      }
+      // Safety: what the waiting walk skipped makes room, and the worker must see it (`credit`).
+      Atomics.notify(this.taken, TAKEN);
+    });
+    this.worker.on('error', (error) => this.fail(error));
+    // Any end before 'done' is a failure, whatever its status: a waiting walk must not wait forever.
+    this.worker.on('exit', (code) => {
+      // (After a fatal report the thread ends with 0: that report is the reason kept.)
+      if (!this.done && this.failure === undefined) this.fail(new Error(`listing thread ended (status ${code}) before ${job.root} was listed`));
+    });
+  }
+
+  list(relDir: string): FolderListing | Promise<FolderListing> {
+    // The walk has begun: from now on the worker keeps the shorter lead.
+    Atomics.store(this.taken, AHEAD, this.walkAhead);
+    const passed = this.passedOver(relDir);
+    if (passed !== undefined) return passed;
+    const found = this.find(relDir);
+    if (found !== undefined) return found;
+    if (this.failure) throw this.failure;
+    // The worker lists every folder it finds; one it never sent vanished or was never a folder.
+    if (this.done) throw missing(relDir);
+    if (this.waiter !== undefined) throw new Error(`listing ${relDir} asked for while ${this.waiter.dir} is awaited`);
+    // Safety: the walk is about to wait, so the worker must not: it is woken whatever was skipped.
+    Atomics.notify(this.taken, TAKEN);
+    return new Promise((resolve, reject) => {
+      this.waiter = { dir: relDir, resolve, reject };
+    });
+  }
+
+  /**
+   * Frees the worker's room by `entries`, and wakes it if it waits for room.
+   *
+   * Perf: the worker is woken when the count crosses a multiple of `WAKE_EVERY` (it waits for room
+   * for about a batch anyway), not at every folder taken: a wake per folder cost ~15,000 more
+   * context switches on the 1M-file pass. `list` wakes it whenever the walk is about to wait.
+   */
+  protected credit(entries: number): void {
+    const before = Atomics.add(this.taken, TAKEN, entries);
+    if (Math.floor(before / WAKE_EVERY) !== Math.floor((before + entries) / WAKE_EVERY)) Atomics.notify(this.taken, TAKEN);
+  }
+
+  async close(): Promise<void> {
+    this.clear();
     // terminate() also ends a worker blocked in Atomics.wait (its test passes without any wake-up).
     await this.worker.terminate();
   }
@@ -566,6 +623,105 @@ export class ThreadLister implements Lister {
     this.failure = error;
     this.waiter?.reject(error);
     this.waiter = undefined;
+  }
+}
+
+/**
+ * How long the walk waits at once for the native walker's next batch, before it lets the event
+ * loop run (a signal, the progress line) and waits again.
+ */
+const WAIT_MS = 50;
+
+/**
+ * One tree walked by the native walker (`walkStart` in `native/fswalk.c`): a thread of its own, not
+ * a Node one, that lists every folder into the batches a listing thread posts, and the walk takes
+ * them as it needs them (`walkNext`). It excludes nothing, so it is used only without exclude
+ * patterns (see `nativeWalker`).
+ *
+ * Perf: a listing thread costs ~50 ms of CPU to start, and some JavaScript per folder; on the
+ * 100k-file no-change pass, CPU-bound on two cores, the walker ... (see the README).
+ */
+export class NativeWalkLister extends BatchLister {
+  private readonly walker: NativeWalker;
+  private readonly walkAhead: number;
+  private walking = false;
+  /** Entries the walk took or let go of, and what the walker was last told of them. */
+  private taken = 0;
+  private told = 0;
+  private closed = false;
+
+  constructor(
+    private readonly job: ListerJob,
+    private readonly native: NativeLister,
+    options: { detachAtOnce?: number } = {},
+  ) {
+    super(options.detachAtOnce ?? DETACH_AT_ONCE);
+    this.walkAhead = Math.min(job.walkAhead ?? WALK_AHEAD, job.maxAhead ?? MAX_AHEAD);
+    this.walker = native.walkStart(job.root, BATCH_ENTRIES, job.maxAhead ?? MAX_AHEAD);
+  }
+
+  list(relDir: string): FolderListing | Promise<FolderListing> {
+    if (!this.walking) {
+      // The walk has begun: from now on the walker keeps the shorter lead.
+      this.walking = true;
+      this.native.walkAhead(this.walker, this.walkAhead);
+    }
+    return this.passedOver(relDir) ?? this.pull(relDir, WAIT_MS) ?? this.pullLater(relDir);
+  }
+
+  /**
+   * Finds `relDir` in what has arrived, taking the walker's batches as they come (waiting up to
+   * `waitMs` for each): its listing, or undefined if none came in time.
+   */
+  private pull(relDir: string, waitMs: number): FolderListing | undefined {
+    for (;;) {
+      const found = this.find(relDir);
+      if (found !== undefined) return found;
+      if (this.failure) throw this.failure;
+      // The walker lists every folder it finds; one it never sent vanished or was never a folder.
+      if (this.done || this.closed) throw missing(relDir);
+      // Safety: the walk is about to wait, so the walker must not: it is told of all taken or skipped.
+      this.tell();
+      const next = this.native.walkNext(this.walker, waitMs);
+      if (next === undefined) return undefined;
+      if (next === true) this.done = true;
+      else if (typeof next === 'string') this.failure = new Error(`listing ${this.job.root} failed: ${next}`);
+      else this.receive(next);
+    }
+  }
+
+  private async pullLater(relDir: string): Promise<FolderListing> {
+    for (;;) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const found = this.pull(relDir, WAIT_MS);
+      if (found !== undefined) return found;
+    }
+  }
+
+  protected override receive(packed: PackedBatch): void {
+    // The walker orders undecodable names by their bytes, `listFolder` by their decoded strings
+    // (names that decode alike are alike, so this gives its order exactly).
+    for (const extra of packed.extras) extra.undecodable.sort(byName);
+    super.receive(packed);
+  }
+
+  /** As `ThreadLister.credit`: the walker is told when the count crosses a multiple of `WAKE_EVERY`. */
+  protected credit(entries: number): void {
+    const before = this.taken;
+    this.taken += entries;
+    if (Math.floor(before / WAKE_EVERY) !== Math.floor(this.taken / WAKE_EVERY)) this.tell();
+  }
+
+  private tell(): void {
+    if (this.told === this.taken) return;
+    this.told = this.taken;
+    this.native.walkCredit(this.walker, this.taken);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.clear();
+    this.native.walkStop(this.walker);
   }
 }
 

@@ -160,6 +160,20 @@ export async function createLogger(options: LogOptions): Promise<Logger> {
   };
   logger.on('error', onError);
   file.on('error', onError);
+  // winston opens the file in the background, and sizes lines logged before it is open by guesswork:
+  // a pass quick enough to log its copies first left an empty rotated file and all the copies in
+  // the next. So the pass begins once the file is open (or could not be: then `onError` says so),
+  // ~1 ms while the listing threads already list. (A failure winston drops, to open the stream
+  // after its stat, ends the wait after a second.)
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    file.once('open', done);
+    file.once('error', done);
+  });
 
   return {
     action: (a) => logger.info(actionText(a), { action: a.verb, path: a.path, reason: a.reason, target: a.target, from: a.from, bytes: a.bytes }),

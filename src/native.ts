@@ -1,9 +1,11 @@
 /**
  * The native lister (`native/fswalk.c`, built by `npm install` into `build/`): lists one folder
- * straight into a listing thread's batch buffers. Optional: without a C compiler the build is
- * skipped, and the listing threads list in JavaScript (`listFolder` in `lister-worker.ts`).
+ * straight into a listing thread's batch buffers, or walks a whole tree in a thread of its own
+ * (`NativeWalkLister` in `lister.ts`). Optional: without a C compiler the build is skipped, and the
+ * listing threads list in JavaScript (`listFolder` in `lister-worker.ts`).
  */
 import { createRequire } from 'node:module';
+import type { PackedBatch } from './lister.js';
 
 /**
  * What `list` answers: where the folder's names end in `text` and its numbers in `nums`, and the
@@ -25,7 +27,29 @@ export interface NativeLister {
    * if the folder cannot be read, or an lstat fails for another reason than the entry being gone.
    */
   list(path: string, text: Uint8Array, textAt: number, nums: Float64Array, numsAt: number): NativeAnswer;
+  /**
+   * Starts a thread walking the tree at `root` (absolute) depth first in the walk's order, every
+   * folder listed as `list` does (nothing excluded), into batches of about `batchEntries` entries
+   * (names and folders); it waits while more than `ahead` entries ahead of what `walkCredit` says
+   * was taken. The walker stops when `walkStop` is called, or when it is garbage-collected.
+   */
+  walkStart(root: string, batchEntries: number, ahead: number): NativeWalker;
+  /**
+   * The next batch, waiting up to `waitMs` for one to be posted; true when the walk is done and
+   * every batch taken; a message if the walker itself failed (out of memory); undefined if none
+   * came in time. Undecodable names come in byte order.
+   */
+  walkNext(walker: NativeWalker, waitMs: number): PackedBatch | true | string | undefined;
+  /** The main thread has taken (or let go of) `taken` entries in all. */
+  walkCredit(walker: NativeWalker, taken: number): void;
+  /** The walker may be up to `ahead` entries ahead from now on. */
+  walkAhead(walker: NativeWalker, ahead: number): void;
+  /** Stops the walker at its next folder, dropping what it posted. */
+  walkStop(walker: NativeWalker): void;
 }
+
+/** A walker started by `walkStart` (opaque). */
+export type NativeWalker = { readonly nativeWalker: unique symbol };
 
 /** Where `npm install` builds it, from `src/` and from `dist/` alike. */
 export const NATIVE_PATH = '../build/Release/fswalk.node';
@@ -34,7 +58,7 @@ export const NATIVE_PATH = '../build/Release/fswalk.node';
  * The version of `list` this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
-export const NATIVE_VERSION = 1;
+export const NATIVE_VERSION = 2;
 
 /**
  * The native lister, unless it was not built, fails to load, was built from other sources than
@@ -45,10 +69,11 @@ export function loadNative(): NativeLister | undefined {
   return typeof found === 'string' ? undefined : found;
 }
 
-/** For the log: which lister the listing threads will use. */
-export function listerName(): string {
+/** For the log: which lister lists, given whether the native walker may (`nativeWalker` in `lister.ts`). */
+export function listerName(walks: boolean): string {
   const found = probeNative();
-  return typeof found === 'string' ? `JavaScript (${found})` : 'native';
+  if (typeof found === 'string') return `JavaScript (${found})`;
+  return walks ? 'native, walking in threads of its own' : 'native, in listing threads (exclude patterns or a backup dir: the walker cannot exclude)';
 }
 
 /** The native lister, or why it is not used. */

@@ -35,7 +35,7 @@ describe('the built program', () => {
     assert.equal(r.output.trim(), version);
   });
 
-  test('mirrors a tree on every kind of thread: listing, copying (first sync), hashing (every mtime touched)', () => {
+  test('mirrors a tree on every kind of thread: listing (with an exclude pattern), copying (first sync), the native walker and hashing (every mtime touched, nothing excluded)', () => {
     const base = tempDir();
     const source = path.join(base, 'source');
     const replica = path.join(base, 'replica');
@@ -48,7 +48,7 @@ describe('the built program', () => {
     const first = run(args, base);
     assert.equal(first.status, 0, first.output);
     const native = fs.existsSync(path.join(ROOT, 'build', 'Release', 'fswalk.node'));
-    assert.match(first.output, native ? /^lister: native$/m : /^lister: JavaScript/m);
+    assert.match(first.output, native ? /^lister: native, in listing threads/m : /^lister: JavaScript/m);
     assert.match(first.output, /^1100 copies: the small ones written on 2 copying threads$/m);
     assert.deepEqual(summaryCounts(first.output), { copied: 1101, updated: 0, deleted: 0, hashed: 1100, errors: 0 });
     assert.deepEqual(mirrorDiff(source, replica, (rel) => rel === 'skip.tmp'), []);
@@ -56,11 +56,13 @@ describe('the built program', () => {
     assert.equal(fs.readlinkSync(path.join(replica, 'link')), 'd0/f0.txt');
 
     for (let i = 0; i < 1100; i++) fs.utimesSync(path.join(source, `d${i % 11}`, `f${i}.txt`), 1_700_000_000, 1_700_000_000);
-    const touched = run(args, base);
+    // Without the pattern: the file it left out is copied now.
+    const touched = run(args.filter((arg) => arg !== '--exclude' && arg !== '*.tmp'), base);
     assert.equal(touched.status, 0, touched.output);
+    assert.match(touched.output, native ? /^lister: native, walking in threads of its own$/m : /^lister: JavaScript/m);
     assert.match(touched.output, /^1100 files to read: on 2 hashing threads$/m);
-    assert.deepEqual(summaryCounts(touched.output), { copied: 0, updated: 1100, deleted: 0, hashed: 1100, errors: 0 });
-    assert.deepEqual(mirrorDiff(source, replica, (rel) => rel === 'skip.tmp'), []);
+    assert.deepEqual(summaryCounts(touched.output), { copied: 1, updated: 1100, deleted: 0, hashed: 1101, errors: 0 });
+    assert.deepEqual(mirrorDiff(source, replica), []);
     assert.equal(fs.statSync(path.join(replica, 'd5', 'f5.txt')).mtimeMs, 1_700_000_000_000);
   });
 });

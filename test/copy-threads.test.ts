@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { CopyPool } from '../src/copy-pool.js';
 import { Manifest } from '../src/manifest.js';
-import { md5, mirrorDiff, readTree, setup, sync, tempFiles } from './helpers/tree.js';
+import { md5, mirrorDiff, readTree, settle, setup, sync, tempFiles } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
 const THREADS = { threads: { excludes: [], own: [] }, copyThreadsFrom: 1 };
@@ -24,6 +24,7 @@ function tree(): Record<string, { content: string; mode?: number; mtime?: number
 describe('copies written on copying threads', () => {
   test('every file arrives with its bytes, mode and mtime, recorded with its MD5; no temporary file stays; the next pass has nothing to do', async () => {
     const s = setup(tree());
+    await settle(); // else the files may be copied within the racy window, and rightly read again next pass
     const result = await sync(s, THREADS);
     assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
     assert.equal(result.stats.copied, 151);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { DIR, entryAt, FILE, type FolderListing, kindAt, prestartListers, spareListers, ThreadLister } from '../src/lister.js';
+import { DIR, entryAt, FILE, type FolderListing, kindAt, type ListerJob, NativeWalkLister, prestartListers, spareListers, ThreadLister, threadListers, closeListers } from '../src/lister.js';
 import { joinRel } from '../src/scan.js';
 import { loadNative } from '../src/native.js';
 import { mirrorDiff, setup, sync, tempDir } from './helpers/tree.js';
@@ -22,8 +22,28 @@ function bigTree(): string {
 
 const folders = Array.from({ length: 80 }, (_, d) => `d${String(d).padStart(2, '0')}`);
 
+/** The native lister, to walk with (undefined if it is not built, or FOLDER_SYNC_NATIVE=0). */
+const walker = loadNative();
+
+/** The two listers that hand over batches: a listing thread, and the native walker (if built). */
+const KINDS = [
+  { name: 'a listing thread', skip: false as const, make: (job: ListerJob, options?: { detachAtOnce?: number }) => new ThreadLister(job, options) },
+  {
+    name: 'the native walker',
+    skip: walker === undefined ? 'the native lister is not built, or FOLDER_SYNC_NATIVE=0' : (false as const),
+    make: (job: ListerJob, options?: { detachAtOnce?: number }) => new NativeWalkLister(job, walker!, options),
+  },
+];
+
+/** A listing thread listing natively (if built) or in JavaScript, and the native walker. */
+const LISTERS = [
+  { how: 'a listing thread, natively if built', native: true, kind: KINDS[0] },
+  { how: 'a listing thread, in JavaScript', native: false, kind: KINDS[0] },
+  { how: 'the native walker', native: true, kind: KINDS[1] },
+];
+
 /** Each listing must arrive within a few seconds: a held-back thread that is never let go would hang here. */
-async function take(lister: ThreadLister, relDir: string): Promise<FolderListing> {
+async function take(lister: ThreadLister | NativeWalkLister, relDir: string): Promise<FolderListing> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`listing ${relDir} never came`)), 10_000);
@@ -68,8 +88,38 @@ describe('listing threads', () => {
     assert.equal(r.stdout.trim(), '2');
   });
 
-  for (const native of [true, false]) {
-    test(`names and paths beyond ASCII, a folder whose names outgrow a batch's text buffer, and temporary files arrive intact, each entry with its own numbers (${native ? 'natively, if built' : 'in JavaScript'})`, async () => {
+  test('a native walker left listing (never closed, held back waiting for room) does not keep the process alive, nor trouble its exit', { skip: KINDS[1].skip }, () => {
+    const root = bigTree();
+    const lister = new URL('../src/lister.ts', import.meta.url).href;
+    const native = new URL('../src/native.ts', import.meta.url).href;
+    const script = `const m = await import(${JSON.stringify(lister)}); const n = await import(${JSON.stringify(native)});
+      const w = new m.NativeWalkLister({ root: ${JSON.stringify(root)}, excludes: [], own: [], maxAhead: 8 }, n.loadNative());
+      const top = await w.list(''); const d00 = await w.list('d00'); console.log(top.names.length, d00.names.length);`;
+    const started = Date.now();
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.signal, null, `the process had to be killed after ${Date.now() - started} ms`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '80 200');
+  });
+
+  test('a pass lists with native walkers when nothing is excluded and the native lister is built, else with listing threads', async () => {
+    const root = bigTree();
+    const kinds = (lists: Parameters<typeof threadListers>[2]) => {
+      const listers = threadListers(root, root, lists);
+      void closeListers(listers);
+      return [listers.source, listers.replica].map((lister) => lister.constructor.name);
+    };
+    const walkers = walker === undefined ? ['ThreadLister', 'ThreadLister'] : ['NativeWalkLister', 'NativeWalkLister'];
+    assert.deepEqual(kinds({ excludes: [], own: [] }), walkers);
+    // Our manifest's own folder in a tree: the walker lists it, the walk leaves it.
+    assert.deepEqual(kinds({ excludes: [], own: [{ kind: 'manifest', path: 'm.json' }] }), walkers);
+    assert.deepEqual(kinds({ excludes: ['*.tmp'], own: [] }), ['ThreadLister', 'ThreadLister']);
+    // A backup dir in a tree only grows, and no pass needs its listing.
+    assert.deepEqual(kinds({ excludes: [], own: [{ kind: 'backup', path: 'old' }] }), ['ThreadLister', 'ThreadLister']);
+  });
+
+  for (const { how, native, kind } of LISTERS) {
+    test(`names and paths beyond ASCII, a folder whose names outgrow a batch's text buffer, and temporary files arrive intact, each entry with its own numbers (${how})`, { skip: kind.skip }, async () => {
       const root = tempDir();
       const long = (i: number) => 'é'.repeat(100) + String(i).padStart(4, '0'); // 204 bytes of UTF-8
       fs.mkdirSync(path.join(root, 'big'));
@@ -84,7 +134,7 @@ describe('listing threads', () => {
       fs.mkdirSync(path.join(root, '日本'));
       fs.mkdirSync(path.join(root, '日本', 'ü'));
       fs.writeFileSync(path.join(root, '日本', 'ü', 'z'), '1234567');
-      const lister = new ThreadLister({ root, excludes: [], own: [], native });
+      const lister = kind.make({ root, excludes: [], own: [], native });
       const sizes = (listing: FolderListing) => Object.fromEntries(listing.names.map((name, i) => [name, entryAt(listing, i).size]));
       try {
         assert.deepEqual((await take(lister, '')).names, ['big', 'plain', 'été', '日本']);
@@ -104,64 +154,69 @@ describe('listing threads', () => {
     });
   }
 
-  test('a thread held to a few entries ahead still hands over every folder, taken in its order', async () => {
-    const root = bigTree();
-    const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
-    try {
-      assert.deepEqual((await take(lister, '')).names, folders);
-      for (const dir of folders) {
-        const listing = await take(lister, dir);
-        assert.equal(listing.names.length, 200, dir);
-        assert.equal(listing.names[199], 'f199');
+  for (const kind of KINDS) {
+    test(`a thread held to a few entries ahead still hands over every folder, taken in its order (${kind.name})`, { skip: kind.skip }, async () => {
+      const root = bigTree();
+      const lister = kind.make({ root, excludes: [], own: [], maxAhead: 8 });
+      try {
+        assert.deepEqual((await take(lister, '')).names, folders);
+        for (const dir of folders) {
+          const listing = await take(lister, dir);
+          assert.equal(listing.names.length, 200, dir);
+          assert.equal(listing.names[199], 'f199');
+        }
+      } finally {
+        await lister.close();
       }
-    } finally {
-      await lister.close();
-    }
-  });
+    });
+  }
 
-  test('taken out of order (as replica-only folders are), a held-back thread is let go instead of waiting forever, even when what it skips spans several batches', async () => {
-    const root = bigTree();
-    const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
-    try {
-      await take(lister, '');
-      for (const dir of [...folders].reverse()) assert.equal((await take(lister, dir)).names.length, 200, dir);
-    } finally {
-      await lister.close();
-    }
-  });
-
-  test('a batch is freed only once every listing in it is discarded: what is still in use reads right, and a listing discarded twice counts once', async () => {
-    const root = bigTree();
-    for (let f = 0; f < 5; f++) fs.writeFileSync(path.join(root, `top${f}`), 'x'.repeat(f)); // sizes 0–4 in the root
-    const lister = new ThreadLister({ root, excludes: [], own: [] }, { detachAtOnce: 1 });
-    const sizesOf = (listing: FolderListing) => listing.names.map((_, i) => entryAt(listing, i).size);
-    try {
-      // As the walk does: the root stays in use while its folders are taken and discarded.
-      const top = await take(lister, '');
-      const rootSizes = sizesOf(top);
-      assert.deepEqual(rootSizes.slice(-5), [0, 1, 2, 3, 4]);
-      let freed = 0;
-      for (const dir of folders) {
-        const listing = await take(lister, dir);
-        assert.equal(listing.names.length, 200, dir);
-        assert.equal(kindAt(listing, 199), FILE, dir);
-        lister.discard(listing);
-        lister.discard(listing);
-        if (listing.nums.buffer.byteLength === 0) freed++;
+  for (const kind of KINDS) {
+    test(`taken out of order (as replica-only folders are), a held-back thread is let go instead of waiting forever, even when what it skips spans several batches (${kind.name})`, { skip: kind.skip }, async () => {
+      const root = bigTree();
+      const lister = kind.make({ root, excludes: [], own: [], maxAhead: 8 });
+      try {
+        await take(lister, '');
+        for (const dir of [...folders].reverse()) assert.equal((await take(lister, dir)).names.length, 200, dir);
+      } finally {
+        await lister.close();
       }
-      assert.ok(freed > 0, 'batches whose listings were all discarded are freed');
-      // The root's batch is not: the root is still in use.
-      assert.deepEqual(sizesOf(top), rootSizes);
-      lister.discard(top);
-      assert.equal(top.nums.buffer.byteLength, 0, 'the last batch goes with the root');
-    } finally {
-      await lister.close();
-    }
-  });
+    });
+  }
 
-  for (const native of [true, false]) {
-    const how = native ? 'natively (if built)' : 'in JavaScript';
-    test(`a folder that cannot be listed reaches the walk as its error, and a batch holding it is freed all the same (${how})`, async () => {
+  for (const kind of KINDS) {
+    test(`a batch is freed only once every listing in it is discarded: what is still in use reads right, and a listing discarded twice counts once (${kind.name})`, { skip: kind.skip }, async () => {
+      const root = bigTree();
+      for (let f = 0; f < 5; f++) fs.writeFileSync(path.join(root, `top${f}`), 'x'.repeat(f)); // sizes 0–4 in the root
+      const lister = kind.make({ root, excludes: [], own: [] }, { detachAtOnce: 1 });
+      const sizesOf = (listing: FolderListing) => listing.names.map((_, i) => entryAt(listing, i).size);
+      try {
+        // As the walk does: the root stays in use while its folders are taken and discarded.
+        const top = await take(lister, '');
+        const rootSizes = sizesOf(top);
+        assert.deepEqual(rootSizes.slice(-5), [0, 1, 2, 3, 4]);
+        let freed = 0;
+        for (const dir of folders) {
+          const listing = await take(lister, dir);
+          assert.equal(listing.names.length, 200, dir);
+          assert.equal(kindAt(listing, 199), FILE, dir);
+          lister.discard(listing);
+          lister.discard(listing);
+          if (listing.nums.buffer.byteLength === 0) freed++;
+        }
+        assert.ok(freed > 0, 'batches whose listings were all discarded are freed');
+        // The root's batch is not: the root is still in use.
+        assert.deepEqual(sizesOf(top), rootSizes);
+        lister.discard(top);
+        assert.equal(top.nums.buffer.byteLength, 0, 'the last batch goes with the root');
+      } finally {
+        await lister.close();
+      }
+    });
+  }
+
+  for (const { how, native, kind } of LISTERS) {
+    test(`a folder that cannot be listed reaches the walk as its error, and a batch holding it is freed all the same (${how})`, { skip: kind.skip }, async () => {
       // d/…/deep: 5,000 files in the last folder before `deep` (so `deep` begins a batch of its
       // own), and in `deep` a folder whose path passes PATH_MAX (ENAMETOOLONG, even for root).
       // The JavaScript lister cannot lstat it by its path, so `deep` is the folder it could not
@@ -189,7 +244,7 @@ describe('listing threads', () => {
         process.chdir(here);
       }
       const nativeUsed = native && loadNative() !== undefined;
-      const lister = new ThreadLister({ root, excludes: [], own: [], native }, { detachAtOnce: 1 });
+      const lister = kind.make({ root, excludes: [], own: [], native }, { detachAtOnce: 1 });
       const taken: FolderListing[] = [];
       const failed: [string, string | undefined][] = [];
       try {
@@ -225,51 +280,55 @@ describe('listing threads', () => {
     });
   }
 
-  test('a folder the walk passes over (to take it later) does not keep its whole batch', async () => {
-    // r/a (4,500 files: fills a batch), r/b, r/c: the walk takes a and c, then b (as replica-only folders are).
-    const root = tempDir();
-    fs.mkdirSync(path.join(root, 'a'));
-    for (let f = 0; f < 4500; f++) fs.writeFileSync(path.join(root, 'a', `f${f}`), 'x'.repeat(f % 3));
-    fs.mkdirSync(path.join(root, 'b'));
-    fs.writeFileSync(path.join(root, 'b', 'only'), 'late');
-    fs.mkdirSync(path.join(root, 'c'));
-    const lister = new ThreadLister({ root, excludes: [], own: [] }, { detachAtOnce: 1 });
-    try {
-      const top = await take(lister, '');
-      const a = await take(lister, 'a');
-      lister.discard(a);
-      const c = await take(lister, 'c');
-      lister.discard(c);
-      // b and c came in the same batch; with c discarded and b passed over, that batch is freed.
-      assert.equal(c.nums.buffer.byteLength, 0);
-      const b = await take(lister, 'b');
-      assert.deepEqual(b.names, ['only']);
-      assert.equal(entryAt(b, 0).size, 4);
-      lister.discard(b);
-      assert.equal(b.nums.buffer.byteLength, 0);
-      lister.discard(top);
-      assert.equal(lister.liveBatches, 0);
-    } finally {
-      await lister.close();
-    }
-  });
+  for (const kind of KINDS) {
+    test(`a folder the walk passes over (to take it later) does not keep its whole batch (${kind.name})`, { skip: kind.skip }, async () => {
+      // r/a (4,500 files: fills a batch), r/b, r/c: the walk takes a and c, then b (as replica-only folders are).
+      const root = tempDir();
+      fs.mkdirSync(path.join(root, 'a'));
+      for (let f = 0; f < 4500; f++) fs.writeFileSync(path.join(root, 'a', `f${f}`), 'x'.repeat(f % 3));
+      fs.mkdirSync(path.join(root, 'b'));
+      fs.writeFileSync(path.join(root, 'b', 'only'), 'late');
+      fs.mkdirSync(path.join(root, 'c'));
+      const lister = kind.make({ root, excludes: [], own: [] }, { detachAtOnce: 1 });
+      try {
+        const top = await take(lister, '');
+        const a = await take(lister, 'a');
+        lister.discard(a);
+        const c = await take(lister, 'c');
+        lister.discard(c);
+        // b and c came in the same batch; with c discarded and b passed over, that batch is freed.
+        assert.equal(c.nums.buffer.byteLength, 0);
+        const b = await take(lister, 'b');
+        assert.deepEqual(b.names, ['only']);
+        assert.equal(entryAt(b, 0).size, 4);
+        lister.discard(b);
+        assert.equal(b.nums.buffer.byteLength, 0);
+        lister.discard(top);
+        assert.equal(lister.liveBatches, 0);
+      } finally {
+        await lister.close();
+      }
+    });
+  }
 
-  test('a walk waiting for a folder still gets it when what arrives meanwhile is a short batch (posted early, before a big folder)', async () => {
-    // a/ (1 file), b/ (5,000: more than a batch holds, so the batch before it is posted short), c/ (empty).
-    const root = tempDir();
-    fs.mkdirSync(path.join(root, 'a'));
-    fs.writeFileSync(path.join(root, 'a', 'f'), '');
-    fs.mkdirSync(path.join(root, 'b'));
-    for (let f = 0; f < 5000; f++) fs.writeFileSync(path.join(root, 'b', `f${f}`), '');
-    fs.mkdirSync(path.join(root, 'c'));
-    const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 1 });
-    try {
-      // Asked for before anything arrived: everything before it is let go of as it comes.
-      assert.deepEqual((await take(lister, 'c')).names, []);
-    } finally {
-      await lister.close();
-    }
-  });
+  for (const kind of KINDS) {
+    test(`a walk waiting for a folder still gets it when what arrives meanwhile is a short batch (posted early, before a big folder) (${kind.name})`, { skip: kind.skip }, async () => {
+      // a/ (1 file), b/ (5,000: more than a batch holds, so the batch before it is posted short), c/ (empty).
+      const root = tempDir();
+      fs.mkdirSync(path.join(root, 'a'));
+      fs.writeFileSync(path.join(root, 'a', 'f'), '');
+      fs.mkdirSync(path.join(root, 'b'));
+      for (let f = 0; f < 5000; f++) fs.writeFileSync(path.join(root, 'b', `f${f}`), '');
+      fs.mkdirSync(path.join(root, 'c'));
+      const lister = kind.make({ root, excludes: [], own: [], maxAhead: 1 });
+      try {
+        // Asked for before anything arrived: everything before it is let go of as it comes.
+        assert.deepEqual((await take(lister, 'c')).names, []);
+      } finally {
+        await lister.close();
+      }
+    });
+  }
 
   test('a thread that ends before its tree is listed fails the walk waiting on it, instead of leaving it waiting', async () => {
     const root = bigTree();
@@ -295,13 +354,15 @@ describe('listing threads', () => {
     }
   });
 
-  test('close() ends a thread that waits for room', async () => {
-    const root = bigTree();
-    const lister = new ThreadLister({ root, excludes: [], own: [], maxAhead: 8 });
-    await take(lister, '');
-    await new Promise((resolve) => setTimeout(resolve, 200)); // the thread fills its room and waits
-    await lister.close();
-  });
+  for (const kind of KINDS) {
+    test(`close() ends a thread that waits for room (${kind.name})`, { skip: kind.skip }, async () => {
+      const root = bigTree();
+      const lister = kind.make({ root, excludes: [], own: [], maxAhead: 8 });
+      await take(lister, '');
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the thread fills its room and waits
+      await lister.close();
+    });
+  }
 });
 
 describe('listing threads started before the pass (the CLI starts its first pass\'s early)', () => {

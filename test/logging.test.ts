@@ -420,7 +420,7 @@ describe('--log-level', () => {
     const logged = readLog(r.log);
     const debug = logged.filter((l) => l.level === 'DEBUG');
     assert.equal(debug.length, 2, JSON.stringify(logged));
-    assert.match(debug[0].message, /^lister: (native|JavaScript \(.+\))$/);
+    assert.match(debug[0].message, /^lister: (native, .+|JavaScript \(.+\))$/);
     assert.match(debug[1].message, walkLine);
     const out = lines(r.stdout);
     assert.equal(out[1], debug[0].message);

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { DIR, FILE, kindAt, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
+import { DIR, FILE, kindAt, NativeWalkLister, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
 import { loadNative } from '../src/native.js';
 import { nodeIo } from '../src/io.js';
 import { byName, joinRel, listDir } from '../src/scan.js';
@@ -58,15 +58,19 @@ interface Seen {
   undecodable: string[];
 }
 
-/** Every folder's listing, taken depth first as the walk takes them (`skipme` is excluded). */
-async function listAll(root: string, native: boolean): Promise<{ seen: Seen[]; liveBatches: number }> {
+/**
+ * Every folder's listing, taken depth first as the walk takes them (`skipme` is excluded): by a
+ * listing thread, natively or in JavaScript, or by the native walker.
+ */
+async function listAll(root: string, native: boolean | 'walker'): Promise<{ seen: Seen[]; liveBatches: number }> {
   // The thread takes the environment as it starts: the native lister even when the suite runs
   // with FOLDER_SYNC_NATIVE=0 (or this would compare the JavaScript lister with itself).
   const before = process.env.FOLDER_SYNC_NATIVE;
   delete process.env.FOLDER_SYNC_NATIVE;
-  let lister: ThreadLister;
+  let lister: ThreadLister | NativeWalkLister;
   try {
-    lister = new ThreadLister({ root, excludes: ['skipme'], own: [], native });
+    // (The walker excludes nothing: it lists `skipme` too, and the walk does not take it.)
+    lister = native === 'walker' ? new NativeWalkLister({ root, excludes: [], own: [] }, loadNative()!) : new ThreadLister({ root, excludes: ['skipme'], own: [], native });
   } finally {
     if (before !== undefined) process.env.FOLDER_SYNC_NATIVE = before;
   }
@@ -101,13 +105,19 @@ describe('native lister', () => {
     }
   });
 
-  test('lists every folder exactly as the JavaScript lister does: names, order, numbers, temporary and undecodable names', { skip: notBuilt }, async () => {
+  test('lists every folder exactly as the JavaScript lister does, in a listing thread and walking in its own: names, order, numbers, temporary and undecodable names', { skip: notBuilt }, async () => {
     const root = oddTree();
-    await listAll(root, false); // reading the folders once sets their atimes (relatime) before the two compared runs
+    // Reading the folders once sets their atimes (relatime) before the compared runs: by the walker,
+    // which reads `skipme` too.
+    await listAll(root, 'walker');
     const native = await listAll(root, true);
+    const walker = await listAll(root, 'walker');
     const js = await listAll(root, false);
     assert.deepEqual(native.seen, js.seen);
     assert.equal(native.liveBatches, 0);
+    assert.deepEqual(walker.seen, js.seen);
+    // One batch is held: the last, with sub/skipme, which the walk never takes (closing frees it).
+    assert.equal(walker.liveBatches, 1);
 
     // And the JavaScript lister is right, so both are.
     assert.deepEqual(native.seen.map((s) => s.relDir), ['', 'big', 'empty', 'sub', 'sub/deeper', 'sub/deeper/deepest']);
