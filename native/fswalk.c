@@ -173,11 +173,11 @@ static void throw_errno(napi_env env, int err, const char *syscall, const char *
 }
 
 /*
- * Opens folder `path` and reads its names (but . and ..) into `names`, in `byName` order. Returns
+ * Opens folder `path` (with `flags` added to open's) and reads its names (but . and ..) into `names`, in `byName` order. Returns
  * the open folder, or NULL with `*err` set.
  */
-static DIR *read_sorted(const char *path, names_t *names, int *err) {
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+static DIR *read_sorted(const char *path, int flags, names_t *names, int *err) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
   if (fd < 0) {
     *err = errno;
     return NULL;
@@ -303,7 +303,7 @@ static napi_value list(napi_env env, napi_callback_info info) {
 
   names_t names = {0};
   int err;
-  DIR *dir = read_sorted(path, &names, &err);
+  DIR *dir = read_sorted(path, 0, &names, &err);
   if (!dir) {
     throw_errno(env, err, "scandir", path, NULL);
     return NULL;
@@ -530,9 +530,11 @@ typedef struct {
 static int walk_folder(walker_t *w, batch_t *b, const char *rel, stack_t_ *stack) {
   size_t rel_len = strlen(rel);
   int32_t at = (int32_t)(b->ends_len / 3);
-  if (grow((void **)&b->text, &b->text_cap, b->text_len + rel_len, 1)) return -1;
-  memcpy(b->text + b->text_len, rel, rel_len);
-  b->text_len += rel_len;
+  if (rel_len > 0) {
+    if (grow((void **)&b->text, &b->text_cap, b->text_len + rel_len, 1)) return -1;
+    memcpy(b->text + b->text_len, rel, rel_len);
+    b->text_len += rel_len;
+  }
   int32_t dir_end = (int32_t)b->text_len;
   size_t nums_start = b->nums_len;
 
@@ -552,7 +554,9 @@ static int walk_folder(walker_t *w, batch_t *b, const char *rel, stack_t_ *stack
 
   names_t names = {0};
   int err;
-  DIR *dir = read_sorted(path, &names, &err);
+  /* Safety: a subfolder is not followed if it became a link since its parent was listed (the
+     walker may be held back a while): it fails with ELOOP, and the walk reports it. */
+  DIR *dir = read_sorted(path, rel_len > 0 ? O_NOFOLLOW : 0, &names, &err);
   if (!dir) {
     if (err == ENOMEM) return -1;
     return unreadable_folder(b, at, dir_end, nums_start, err, "scandir", path, NULL);
@@ -598,6 +602,12 @@ static int walk_folder(walker_t *w, batch_t *b, const char *rel, stack_t_ *stack
       subdirs[subdir_count++] = i;
     }
   }
+  if (b->text_len > INT32_MAX || b->nums_len > INT32_MAX) {
+    /* Past what the batch's ends (int32) can say: one folder of tens of millions of names. */
+    subdir_count = 0;
+    rc = unreadable_folder(b, at, dir_end, nums_start, EOVERFLOW, "scandir", path, NULL);
+    goto out;
+  }
   rc = end_folder(b, dir_end, kept);
   if (rc == 0 && grow((void **)&stack->items, &stack->cap, stack->len + subdir_count, sizeof(char *))) rc = -1;
   for (size_t k = subdir_count; rc == 0 && k-- > 0;) {
@@ -626,6 +636,12 @@ out:
 /* Hands `b` to the main thread, then waits while the walker is too far ahead. Returns whether to stop. */
 static int post(walker_t *w, batch_t *b) {
   pthread_mutex_lock(&w->lock);
+  if (w->stop) {
+    /* Stopped meanwhile: nothing more is taken (`walkStop` dropped what was posted). */
+    pthread_mutex_unlock(&w->lock);
+    batch_free(b);
+    return 1;
+  }
   b->next = NULL;
   if (w->tail) w->tail->next = b;
   else w->head = b;
@@ -672,8 +688,8 @@ static void *walker_main(void *arg) {
       if (!b) fatal = ENOMEM;
     }
   }
-  if (b && !fatal && b->ends_len > 0 && !__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
-    post(w, b);
+  if (b && !fatal && b->ends_len > 0) {
+    post(w, b); /* (frees it if stopped) */
     b = NULL;
   }
   batch_free(b);
@@ -692,7 +708,7 @@ static void *walker_main(void *arg) {
 static void walker_finalize(napi_env env, void *data, void *hint) {
   walker_t *w = data;
   pthread_mutex_lock(&w->lock);
-  w->stop = 1;
+  __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED); /* (the walker also reads it unlocked) */
   pthread_cond_signal(&w->room);
   pthread_mutex_unlock(&w->lock);
   walker_unref(w);
@@ -753,7 +769,12 @@ static napi_value walk_start(napi_env env, napi_callback_info info) {
   w->ahead = ahead;
   w->refs = 2;
   pthread_mutex_init(&w->lock, NULL);
-  pthread_cond_init(&w->ready, NULL);
+  /* `walkNext` waits on `ready` with a timeout: by the monotonic clock, which no clock change moves. */
+  pthread_condattr_t cond_attr;
+  pthread_condattr_init(&cond_attr);
+  pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&w->ready, &cond_attr);
+  pthread_condattr_destroy(&cond_attr);
   pthread_cond_init(&w->room, NULL);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -762,14 +783,15 @@ static napi_value walk_start(napi_env env, napi_callback_info info) {
   int err = pthread_create(&thread, &attr, walker_main, w);
   pthread_attr_destroy(&attr);
   if (err != 0) {
+    throw_errno(env, err, "pthread_create", root, NULL); /* before `root` goes with the walker */
     w->refs = 1;
     walker_unref(w);
-    throw_errno(env, err, "pthread_create", root, NULL);
     return NULL;
   }
   napi_value handle;
   if (napi_create_external(env, w, walker_finalize, NULL, &handle) != napi_ok) {
     walker_finalize(env, w, NULL);
+    napi_throw_error(env, NULL, "cannot make the walker's handle");
     return NULL;
   }
   return handle;
@@ -787,24 +809,26 @@ static napi_value strings_of(napi_env env, const char *p, uint32_t count) {
   return array;
 }
 
-/* `b` as a `PackedBatch`: {text, nums, ends, extras}, copied into the main thread's memory. */
+/* A typed array of `count` elements of `size` bytes, a copy of `data`, as `result`'s `key`. */
+static int copy_out(napi_env env, napi_value result, const char *key, napi_typedarray_type type, const void *data, size_t count, size_t size) {
+  napi_value ab, view;
+  void *to;
+  if (napi_create_arraybuffer(env, count * size, &to, &ab) != napi_ok) return -1;
+  if (count > 0) memcpy(to, data, count * size);
+  if (napi_create_typedarray(env, type, count, ab, 0, &view) != napi_ok) return -1;
+  return napi_set_named_property(env, result, key, view) == napi_ok ? 0 : -1;
+}
+
+/* `b` as a `PackedBatch`: {text, nums, ends, extras}, copied into the main thread's memory; NULL
+   if Node could not allocate it (an exception is then pending). */
 static napi_value batch_value(napi_env env, batch_t *b) {
-  napi_value result, ab, view, array, value;
-  void *data;
-  napi_create_object(env, &result);
-  napi_create_arraybuffer(env, b->text_len, &data, &ab);
-  if (b->text_len > 0) memcpy(data, b->text, b->text_len);
-  napi_create_typedarray(env, napi_uint8_array, b->text_len, ab, 0, &view);
-  napi_set_named_property(env, result, "text", view);
-  napi_create_arraybuffer(env, b->nums_len * sizeof(double), &data, &ab);
-  if (b->nums_len > 0) memcpy(data, b->nums, b->nums_len * sizeof(double));
-  napi_create_typedarray(env, napi_float64_array, b->nums_len, ab, 0, &view);
-  napi_set_named_property(env, result, "nums", view);
-  napi_create_arraybuffer(env, b->ends_len * sizeof(int32_t), &data, &ab);
-  if (b->ends_len > 0) memcpy(data, b->ends, b->ends_len * sizeof(int32_t));
-  napi_create_typedarray(env, napi_int32_array, b->ends_len, ab, 0, &view);
-  napi_set_named_property(env, result, "ends", view);
-  napi_create_array_with_length(env, b->extras_len, &array);
+  napi_value result, array, value;
+  if (napi_create_object(env, &result) != napi_ok ||
+      copy_out(env, result, "text", napi_uint8_array, b->text, b->text_len, 1) ||
+      copy_out(env, result, "nums", napi_float64_array, b->nums, b->nums_len, sizeof(double)) ||
+      copy_out(env, result, "ends", napi_int32_array, b->ends, b->ends_len, sizeof(int32_t)) ||
+      napi_create_array_with_length(env, b->extras_len, &array) != napi_ok)
+    return NULL;
   for (size_t i = 0; i < b->extras_len; i++) {
     extra_t *x = &b->extras[i];
     napi_value extra;
@@ -843,7 +867,7 @@ static napi_value walk_next(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&w->lock);
   if (!w->head && !w->done && wait_ms > 0) {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += wait_ms / 1000;
     until.tv_nsec += (wait_ms % 1000) * 1000000;
     if (until.tv_nsec >= 1000000000) {
@@ -865,6 +889,12 @@ static napi_value walk_next(napi_env env, napi_callback_info info) {
   if (b) {
     result = batch_value(env, b);
     batch_free(b);
+    if (!result) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (!pending) napi_throw_error(env, NULL, "out of memory taking a batch of listings");
+      return NULL;
+    }
   } else if (done && fatal) {
     napi_create_string_utf8(env, uv_strerror(-fatal), NAPI_AUTO_LENGTH, &result);
   } else if (done) {
@@ -913,7 +943,7 @@ static napi_value walk_stop(napi_env env, napi_callback_info info) {
   walker_t *w = argc < 1 ? NULL : walker_of(env, argv[0]);
   if (!w) return NULL;
   pthread_mutex_lock(&w->lock);
-  w->stop = 1;
+  __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED);
   pthread_cond_signal(&w->room);
   batch_t *dropped = w->head;
   w->head = w->tail = NULL;

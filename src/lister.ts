@@ -681,11 +681,20 @@ export class NativeWalkLister extends BatchLister {
       const found = this.find(relDir);
       if (found !== undefined) return found;
       if (this.failure) throw this.failure;
+      // (Not ENOENT, which the walk takes for a folder that vanished.)
+      if (this.closed) throw new Error(`listing ${this.job.root} stopped: the lister was closed`);
       // The walker lists every folder it finds; one it never sent vanished or was never a folder.
-      if (this.done || this.closed) throw missing(relDir);
+      if (this.done) throw missing(relDir);
       // Safety: the walk is about to wait, so the walker must not: it is told of all taken or skipped.
       this.tell();
-      const next = this.native.walkNext(this.walker, waitMs);
+      let next;
+      try {
+        next = this.native.walkNext(this.walker, waitMs);
+      } catch (error) {
+        // A batch lost (Node could not allocate it): every listing from now on fails.
+        this.failure = new Error(`listing ${this.job.root} failed: ${error instanceof Error ? error.message : String(error)}`);
+        throw this.failure;
+      }
       if (next === undefined) return undefined;
       if (next === true) this.done = true;
       else if (typeof next === 'string') this.failure = new Error(`listing ${this.job.root} failed: ${next}`);

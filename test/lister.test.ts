@@ -102,6 +102,20 @@ describe('listing threads', () => {
     assert.equal(r.stdout.trim(), '80 200');
   });
 
+  test('a folder that became a link while the native walker was held back is not followed: it is an error, not the linked folder\'s names', { skip: KINDS[1].skip }, async () => {
+    const root = bigTree();
+    // Held to 8 entries ahead, the walker has posted its first batch (the root and ~20 folders) and waits.
+    const lister = new NativeWalkLister({ root, excludes: [], own: [], maxAhead: 8 }, walker!);
+    try {
+      assert.deepEqual((await take(lister, '')).names, folders);
+      fs.rmSync(path.join(root, 'd79'), { recursive: true });
+      fs.symlinkSync(path.join(root, 'd00'), path.join(root, 'd79'));
+      await assert.rejects(take(lister, 'd79'), (error: NodeJS.ErrnoException) => error.code === 'ENOTDIR' || error.code === 'ELOOP');
+    } finally {
+      await lister.close();
+    }
+  });
+
   test('a pass lists with native walkers when nothing is excluded and the native lister is built, else with listing threads', async () => {
     const root = bigTree();
     const kinds = (lists: Parameters<typeof threadListers>[2]) => {
