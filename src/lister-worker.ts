@@ -69,8 +69,10 @@ function kindOfMode(mode: number): number {
   }
 }
 
-/* Posted in batches of `BATCH_ENTRIES` (see there): the numbers in `numbers`, the names in `text`. */
-/** Room for a batch's names to begin with (grown for a folder that needs more). */
+/**
+ * Room for a batch's names to begin with (grown for a folder that needs more). A batch (see
+ * `BATCH_ENTRIES`) holds its numbers in `numbers` and its names in `text`.
+ */
 const TEXT_BYTES = 1 << 17;
 let numbers = new Float64Array(BATCH_ENTRIES * NUMS);
 /** Numbers of `numbers` used by the batch's listings. */
