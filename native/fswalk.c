@@ -382,8 +382,9 @@ static napi_value list(napi_env env, napi_callback_info info) {
  *
  * Perf: a Node listing thread costs ~50 ms of CPU to start (an environment of its own) and some
  * JavaScript per folder, on a pass that is CPU-bound on two cores; this thread costs neither. It
- * does not exclude: it lists every folder, and the walk takes those it needs (`NativeWalkLister`
- * is used only without exclude patterns). It never calls into Node: the main thread takes its
+ * does not match patterns: it lists every folder but those named in `skip` (plain-name patterns),
+ * and the walk takes those it needs (`NativeWalkLister` is used only when every pattern is a plain
+ * name). It never calls into Node: the main thread takes its
  * batches (`walkNext`), so nothing here depends on Node's life, and a thread still listing when
  * the process exits just ends with it.
  */
@@ -454,7 +455,21 @@ typedef struct {
   int fatal; /* errno of a failure of the walker itself (memory) */
   size_t batch_entries;
   char *root;
+  /* Names of folders not to descend into, at any depth (excluded by plain-name patterns). */
+  char **skip;
+  size_t skip_count;
 } walker_t;
+
+static void skip_free(char **skip, size_t count) {
+  for (size_t i = 0; i < count; i++) free(skip[i]);
+  free(skip);
+}
+
+static int skipped(const walker_t *w, const char *name, size_t len) {
+  for (size_t i = 0; i < w->skip_count; i++)
+    if (strlen(w->skip[i]) == len && memcmp(w->skip[i], name, len) == 0) return 1;
+  return 0;
+}
 
 static void walker_unref(walker_t *w) {
   pthread_mutex_lock(&w->lock);
@@ -470,6 +485,7 @@ static void walker_unref(walker_t *w) {
   pthread_cond_destroy(&w->ready);
   pthread_cond_destroy(&w->room);
   free(w->root);
+  skip_free(w->skip, w->skip_count);
   free(w);
 }
 
@@ -594,7 +610,7 @@ static int walk_folder(walker_t *w, batch_t *b, const char *rel, stack_t_ *stack
     if (kept++ > 0) b->text[b->text_len++] = 0;
     memcpy(b->text + b->text_len, name, len);
     b->text_len += len;
-    if (kind == KIND_DIR) {
+    if (kind == KIND_DIR && !skipped(w, name, len)) {
       if (grow((void **)&subdirs, &subdir_cap, subdir_count + 1, sizeof(size_t))) {
         rc = -1;
         goto out;
@@ -730,18 +746,50 @@ static int64_t int64_arg(napi_env env, napi_value value) {
 }
 
 /*
- * walkStart(root, batchEntries, ahead): starts the walker on `root` (absolute), posting a batch
- * whenever it holds `batchEntries` entries, and waiting while it is more than `ahead` entries
- * ahead of what the main thread took (see `walkCredit`). Returns the walker, for the calls below;
- * it stops when `walkStop` is called or it is collected.
+ * The strings of array `value` (each without a NUL), into `*out` (`*count` of them); -1 if it is
+ * not such an array (or memory ran out).
+ */
+static int strings_in(napi_env env, napi_value value, char ***out, size_t *count) {
+  bool is_array = false;
+  uint32_t length = 0;
+  *out = NULL;
+  *count = 0;
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_array_length(env, value, &length) != napi_ok) return -1;
+  char **items = calloc(length ? length : 1, sizeof(char *));
+  if (!items) return -1;
+  for (uint32_t i = 0; i < length; i++) {
+    napi_value item;
+    size_t len;
+    if (napi_get_element(env, value, i, &item) != napi_ok || napi_get_value_string_utf8(env, item, NULL, 0, &len) != napi_ok ||
+        !(items[i] = malloc(len + 1))) {
+      skip_free(items, i);
+      return -1;
+    }
+    napi_get_value_string_utf8(env, item, items[i], len + 1, NULL);
+    if (strlen(items[i]) != len) {
+      skip_free(items, i + 1);
+      return -1;
+    }
+  }
+  *out = items;
+  *count = length;
+  return 0;
+}
+
+/*
+ * walkStart(root, batchEntries, ahead, skip): starts the walker on `root` (absolute), posting a
+ * batch whenever it holds `batchEntries` entries, and waiting while it is more than `ahead`
+ * entries ahead of what the main thread took (see `walkCredit`). Folders named as one of `skip`
+ * (an array of names) are listed in their parent but not descended into. Returns the walker, for
+ * the calls below; it stops when `walkStop` is called or it is collected.
  */
 static napi_value walk_start(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   size_t root_len;
-  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &root_len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "walkStart(root, batchEntries, ahead)");
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &root_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "walkStart(root, batchEntries, ahead, skip)");
     return NULL;
   }
   int64_t batch_entries = int64_arg(env, argv[1]), ahead = int64_arg(env, argv[2]);
@@ -762,6 +810,12 @@ static napi_value walk_start(napi_env env, napi_callback_info info) {
     free(w);
     free(root);
     napi_throw_type_error(env, NULL, "root must not contain a NUL");
+    return NULL;
+  }
+  if (strings_in(env, argv[3], &w->skip, &w->skip_count) != 0) {
+    free(w);
+    free(root);
+    napi_throw_type_error(env, NULL, "skip must be an array of names");
     return NULL;
   }
   w->root = root;
@@ -957,7 +1011,7 @@ static napi_value walk_stop(napi_env env, napi_callback_info info) {
 }
 
 /* Must match NATIVE_VERSION in src/native.ts: raised whenever `list` changes what it takes or answers. */
-#define FSWALK_VERSION 2
+#define FSWALK_VERSION 3
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn, version;

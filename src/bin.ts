@@ -1,19 +1,33 @@
 #!/usr/bin/env node
 /** The `folder-sync` command: runs the CLI and lets the process end by itself with its status. */
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IGNORE_FILE } from './filter.js';
+import { IGNORE_FILE, plainNames, readPatternFile } from './filter.js';
 import { nativeWalker, prestartListers } from './lister.js';
 
 // Perf: a sync's two listing threads boot while the rest of the program loads (see
 // `prestartListers`). Only for what looks like a sync (`verify`, `status` and help need none), and
-// not when it looks like the native walker will list (see `nativeWalker`): no exclude pattern,
-// ignore file or backup dir in sight. A pass that needs threads after all starts its own.
+// not when it looks like the native walker will list (see `nativeWalker`): no pattern but plain
+// names in sight (options, the ignore file), no `--exclude-from` or backup dir. A pass that needs
+// threads after all starts its own.
 const args = process.argv.slice(2);
 const looksLikeSync = args.length >= 4 && args[0] !== 'verify' && args[0] !== 'status' && !args.some((a) => /^(-h|--help|-V|--version)$/.test(a));
-const mayWalkNatively = () =>
-  !args.some((a) => a.startsWith('--exclude') || a.startsWith('--backup-dir')) && !existsSync(join(args[0], IGNORE_FILE)) && nativeWalker({ excludes: [], own: [] }) !== undefined;
 if (looksLikeSync && !mayWalkNatively()) prestartListers(2);
+
+function mayWalkNatively(): boolean {
+  if (args.some((a) => a.startsWith('--exclude-from') || a.startsWith('--backup-dir'))) return false;
+  const patterns: string[] = [];
+  args.forEach((a, i) => {
+    if (a === '--exclude' && i + 1 < args.length) patterns.push(args[i + 1]);
+    else if (a.startsWith('--exclude=')) patterns.push(a.slice('--exclude='.length));
+  });
+  try {
+    patterns.push(...readPatternFile(readFileSync(join(args[0], IGNORE_FILE), 'utf8'))); // (the source, usually)
+  } catch {
+    // none (or unreadable: the pass says so)
+  }
+  return plainNames(patterns) !== undefined && nativeWalker({ excludes: [], own: [] }) !== undefined;
+}
 
 const { main } = await import('./cli.js');
 

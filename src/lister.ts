@@ -13,7 +13,7 @@
  * 100k files: see the README's Performance section).
  */
 import type { Worker } from 'node:worker_threads';
-import type { OwnPath } from './filter.js';
+import { compileExcludes, plainNames, type OwnPath } from './filter.js';
 import type { Io } from './io.js';
 import { loadNative, type NativeLister, type NativeWalker } from './native.js';
 import { byName, listDir, type Listing } from './scan.js';
@@ -185,12 +185,22 @@ export function threadListers(source: string, replica: string, lists: { excludes
 }
 
 /**
- * The native lister, if it is built (`loadNative`) and may walk these trees: it lists every
- * folder, so not when exclude patterns may leave some out, or a backup dir lies in a tree (it only
- * grows, and no pass needs its listing); our manifest's own folder it lists, and the walk skips.
+ * The native lister, if it is built (`loadNative`) and may walk these trees. It matches no
+ * pattern: it lists every folder but those named by plain-name patterns (`plainNames`), so not
+ * when another pattern may leave folders out, or a backup dir lies in a tree (it only grows, and
+ * no pass needs its listing); our manifest's own folder it lists, and the walk skips.
+ *
+ * Safety: the walk applies the full matcher to what it takes; a folder the walker skipped but the
+ * walk asked for would look vanished (nothing deleted beneath it), never be mirrored wrongly. The
+ * plain names are checked against the compiled matcher too, at three depths.
  */
 export function nativeWalker(lists: { excludes: readonly string[]; own: readonly OwnPath[] }): NativeLister | undefined {
-  if (lists.excludes.length > 0 || lists.own.some((own) => own.kind === 'backup')) return undefined;
+  const names = plainNames(lists.excludes);
+  if (names === undefined || lists.own.some((own) => own.kind === 'backup')) return undefined;
+  if (names.length > 0) {
+    const exclude = compileExcludes(lists.excludes);
+    if (!names.every((name) => exclude(name, true) && exclude(`a/${name}`, true) && exclude(`a/b/${name}`, true))) return undefined;
+  }
   return loadNative();
 }
 
@@ -635,8 +645,8 @@ const WAIT_MS = 50;
 /**
  * One tree walked by the native walker (`walkStart` in `native/fswalk.c`): a thread of its own, not
  * a Node one, that lists every folder into the batches a listing thread posts, and the walk takes
- * them as it needs them (`walkNext`). It excludes nothing, so it is used only without exclude
- * patterns (see `nativeWalker`).
+ * them as it needs them (`walkNext`). It matches no pattern, so it is used only when every exclude
+ * pattern is a plain name, whose folders it does not descend into (see `nativeWalker`).
  *
  * Perf: a listing thread costs ~50 ms of CPU to start (a Node environment of its own), and some
  * JavaScript per folder, on a pass that is CPU-bound on two cores. The 100k-file no-change pass
@@ -660,7 +670,8 @@ export class NativeWalkLister extends BatchLister {
   ) {
     super(options.detachAtOnce ?? DETACH_AT_ONCE);
     this.walkAhead = Math.min(job.walkAhead ?? WALK_AHEAD, job.maxAhead ?? MAX_AHEAD);
-    this.walker = native.walkStart(job.root, BATCH_ENTRIES, job.maxAhead ?? MAX_AHEAD);
+    // (Patterns other than plain names are the caller's to rule out: see `nativeWalker`.)
+    this.walker = native.walkStart(job.root, BATCH_ENTRIES, job.maxAhead ?? MAX_AHEAD, plainNames(job.excludes) ?? []);
   }
 
   list(relDir: string): FolderListing | Promise<FolderListing> {

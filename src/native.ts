@@ -29,11 +29,12 @@ export interface NativeLister {
   list(path: string, text: Uint8Array, textAt: number, nums: Float64Array, numsAt: number): NativeAnswer;
   /**
    * Starts a thread walking the tree at `root` (absolute) depth first in the walk's order, every
-   * folder listed as `list` does (nothing excluded), into batches of about `batchEntries` entries
-   * (names and folders); it waits while more than `ahead` entries ahead of what `walkCredit` says
-   * was taken. The walker stops when `walkStop` is called, or when it is garbage-collected.
+   * folder listed as `list` does, into batches of about `batchEntries` entries (names and
+   * folders); it waits while more than `ahead` entries ahead of what `walkCredit` says was taken.
+   * Folders named as one of `skip` are listed in their parent, not descended into (nothing else is
+   * left out). The walker stops when `walkStop` is called, or when it is garbage-collected.
    */
-  walkStart(root: string, batchEntries: number, ahead: number): NativeWalker;
+  walkStart(root: string, batchEntries: number, ahead: number, skip: string[]): NativeWalker;
   /**
    * The next batch, waiting up to `waitMs` for one to be posted; true when the walk is done and
    * every batch taken; a message if the walker itself failed (out of memory); undefined if none
@@ -58,7 +59,7 @@ export const NATIVE_PATH = '../build/Release/fswalk.node';
  * The version of `list` this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
-export const NATIVE_VERSION = 2;
+export const NATIVE_VERSION = 3;
 
 /**
  * The native lister, unless it was not built, fails to load, was built from other sources than
@@ -73,7 +74,7 @@ export function loadNative(): NativeLister | undefined {
 export function listerName(walks: boolean): string {
   const found = probeNative();
   if (typeof found === 'string') return `JavaScript (${found})`;
-  return walks ? 'native, walking in threads of its own' : 'native, in listing threads (exclude patterns or a backup dir: the walker cannot exclude)';
+  return walks ? 'native, walking in threads of its own' : 'native, in listing threads (a pattern other than a plain name, or a backup dir: the walker matches no pattern)';
 }
 
 /** The native lister, or why it is not used. */

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compareDirs, compareFiles, compareLinks, metaReason, settleFile } from '../src/diff.js';
-import { compileExcludes } from '../src/filter.js';
+import { compileExcludes, plainNames } from '../src/filter.js';
 import { distrustCache, isRacy, makeRecord, trustCache } from '../src/fingerprint.js';
 import { planOps } from '../src/plan.js';
 import type { Change, Entry, FileRecord } from '../src/types.js';
@@ -38,6 +38,23 @@ describe('excludes', () => {
       assert.equal(compileExcludes(patterns)(relPath, isDir), excluded);
     });
   }
+
+  test('plain names (the native walker does not descend into folders so named): each excludes its folders at any depth; anything else is not one', () => {
+    const plain: [string[], string[]][] = [
+      [[], []],
+      [['node_modules'], ['node_modules']],
+      [['.git', 'cache/', 'a b', 'été'], ['.git', 'cache', 'a b', 'été']],
+    ];
+    for (const [patterns, names] of plain) {
+      assert.deepEqual(plainNames(patterns), names, JSON.stringify(patterns));
+      const exclude = compileExcludes(patterns);
+      for (const name of names) for (const relPath of [name, `a/${name}`, `a/b/${name}`]) assert.ok(exclude(relPath, true), `${JSON.stringify(patterns)} ${relPath}`);
+    }
+    // A glob, a path, an anchor, a negation (even of another name), an escape, a comment mark: not plain.
+    for (const patterns of [['*.tmp'], ['a/b'], ['/build'], ['!x'], ['x', '!y'], ['x\\y'], ['#c'], ['{a,b}'], ['@(a)'], ['[ab]'], ['a?'], ['/']]) {
+      assert.equal(plainNames(patterns), undefined, JSON.stringify(patterns));
+    }
+  });
 });
 
 describe('compareFiles: when the cache vouches, and what must be read', () => {

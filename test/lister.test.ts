@@ -116,6 +116,23 @@ describe('listing threads', () => {
     }
   });
 
+  test('the native walker lists a folder excluded by a plain name in its parent, and does not descend into it', { skip: KINDS[1].skip }, async () => {
+    const root = bigTree();
+    fs.mkdirSync(path.join(root, 'd05', 'd01')); // the name at another depth
+    fs.writeFileSync(path.join(root, 'd05', 'd01', 'deep'), '');
+    const lister = new NativeWalkLister({ root, excludes: ['d01'], own: [] }, walker!);
+    try {
+      assert.deepEqual((await take(lister, '')).names, folders);
+      assert.equal((await take(lister, 'd00')).names.length, 200);
+      assert.ok((await take(lister, 'd05')).names.includes('d01'));
+      await assert.rejects(take(lister, 'd05/d01'), { code: 'ENOENT' });
+      for (const dir of folders.filter((d) => d > 'd05')) assert.equal((await take(lister, dir)).names.length, 200, dir);
+      await assert.rejects(take(lister, 'd01'), { code: 'ENOENT' });
+    } finally {
+      await lister.close();
+    }
+  });
+
   test('a pass lists with native walkers when nothing is excluded and the native lister is built, else with listing threads', async () => {
     const root = bigTree();
     const kinds = (lists: Parameters<typeof threadListers>[2]) => {
@@ -127,7 +144,11 @@ describe('listing threads', () => {
     assert.deepEqual(kinds({ excludes: [], own: [] }), walkers);
     // Our manifest's own folder in a tree: the walker lists it, the walk leaves it.
     assert.deepEqual(kinds({ excludes: [], own: [{ kind: 'manifest', path: 'm.json' }] }), walkers);
+    // Plain names: the walker does not descend into folders so named. A glob, or a negation, may
+    // leave out (or bring back) folders only micromatch can tell.
+    assert.deepEqual(kinds({ excludes: ['node_modules', '.git/'], own: [] }), walkers);
     assert.deepEqual(kinds({ excludes: ['*.tmp'], own: [] }), ['ThreadLister', 'ThreadLister']);
+    assert.deepEqual(kinds({ excludes: ['node_modules', '!node_modules'], own: [] }), ['ThreadLister', 'ThreadLister']);
     // A backup dir in a tree only grows, and no pass needs its listing.
     assert.deepEqual(kinds({ excludes: [], own: [{ kind: 'backup', path: 'old' }] }), ['ThreadLister', 'ThreadLister']);
   });
