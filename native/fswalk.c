@@ -445,6 +445,15 @@ static void batch_free(batch_t *b) {
   free(b);
 }
 
+/* Frees `b` and the batches posted after it. */
+static void batches_free(batch_t *b) {
+  while (b) {
+    batch_t *next = b->next;
+    batch_free(b);
+    b = next;
+  }
+}
+
 typedef struct {
   pthread_mutex_t lock;
   pthread_cond_t ready; /* a batch was posted, or the walk is done */
@@ -460,9 +469,9 @@ typedef struct {
   size_t skip_count;
 } walker_t;
 
-static void skip_free(char **skip, size_t count) {
-  for (size_t i = 0; i < count; i++) free(skip[i]);
-  free(skip);
+static void strings_free(char **strings, size_t count) {
+  for (size_t i = 0; i < count; i++) free(strings[i]);
+  free(strings);
 }
 
 static int skipped(const walker_t *w, const char *name, size_t len) {
@@ -476,16 +485,12 @@ static void walker_unref(walker_t *w) {
   int last = --w->refs == 0;
   pthread_mutex_unlock(&w->lock);
   if (!last) return;
-  while (w->head) {
-    batch_t *b = w->head;
-    w->head = b->next;
-    batch_free(b);
-  }
+  batches_free(w->head);
   pthread_mutex_destroy(&w->lock);
   pthread_cond_destroy(&w->ready);
   pthread_cond_destroy(&w->room);
   free(w->root);
-  skip_free(w->skip, w->skip_count);
+  strings_free(w->skip, w->skip_count);
   free(w);
 }
 
@@ -720,22 +725,40 @@ static void *walker_main(void *arg) {
   return NULL;
 }
 
-/* The main thread's reference is gone: the walker stops (and is freed once its thread has ended). */
-static void walker_finalize(napi_env env, void *data, void *hint) {
-  walker_t *w = data;
+/* Tells the walker to stop at its next folder (or at once, if it waits for room); returns what
+   it had posted and the main thread not taken, which is the caller's now. */
+static batch_t *request_stop(walker_t *w) {
   pthread_mutex_lock(&w->lock);
   __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED); /* (the walker also reads it unlocked) */
   pthread_cond_signal(&w->room);
+  batch_t *posted = w->head;
+  w->head = w->tail = NULL;
   pthread_mutex_unlock(&w->lock);
+  return posted;
+}
+
+/* The main thread's reference is gone: the walker stops (and is freed once its thread has ended). */
+static void walker_finalize(napi_env env, void *data, void *hint) {
+  walker_t *w = data;
+  batches_free(request_stop(w));
   walker_unref(w);
 }
 
-static walker_t *walker_of(napi_env env, napi_value value) {
+/*
+ * The walker a `walk…` call is made on (its first argument), and its second argument into `*arg`
+ * unless `arg` is NULL; NULL, with an exception thrown, if an argument is missing or the first is
+ * not a walker.
+ */
+static walker_t *walker_call(napi_env env, napi_callback_info info, napi_value *arg) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   void *data = NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok || !data) {
-    napi_throw_type_error(env, NULL, "not a walker");
+  if (argc < (arg ? 2u : 1u) || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, NULL, "expected a walker (and a number)");
     return NULL;
   }
+  if (arg) *arg = argv[1];
   return data;
 }
 
@@ -762,12 +785,12 @@ static int strings_in(napi_env env, napi_value value, char ***out, size_t *count
     size_t len;
     if (napi_get_element(env, value, i, &item) != napi_ok || napi_get_value_string_utf8(env, item, NULL, 0, &len) != napi_ok ||
         !(items[i] = malloc(len + 1))) {
-      skip_free(items, i);
+      strings_free(items, i);
       return -1;
     }
     napi_get_value_string_utf8(env, item, items[i], len + 1, NULL);
     if (strlen(items[i]) != len) {
-      skip_free(items, i + 1);
+      strings_free(items, i + 1);
       return -1;
     }
   }
@@ -912,12 +935,10 @@ static napi_value batch_value(napi_env env, batch_t *b) {
  * if none came in time.
  */
 static napi_value walk_next(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  walker_t *w = argc < 2 ? NULL : walker_of(env, argv[0]);
+  napi_value arg;
+  walker_t *w = walker_call(env, info, &arg);
   if (!w) return NULL;
-  int64_t wait_ms = int64_arg(env, argv[1]);
+  int64_t wait_ms = int64_arg(env, arg);
   pthread_mutex_lock(&w->lock);
   if (!w->head && !w->done && wait_ms > 0) {
     struct timespec until;
@@ -961,12 +982,10 @@ static napi_value walk_next(napi_env env, napi_callback_info info) {
 
 /* walkCredit(walker, taken): the main thread has taken (or let go of) `taken` entries in all. */
 static napi_value walk_credit(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  walker_t *w = argc < 2 ? NULL : walker_of(env, argv[0]);
+  napi_value arg;
+  walker_t *w = walker_call(env, info, &arg);
   if (!w) return NULL;
-  int64_t taken = int64_arg(env, argv[1]);
+  int64_t taken = int64_arg(env, arg);
   pthread_mutex_lock(&w->lock);
   if (taken > w->taken) w->taken = taken;
   if (w->posted - w->taken <= w->ahead) pthread_cond_signal(&w->room);
@@ -976,12 +995,10 @@ static napi_value walk_credit(napi_env env, napi_callback_info info) {
 
 /* walkAhead(walker, ahead): the walker may now be up to `ahead` entries ahead. */
 static napi_value walk_ahead(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  walker_t *w = argc < 2 ? NULL : walker_of(env, argv[0]);
+  napi_value arg;
+  walker_t *w = walker_call(env, info, &arg);
   if (!w) return NULL;
-  int64_t ahead = int64_arg(env, argv[1]);
+  int64_t ahead = int64_arg(env, arg);
   pthread_mutex_lock(&w->lock);
   if (ahead >= 0) w->ahead = ahead;
   pthread_cond_signal(&w->room);
@@ -991,22 +1008,8 @@ static napi_value walk_ahead(napi_env env, napi_callback_info info) {
 
 /* walkStop(walker): the walker stops at its next folder; what it posted is dropped. */
 static napi_value walk_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  walker_t *w = argc < 1 ? NULL : walker_of(env, argv[0]);
-  if (!w) return NULL;
-  pthread_mutex_lock(&w->lock);
-  __atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED);
-  pthread_cond_signal(&w->room);
-  batch_t *dropped = w->head;
-  w->head = w->tail = NULL;
-  pthread_mutex_unlock(&w->lock);
-  while (dropped) {
-    batch_t *next = dropped->next;
-    batch_free(dropped);
-    dropped = next;
-  }
+  walker_t *w = walker_call(env, info, NULL);
+  if (w) batches_free(request_stop(w));
   return NULL;
 }
 

@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IGNORE_FILE, plainNames, readPatternFile } from './filter.js';
-import { nativeWalker, prestartListers } from './lister.js';
+import { prestartListers } from './lister.js';
+import { loadNative } from './native.js';
 
 // Perf: a sync's two listing threads boot while the rest of the program loads (see
 // `prestartListers`). Only for what looks like a sync (`verify`, `status` and help need none), and
@@ -26,7 +27,7 @@ function mayWalkNatively(): boolean {
   } catch {
     // none (or unreadable: the pass says so)
   }
-  return plainNames(patterns) !== undefined && nativeWalker({ excludes: [], own: [] }) !== undefined;
+  return plainNames(patterns) !== undefined && loadNative() !== undefined;
 }
 
 const { main } = await import('./cli.js');

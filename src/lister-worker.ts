@@ -283,9 +283,6 @@ function listFolderNative(relDir: string): string[] {
       continue;
     }
     const [namesEnd, numsEnd, subdirNames, temps, undecodable] = answer as Exclude<NativeAnswer, [-1, number, number]>;
-    // The addon orders undecodable names by their bytes, `listFolder` by their decoded strings
-    // (names that decode alike are alike, so this gives its order exactly).
-    undecodable?.sort(byName);
     endFolder(dirEnd, namesEnd, numsEnd, temps ?? NONE, undecodable ?? NONE, undefined);
     const subdirs: string[] = [];
     if (subdirNames !== undefined) {

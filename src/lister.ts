@@ -268,8 +268,13 @@ export const MAX_AHEAD = 1 << 19;
  * 5.39 s, medians of 5, within noise).
  */
 export const WALK_AHEAD = 1 << 15;
-/** See `BatchLister.credit`. */
+/** See `ThreadLister.credit`. */
 const WAKE_EVERY = 4096;
+
+/** Whether a count going from `before` to `after` crosses a multiple of `WAKE_EVERY`. */
+function crossesWake(before: number, after: number): boolean {
+  return Math.floor(before / WAKE_EVERY) !== Math.floor(after / WAKE_EVERY);
+}
 /**
  * Perf: a listing thread posts in batches of about this many entries (one message per folder costs
  * more). A batch holds its listings' numbers in one buffer and their folders' and entries' names,
@@ -303,6 +308,7 @@ export interface ListingExtra {
   /** The folder's index in its batch. */
   at: number;
   temps: string[];
+  /** In any order: `Batch` puts them in the walk's. */
   undecodable: string[];
   error?: { code?: string; message: string };
 }
@@ -337,12 +343,16 @@ class Batch {
   next = 0;
   /** Folders the walk has not discarded (see `ThreadLister.discard`). */
   left: number;
-  private readonly extras: Map<number, ListingExtra> | undefined;
+  private readonly extras: Map<number, ListingExtra> | undefined = undefined;
 
   constructor(private readonly packed: PackedBatch) {
     this.text = Buffer.from(packed.text.buffer, packed.text.byteOffset, packed.text.byteLength);
     this.left = this.count;
-    this.extras = packed.extras.length === 0 ? undefined : new Map(packed.extras.map((extra) => [extra.at, extra]));
+    if (packed.extras.length === 0) return;
+    // The native listers order undecodable names by their bytes, `listFolder` by their decoded
+    // strings, as the walk does (names that decode alike are alike, so this gives its order exactly).
+    for (const extra of packed.extras) extra.undecodable.sort(byName);
+    this.extras = new Map(packed.extras.map((extra) => [extra.at, extra]));
   }
 
   get count(): number {
@@ -620,7 +630,7 @@ export class ThreadLister extends BatchLister {
    */
   protected credit(entries: number): void {
     const before = Atomics.add(this.taken, TAKEN, entries);
-    if (Math.floor(before / WAKE_EVERY) !== Math.floor((before + entries) / WAKE_EVERY)) Atomics.notify(this.taken, TAKEN);
+    if (crossesWake(before, before + entries)) Atomics.notify(this.taken, TAKEN);
   }
 
   async close(): Promise<void> {
@@ -721,18 +731,11 @@ export class NativeWalkLister extends BatchLister {
     }
   }
 
-  protected override receive(packed: PackedBatch): void {
-    // The walker orders undecodable names by their bytes, `listFolder` by their decoded strings
-    // (names that decode alike are alike, so this gives its order exactly).
-    for (const extra of packed.extras) extra.undecodable.sort(byName);
-    super.receive(packed);
-  }
-
   /** As `ThreadLister.credit`: the walker is told when the count crosses a multiple of `WAKE_EVERY`. */
   protected credit(entries: number): void {
     const before = this.taken;
     this.taken += entries;
-    if (Math.floor(before / WAKE_EVERY) !== Math.floor(this.taken / WAKE_EVERY)) this.tell();
+    if (crossesWake(before, this.taken)) this.tell();
   }
 
   private tell(): void {
