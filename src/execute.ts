@@ -211,8 +211,16 @@ export async function writeCopy(ctx: ExecContext, relPath: string, resumable?: R
   }
 }
 
-/** Second half of a copy, once its content is flushed: mtime, close, (backup), rename, check. */
-export function finishCopy(ctx: ExecContext, pending: PendingCopy): CopyResult {
+/**
+ * Second half of a copy, once its content is flushed: mtime, close, (backup), rename, check.
+ *
+ * Perf: the rename runs on libuv's thread pool (`Io.renameAsync`), so a batch's renames run at
+ * once and beside this thread's work. Renaming over an existing file costs ~180 µs on ext4 (the
+ * old inode is freed): 140 ms of main-thread time for the 800 copies of the 1% change. A rename
+ * refused by a read-only folder is retried here, on this thread, as every other operation that
+ * changes a folder's mode: the thread pool only ever renames.
+ */
+export async function finishCopy(ctx: ExecContext, pending: PendingCopy): Promise<CopyResult> {
   const { io } = ctx;
   const { relPath, tempAbs, source } = pending;
   const replicaAbs = ctx.replicaRoot + '/' + relPath;
@@ -228,9 +236,14 @@ export function finishCopy(ctx: ExecContext, pending: PendingCopy): CopyResult {
       backup(ctx, relPath);
     }
     step = 'renaming into place';
-    // Another copy of the same batch may have made a read-only folder writable and already put
-    // its mode back: the rename retries the same way.
-    inWritableParent(ctx, relPath, () => io.rename(tempAbs, replicaAbs));
+    try {
+      await io.renameAsync(tempAbs, replicaAbs);
+    } catch (error) {
+      // Another copy of the same batch may have made a read-only folder writable and already put
+      // its mode back: the rename retries the same way.
+      if (errorCode(error) !== 'EACCES') throw error;
+      inWritableParent(ctx, relPath, () => io.rename(tempAbs, replicaAbs));
+    }
     step = 'checking';
     const replica = toEntry(source.name, io.lstat(replicaAbs));
     return { md5: pending.md5, source, replica, resumedBytes: pending.resumedBytes };

@@ -38,6 +38,8 @@ export interface Io {
   futimes(fd: number, atime: Time, mtime: Time): void;
   close(fd: number): void;
   rename(fromAbs: string, toAbs: string): void;
+  /** rename on libuv's thread pool (a copy's last step, see `finishCopy`). */
+  renameAsync(fromAbs: string, toAbs: string): Promise<void>;
   unlink(absPath: string): void;
   rmdir(absPath: string): void;
   mkdir(absPath: string, mode: number): void;
@@ -75,6 +77,7 @@ export const nodeIo: Io = {
   futimes: (fd, atime, mtime) => fs.futimesSync(fd, atime, mtime),
   close: (fd) => fs.closeSync(fd),
   rename: (from, to) => fs.renameSync(from, to),
+  renameAsync: (from, to) => new Promise((resolve, reject) => fs.rename(from, to, (error) => (error ? reject(error) : resolve()))),
   unlink: (p) => fs.unlinkSync(p),
   rmdir: (p) => fs.rmdirSync(p),
   mkdir: (p, mode) => fs.mkdirSync(p, { mode }),

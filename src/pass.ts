@@ -17,6 +17,7 @@ import {
   finishCopy,
   writeCopy,
   type PendingCopy,
+  type CopyResult,
   copyLink,
   deleteEntry,
   fixMeta,
@@ -257,6 +258,7 @@ class Pass {
           : settledChanges;
       plan = planOps(settled);
       refusedDeletes = this.guard(plan, walk, massDelete);
+      o.log.debug(`plan: ${plan.upserts.length + plan.deletes.length + plan.afterDeletes.length} operations at ${Date.now() - this.started} ms (${this.stats.hashed} files read)`);
 
       // Safety: temporary files are ours by name; a crash or kill may have left them. Those of a
       // file this pass copies again are kept to resume from; the rest are swept now (before any
@@ -276,6 +278,7 @@ class Pass {
         await this.copyPool?.close();
       }
       if (!o.dryRun) for (const absPath of this.resumable) removeQuietly(o.io, absPath);
+      o.log.debug(`executed at ${Date.now() - this.started} ms`);
 
       // Records are forgotten only after a complete pass that deleted what it had to: after a
       // refused pass (an unmounted source), the next one finds everything still known.
@@ -304,7 +307,7 @@ class Pass {
       this.manifest.setLastPass({ startedAt: new Date(this.started).toISOString(), durationMs, exitStatus, summary, result, stats: { ...counters, warnings } });
       const errors = s.errors;
       await this.writeManifest(true);
-      // A manifest that could not be written is an error of this pass too (the file keeps the last pass it recorded).
+        // A manifest that could not be written is an error of this pass too (the file keeps the last pass it recorded).
       if (s.errors !== errors) ({ summary, exitStatus } = finish());
     }
     o.log.info(summary, { ...s, durationMs, dryRun: o.dryRun, stopped: this.interrupted });
@@ -711,11 +714,18 @@ class Pass {
     this.batchBytes += op.source.size;
   }
 
-  /** A full batch: its flush starts, and the batch flushed meanwhile is put in place. */
+  /**
+   * A full batch: its flush starts, and the batch flushed meanwhile is put in place while the next
+   * one is written (Perf: its renames run on the thread pool meanwhile, see `install`). At most one
+   * batch is being put in place at a time.
+   */
   private async nextBatch(): Promise<void> {
     const previous = this.flushing;
     this.flushing = this.startFlush();
-    if (previous) await this.install(previous);
+    if (previous) {
+      await this.installing;
+      this.installing = this.install(previous);
+    }
   }
 
   /** Every copy written so far flushed, put in place and recorded. */
@@ -723,6 +733,7 @@ class Pass {
     const previous = this.flushing;
     this.flushing = undefined;
     const current = this.batch.length > 0 ? this.startFlush() : undefined;
+    await this.installing;
     if (previous) await this.install(previous);
     if (current) await this.install(current);
   }
@@ -762,23 +773,31 @@ class Pass {
     return writeCopy(this.exec, op.relPath, this.resumable, op.replacing !== undefined);
   }
 
-  /** Once its files are flushed, renames each into place and records it. */
+  /**
+   * Once its files are flushed, renames each into place and records it. Perf: the batch's renames
+   * run at once on the thread pool (see `finishCopy`); each copy is recorded and logged in the
+   * batch's order as its rename completes.
+   */
   private async install({ batch, flushed: flushing }: FlushingBatch): Promise<void> {
     const { o, stats } = this;
     const flushed = await flushing;
+    // A copy a copying thread left to this one (a read-only folder) is written and flushed now,
+    // one at a time (they share this thread's buffer).
+    for (const [i, { op }] of batch.entries()) {
+      if (!('here' in flushed[i])) continue;
+      try {
+        flushed[i] = await this.flush(this.counted(op, await this.writeHere(op)));
+      } catch (error) {
+        flushed[i] = { error };
+      }
+    }
+    // Never rejected: each waits unawaited until its turn.
+    const finished = batch.map(({ op }, i) => this.finish(op, flushed[i] as Flushed).then(undefined, (error: unknown) => ({ error })));
     for (const [i, { op, startedAt }] of batch.entries()) {
       try {
-        // A copy a copying thread left to this one (a read-only folder) is written and flushed now.
-        const settled = flushed[i];
-        const outcome = 'here' in settled ? await this.flush(this.counted(op, await this.writeHere(op))) : settled;
-        if ('error' in outcome) throw outcome.error; // the write failed (its temporary file is gone)
-        const { pending } = outcome;
-        if (outcome.flushError !== undefined) {
-          abandonCopy(this.exec, pending);
-          throw new StepError('copying (flushing)', op.relPath, outcome.flushError);
-        }
-        const result = finishCopy(this.exec, pending);
-        this.resumable.delete(pending.tempAbs);
+        const result = await finished[i];
+        if ('error' in result) throw result.error;
+        this.resumable.delete(tempPathFor(o.replica, op.relPath));
         this.touched(op.relPath);
         this.manifest.set(op.relPath, makeRecord(result.md5, result.source, result.replica, !isRacy(result.source, startedAt)));
         stats.bytesCopied += result.source.size - result.resumedBytes;
@@ -793,6 +812,17 @@ class Pass {
     }
   }
 
+  /** A flushed copy renamed into place (or its temporary file removed if the write or flush failed). */
+  private async finish(op: Extract<Op, { op: 'copy' }>, outcome: Flushed): Promise<CopyResult> {
+    if ('error' in outcome) throw outcome.error; // the write failed (its temporary file is gone)
+    const { pending } = outcome;
+    if (outcome.flushError !== undefined) {
+      abandonCopy(this.exec, pending);
+      throw new StepError('copying (flushing)', op.relPath, outcome.flushError);
+    }
+    return finishCopy(this.exec, pending);
+  }
+
   private readonly created = new Set<string>();
   /** The source root's device and inode (a different disk mounted there, or the folder recreated). */
   private sourceRootId: { dev: string; ino: string; birth?: string } | undefined;
@@ -802,6 +832,8 @@ class Pass {
   private batch: BatchedCopy[] = [];
   /** The batch being flushed while the next one is written. */
   private flushing: FlushingBatch | undefined;
+  /** The batch before it, being put in place meanwhile (`install` never rejects). */
+  private installing: Promise<void> = Promise.resolve();
   private batchBytes = 0;
   /** For the progress line: files `hash` read here, and their bytes. */
   private readFiles = 0;

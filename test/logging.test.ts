@@ -410,7 +410,7 @@ describe('--log-level', () => {
     assert.deepEqual(readLog(r.log), [{ level: 'ERROR', message: REFUSAL }]);
   });
 
-  test('debug: the lister and walk lines are added (file and stdout), before the actions; info and warn lines stay', () => {
+  test('debug: the lister, walk and plan lines are added (file and stdout), before the actions, the execution line after; info and warn lines stay', () => {
     const w = troubled();
     const r = pass(w, 'debug.log', ['--log-level', 'debug']);
     assert.equal(r.status, 0, r.stderr);
@@ -419,14 +419,18 @@ describe('--log-level', () => {
     const walkLine = /^walk: 5 entries listed in \d+ ms, 4 to look at$/;
     const logged = readLog(r.log);
     const debug = logged.filter((l) => l.level === 'DEBUG');
-    assert.equal(debug.length, 2, JSON.stringify(logged));
+    assert.equal(debug.length, 4, JSON.stringify(logged));
     assert.match(debug[0].message, /^lister: (native, .+|JavaScript \(.+\))$/);
     assert.match(debug[1].message, walkLine);
+    assert.match(debug[2].message, /^plan: 4 operations at \d+ ms \(0 files read\)$/);
+    assert.match(debug[3].message, /^executed at \d+ ms$/);
     const out = lines(r.stdout);
     assert.equal(out[1], debug[0].message);
     const at = out.findIndex((l) => walkLine.test(l));
     assert.ok(at > 0, r.stdout);
-    assert.deepEqual(out.slice(at + 1, -1), ['copied a.txt (new)', 'created sub/ (new folder)', 'copied sub/b.txt (new)', 'deleted stray.txt (not in source)']);
+    assert.equal(out[at + 1], debug[2].message);
+    assert.equal(out.at(-2), debug[3].message);
+    assert.deepEqual(out.slice(at + 2, -2), ['copied a.txt (new)', 'created sub/ (new folder)', 'copied sub/b.txt (new)', 'deleted stray.txt (not in source)']);
     assert.deepEqual(lines(r.stderr), [`warning: ${WARNING}`]);
     assert.deepEqual(
       logged.map((l) => l.message),

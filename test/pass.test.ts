@@ -347,6 +347,42 @@ describe('failures are logged, skipped and counted', () => {
     assert.ok(s.log.errors.some((e) => e.includes('ENOSPC')));
   });
 
+  test('copies over many batches, one rename failing (EIO), a read-only folder: the rest land in order, recorded; the failed one keeps its old content', async () => {
+    const names = (dir: string, n: number) => Array.from({ length: n }, (_, i) => `${dir}/f${String(i).padStart(3, '0')}.txt`);
+    const files = [...names('ro', 150), ...names('rw', 150)];
+    const s = setup({ ro: { dir: true, mode: 0o555 }, ...Object.fromEntries(files.map((f) => [f, { content: `old ${f}`, mtime: OLD }])) });
+    await sync(s);
+    fs.chmodSync(path.join(s.source, 'ro'), 0o755);
+    for (const f of files) fs.writeFileSync(path.join(s.source, f), `new content of ${f}`);
+    fs.chmodSync(path.join(s.source, 'ro'), 0o555);
+    await settle();
+    // As a user who is not root: EACCES in the read-only folder until it is made writable.
+    const roDir = path.join(s.replica, 'ro');
+    const denied = () => (fs.statSync(roDir).mode & 0o200) === 0;
+    const broken = path.join(s.replica, 'rw/f070.txt');
+    s.io.fail = (call, p) => {
+      if (call === 'rename' && p === broken) return errno('EIO', 'i/o error');
+      return ['openWrite', 'rename', 'unlink'].includes(call) && path.dirname(p) === roDir && denied() ? errno('EACCES', 'permission denied') : undefined;
+    };
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 1);
+    assert.deepEqual(s.log.errors, ['copying (renaming into place) rw/f070.txt: EIO: i/o error']);
+    const landed = files.filter((f) => f !== 'rw/f070.txt');
+    assert.deepEqual(s.log.actions, landed.map((f) => `updated ${f} (content changed)`));
+    for (const f of landed) assert.equal(fs.readFileSync(path.join(s.replica, f), 'utf8'), `new content of ${f}`);
+    assert.equal(fs.readFileSync(broken, 'utf8'), 'old rw/f070.txt');
+    assert.deepEqual(tempFiles(s.replica), []);
+    assert.equal(fs.statSync(roDir).mode & 0o7777, 0o555);
+    for (const f of landed) assert.equal(result.manifest.get(f)?.md5, md5(`new content of ${f}`), f);
+    assert.equal(result.manifest.get('rw/f070.txt')?.md5, md5('old rw/f070.txt'));
+    // The next pass copies that one file and nothing else.
+    s.io.fail = undefined;
+    const retry = await sync(s);
+    assert.equal(retry.exitStatus, 0);
+    assert.deepEqual(s.log.actions, ['updated rw/f070.txt (content changed)']);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
   test('temporary files left by a crash are swept', async () => {
     const s = setup({ 'a.txt': 'a', 'd/b.txt': 'b' });
     await sync(s);

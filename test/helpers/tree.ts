@@ -190,6 +190,10 @@ export class SpyIo implements Io {
     nodeIo.close(fd);
   };
   rename = (a: string, b: string) => (this.check('rename', b), nodeIo.rename(a, b));
+  renameAsync = (a: string, b: string): Promise<void> => {
+    const error = this.fail?.('rename', b);
+    return error ? Promise.reject(error) : nodeIo.renameAsync(a, b);
+  };
   unlink = (p: string) => (this.check('unlink', p), nodeIo.unlink(p));
   rmdir = (p: string) => (this.check('rmdir', p), nodeIo.rmdir(p));
   mkdir = (p: string, mode: number) => (this.check('mkdir', p), nodeIo.mkdir(p, mode));
