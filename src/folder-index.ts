@@ -148,6 +148,17 @@ export class FolderIndex {
     if (this.added) for (const slot of this.added.values()) fn(slot);
   }
 
+  /** Whether `test` holds for every slot (stops at the first that fails; no string made per record). */
+  everySlot(test: (slot: number) => boolean): boolean {
+    this.seal();
+    for (let i = 0; i < this.sorted; i++) {
+      const slot = this.slotAt(i);
+      if (slot !== GONE && !test(slot)) return false;
+    }
+    if (this.added) for (const slot of this.added.values()) if (!test(slot)) return false;
+    return true;
+  }
+
   private slotAt(i: number): number {
     return this.index[this.sorted + 1 + i];
   }

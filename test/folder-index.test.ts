@@ -169,4 +169,20 @@ describe('folder index', () => {
     index.forEachSlot((slot) => slots.push(slot));
     assert.deepEqual(slots.sort(), [2, 9]);
   });
+
+  test('everySlot: live slots only, sorted and added ones, stopping at the first that fails', () => {
+    const index = new FolderIndex(() => {});
+    for (const [name, slot] of [['a', 1], ['b', 2], ['c', 3]] as const) index.append(name, slot);
+    index.seal();
+    index.delete('b');
+    index.set('z', 7); // not among the sorted names
+    const asked: number[] = [];
+    assert.equal(index.everySlot((slot) => (asked.push(slot), true)), true);
+    assert.deepEqual(asked, [1, 3, 7]);
+    asked.length = 0;
+    assert.equal(index.everySlot((slot) => (asked.push(slot), slot !== 3)), false);
+    assert.deepEqual(asked, [1, 3]);
+    assert.equal(index.everySlot((slot) => slot !== 7), false);
+    assert.equal(new FolderIndex(() => {}).everySlot(() => false), true);
+  });
 });

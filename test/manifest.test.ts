@@ -105,6 +105,27 @@ describe('sharded manifest', () => {
     }
   });
 
+  test('forgetUnseen: a folder all seen keeps every record, one partly seen loses the rest, one never seen goes, and it is all saved', async () => {
+    const file = path.join(tempDir(), 'm.json');
+    const m = await open(file);
+    const names = (dir: string) => Array.from({ length: 40 }, (_, i) => `${dir}/f${i}`);
+    for (const [i, relPath] of [...names('all'), ...names('part'), ...names('none')].entries()) m.set(relPath, rec(i));
+    await m.save();
+    m.beginPass();
+    const all = m.getIn('all');
+    for (const relPath of names('all')) assert.ok(all(relPath.slice(4), relPath));
+    const part = m.getIn('part');
+    for (const relPath of names('part').filter((_, i) => i % 2 === 0)) assert.ok(part(relPath.slice(5), relPath));
+    assert.equal(m.forgetUnseen(), 60);
+    assert.equal(m.size, 60);
+    await m.save();
+    const reopened = await open(file);
+    assert.deepEqual(names('all').map((p) => reopened.peek(p) !== undefined), names('all').map(() => true));
+    assert.deepEqual(names('part').map((p) => reopened.peek(p) !== undefined), names('part').map((_, i) => i % 2 === 0));
+    assert.deepEqual(names('none').map((p) => reopened.peek(p)), names('none').map(() => undefined));
+    assert.equal(reopened.size, 60);
+  });
+
   test('a folder rename moves records across shards correctly', async () => {
     const file = path.join(tempDir(), 'm.json');
     const m = await open(file, [], 8);
