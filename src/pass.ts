@@ -725,6 +725,8 @@ class Pass {
     if (previous) {
       await this.installing;
       this.installing = this.install(previous);
+      // It never rejects; were it to (a bug), the rejection waits for the next await of it.
+      this.installing.catch(() => {});
     }
   }
 
@@ -832,7 +834,7 @@ class Pass {
   private batch: BatchedCopy[] = [];
   /** The batch being flushed while the next one is written. */
   private flushing: FlushingBatch | undefined;
-  /** The batch before it, being put in place meanwhile (`install` never rejects). */
+  /** The batch before it, being put in place meanwhile (awaited before any other is, or any other operation). */
   private installing: Promise<void> = Promise.resolve();
   private batchBytes = 0;
   /** For the progress line: files `hash` read here, and their bytes. */
