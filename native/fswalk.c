@@ -172,9 +172,12 @@ static void throw_errno(napi_env env, int err, const char *syscall, const char *
   napi_throw(env, error);
 }
 
+/* `read_sorted`'s error when this process could not grow its list of names (not the folder's fault). */
+#define NAMES_NO_MEMORY (-ENOMEM)
+
 /*
  * Opens folder `path` (with `flags` added to open's) and reads its names (but . and ..) into `names`, in `byName` order. Returns
- * the open folder, or NULL with `*err` set.
+ * the open folder, or NULL with `*err` set: the errno of the call that failed, or NAMES_NO_MEMORY.
  */
 static DIR *read_sorted(const char *path, int flags, names_t *names, int *err) {
   int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
@@ -189,19 +192,23 @@ static DIR *read_sorted(const char *path, int flags, names_t *names, int *err) {
     return NULL;
   }
   struct dirent *e;
+  int failed = 0;
   for (;;) {
     errno = 0;
     e = readdir(dir);
-    if (!e) break;
+    if (!e) {
+      failed = errno;
+      break;
+    }
     const char *n = e->d_name;
     if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
     if (names_add(names, n, strlen(n)) != 0) {
-      errno = ENOMEM;
+      failed = NAMES_NO_MEMORY;
       break;
     }
   }
-  if (errno != 0) {
-    *err = errno;
+  if (failed != 0) {
+    *err = failed;
     closedir(dir);
     names_free(names);
     *names = (names_t){0};
@@ -305,7 +312,7 @@ static napi_value list(napi_env env, napi_callback_info info) {
   int err;
   DIR *dir = read_sorted(path, 0, &names, &err);
   if (!dir) {
-    throw_errno(env, err, "scandir", path, NULL);
+    throw_errno(env, err == NAMES_NO_MEMORY ? ENOMEM : err, "scandir", path, NULL);
     return NULL;
   }
 
@@ -579,7 +586,8 @@ static int walk_folder(walker_t *w, batch_t *b, const char *rel, stack_t_ *stack
      walker may be held back a while): it fails with ELOOP, and the walk reports it. */
   DIR *dir = read_sorted(path, rel_len > 0 ? O_NOFOLLOW : 0, &names, &err);
   if (!dir) {
-    if (err == ENOMEM) return -1;
+    /* Only our own allocation ends the walk; the kernel's ENOMEM (open, readdir) is this folder's error, as in Node. */
+    if (err == NAMES_NO_MEMORY) return -1;
     return unreadable_folder(b, at, dir_end, nums_start, err, "scandir", path, NULL);
   }
   int rc = 0;
