@@ -307,7 +307,7 @@ class Pass {
       this.manifest.setLastPass({ startedAt: new Date(this.started).toISOString(), durationMs, exitStatus, summary, result, stats: { ...counters, warnings } });
       const errors = s.errors;
       await this.writeManifest(true);
-        // A manifest that could not be written is an error of this pass too (the file keeps the last pass it recorded).
+      // A manifest that could not be written is an error of this pass too (the file keeps the last pass it recorded).
       if (s.errors !== errors) ({ summary, exitStatus } = finish());
     }
     o.log.info(summary, { ...s, durationMs, dryRun: o.dryRun, stopped: this.interrupted });
@@ -783,8 +783,9 @@ class Pass {
   private async install({ batch, flushed: flushing }: FlushingBatch): Promise<void> {
     const { o, stats } = this;
     const flushed = await flushing;
-    // A copy a copying thread left to this one (a read-only folder) is written and flushed now,
-    // one at a time (they share this thread's buffer).
+    // A copy a copying thread left to this one (a read-only folder) is written and flushed now.
+    // Meanwhile `startCopy` may be writing the next batch here too, with the same buffer: safe,
+    // since `writeCopy` reads a chunk, hashes and writes it without awaiting in between.
     for (const [i, { op }] of batch.entries()) {
       if (!('here' in flushed[i])) continue;
       try {
