@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import { errno, md5, mirrorDiff, settle, setup, sync, tempFiles } from './helpers/tree.js';
+import { md5, mirrorDiff, refusedWhileReadOnly, settle, setup, sync, tempFiles } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
 
@@ -21,8 +21,7 @@ describe('copies put in place while the next batch is written', () => {
     for (const f of ['f1', 'f2', 'f3']) fs.writeFileSync(path.join(s.source, 'ro', f), `changed ${f}`);
     fs.chmodSync(path.join(s.source, 'ro'), 0o555);
     const roDir = path.join(s.replica, 'ro');
-    const denied = () => (fs.statSync(roDir).mode & 0o200) === 0;
-    s.io.fail = (call, p) => (['openWrite', 'rename', 'unlink'].includes(call) && path.dirname(p) === roDir && denied() ? errno('EACCES', 'permission denied') : undefined);
+    s.io.fail = refusedWhileReadOnly(roDir);
     // The thread pool renames later than it is asked to, one after another when they queue (4
     // threads, 64 renames): the permission is checked when each runs.
     const real = s.io.renameAsync;
@@ -93,8 +92,7 @@ describe('backups and interruptions, with copies put in place in the background'
     fs.chmodSync(path.join(s.source, 'ro'), 0o555);
     await settle();
     const roDir = path.join(s.replica, 'ro');
-    const denied = () => (fs.statSync(roDir).mode & 0o200) === 0;
-    s.io.fail = (call, p) => (['openWrite', 'rename', 'unlink'].includes(call) && path.dirname(p) === roDir && denied() ? errno('EACCES', 'permission denied') : undefined);
+    s.io.fail = refusedWhileReadOnly(roDir);
     const real = s.io.renameAsync;
     let renames = 0;
     let opensAfterStop = 0;

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Manifest } from '../src/manifest.js';
 import { hasRsync, rsyncCheck } from './helpers/cli.js';
-import { errno, md5, mirrorDiff, readTree, settle, setup, sync, tempFiles, writeTree } from './helpers/tree.js';
+import { errno, md5, mirrorDiff, readTree, refusedWhileReadOnly, settle, setup, sync, tempFiles, writeTree } from './helpers/tree.js';
 
 const OLD = 1_600_000_000; // an mtime well outside the racy window
 
@@ -356,14 +356,10 @@ describe('failures are logged, skipped and counted', () => {
     for (const f of files) fs.writeFileSync(path.join(s.source, f), `new content of ${f}`);
     fs.chmodSync(path.join(s.source, 'ro'), 0o555);
     await settle();
-    // As a user who is not root: EACCES in the read-only folder until it is made writable.
     const roDir = path.join(s.replica, 'ro');
-    const denied = () => (fs.statSync(roDir).mode & 0o200) === 0;
     const broken = path.join(s.replica, 'rw/f070.txt');
-    s.io.fail = (call, p) => {
-      if (call === 'rename' && p === broken) return errno('EIO', 'i/o error');
-      return ['openWrite', 'rename', 'unlink'].includes(call) && path.dirname(p) === roDir && denied() ? errno('EACCES', 'permission denied') : undefined;
-    };
+    const readOnly = refusedWhileReadOnly(roDir);
+    s.io.fail = (call, p) => (call === 'rename' && p === broken ? errno('EIO', 'i/o error') : readOnly(call, p));
     const result = await sync(s);
     assert.equal(result.exitStatus, 1);
     assert.deepEqual(s.log.errors, ['copying (renaming into place) rw/f070.txt: EIO: i/o error']);

@@ -211,6 +211,17 @@ export function errno(code: string, message = code): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${message}`), { code });
 }
 
+/**
+ * A `SpyIo.fail` for folder `dir` as a user who is not root meets it (root never is refused):
+ * EACCES creating, renaming or unlinking an entry in it while it lacks u+w.
+ */
+export function refusedWhileReadOnly(dir: string): (call: string, absPath: string) => NodeJS.ErrnoException | undefined {
+  return (call, absPath) =>
+    ['openWrite', 'rename', 'unlink'].includes(call) && path.dirname(absPath) === dir && (fs.statSync(dir).mode & 0o200) === 0
+      ? errno('EACCES', 'permission denied')
+      : undefined;
+}
+
 export interface SyncSetup {
   source: string;
   replica: string;
