@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import { md5, mirrorDiff, refusedWhileReadOnly, settle, setup, sync, tempFiles } from './helpers/tree.js';
+import { md5, mirrorDiff, refusedWhileReadOnly, settle, setup, sync, tempFiles, writePastReadOnly } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
 
@@ -17,9 +17,7 @@ describe('copies put in place while the next batch is written', () => {
   test('a rename refused after another copy of its batch put the folder back (EACCES checked when the rename runs, as the kernel does): retried, lands', async () => {
     const s = setup({ ro: { dir: true, mode: 0o555 }, 'ro/f1': '1', 'ro/f2': '2', 'ro/f3': '3' });
     await sync(s);
-    fs.chmodSync(path.join(s.source, 'ro'), 0o755);
-    for (const f of ['f1', 'f2', 'f3']) fs.writeFileSync(path.join(s.source, 'ro', f), `changed ${f}`);
-    fs.chmodSync(path.join(s.source, 'ro'), 0o555);
+    writePastReadOnly(s.source, Object.fromEntries(['f1', 'f2', 'f3'].map((f) => [`ro/${f}`, `changed ${f}`])));
     const roDir = path.join(s.replica, 'ro');
     s.io.fail = refusedWhileReadOnly(roDir);
     // The thread pool renames later than it is asked to, one after another when they queue (4
@@ -87,9 +85,7 @@ describe('backups and interruptions, with copies put in place in the background'
     const names = Array.from({ length: 300 }, (_, i) => `${i % 2 ? 'ro' : 'rw'}/f${String(i).padStart(3, '0')}.txt`);
     const s = setup({ ro: { dir: true, mode: 0o555 }, ...Object.fromEntries(names.map((f) => [f, { content: `old ${f}`, mtime: OLD }])) });
     await sync(s);
-    fs.chmodSync(path.join(s.source, 'ro'), 0o755);
-    for (const f of names) fs.writeFileSync(path.join(s.source, f), `new ${f}`);
-    fs.chmodSync(path.join(s.source, 'ro'), 0o555);
+    writePastReadOnly(s.source, Object.fromEntries(names.map((f) => [f, `new ${f}`])));
     await settle();
     const roDir = path.join(s.replica, 'ro');
     s.io.fail = refusedWhileReadOnly(roDir);

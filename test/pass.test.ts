@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Manifest } from '../src/manifest.js';
 import { hasRsync, rsyncCheck } from './helpers/cli.js';
-import { errno, md5, mirrorDiff, readTree, refusedWhileReadOnly, settle, setup, sync, tempFiles, writeTree } from './helpers/tree.js';
+import { errno, md5, mirrorDiff, readTree, refusedWhileReadOnly, settle, setup, sync, tempFiles, writePastReadOnly, writeTree } from './helpers/tree.js';
 
 const OLD = 1_600_000_000; // an mtime well outside the racy window
 
@@ -352,9 +352,7 @@ describe('failures are logged, skipped and counted', () => {
     const files = [...names('ro', 150), ...names('rw', 150)];
     const s = setup({ ro: { dir: true, mode: 0o555 }, ...Object.fromEntries(files.map((f) => [f, { content: `old ${f}`, mtime: OLD }])) });
     await sync(s);
-    fs.chmodSync(path.join(s.source, 'ro'), 0o755);
-    for (const f of files) fs.writeFileSync(path.join(s.source, f), `new content of ${f}`);
-    fs.chmodSync(path.join(s.source, 'ro'), 0o555);
+    writePastReadOnly(s.source, Object.fromEntries(files.map((f) => [f, `new content of ${f}`])));
     await settle();
     const roDir = path.join(s.replica, 'ro');
     const broken = path.join(s.replica, 'rw/f070.txt');

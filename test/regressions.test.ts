@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { tempPathFor } from '../src/execute.js';
 import { Manifest } from '../src/manifest.js';
 import { hasRsync, rsyncCheck } from './helpers/cli.js';
-import { errno, mirrorDiff, readTree, refusedWhileReadOnly, settle, setup, sync, tempDir, tempFiles, writeTree } from './helpers/tree.js';
+import { errno, mirrorDiff, readTree, refusedWhileReadOnly, settle, setup, sync, tempDir, tempFiles, writePastReadOnly, writeTree } from './helpers/tree.js';
 
 describe('review regressions', () => {
   test('a resumed temporary file longer than a rewritten source is cut to the source', async () => {
@@ -65,9 +65,7 @@ describe('review regressions', () => {
   test('a read-only replica folder (0555) is opened for the copy and closed again after', async () => {
     const s = setup({ 'ro': { dir: true, mode: 0o555 }, 'ro/f.txt': 'v1' });
     await sync(s);
-    fs.chmodSync(path.join(s.source, 'ro'), 0o755);
-    fs.writeFileSync(path.join(s.source, 'ro', 'f.txt'), 'version 2');
-    fs.chmodSync(path.join(s.source, 'ro'), 0o555);
+    writePastReadOnly(s.source, { 'ro/f.txt': 'version 2' });
     // As root the folder's mode stops nothing: play the non-root user's EACCES.
     const roDir = path.join(s.replica, 'ro');
     const denied = () => (fs.statSync(roDir).mode & 0o200) === 0;
@@ -116,9 +114,7 @@ describe('review regressions (batched copies)', () => {
   test('several copies into one read-only folder (non-root EACCES) all land, no temp left', async () => {
     const s = setup({ 'ro': { dir: true, mode: 0o555 }, 'ro/f1': '1', 'ro/f2': '2', 'ro/f3': '3' });
     await sync(s);
-    fs.chmodSync(path.join(s.source, 'ro'), 0o755);
-    for (const f of ['f1', 'f2', 'f3']) fs.writeFileSync(path.join(s.source, 'ro', f), `changed ${f}`);
-    fs.chmodSync(path.join(s.source, 'ro'), 0o555);
+    writePastReadOnly(s.source, Object.fromEntries(['f1', 'f2', 'f3'].map((f) => [`ro/${f}`, `changed ${f}`])));
     const roDir = path.join(s.replica, 'ro');
     s.io.fail = refusedWhileReadOnly(roDir);
     const result = await sync(s);

@@ -211,6 +211,14 @@ export function errno(code: string, message = code): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${message}`), { code });
 }
 
+/** Writes `files` (relative path: content) below `root`, with folder `root/ro` (0555) made writable meanwhile. */
+export function writePastReadOnly(root: string, files: Record<string, string>): void {
+  const ro = path.join(root, 'ro');
+  fs.chmodSync(ro, 0o755);
+  for (const [relPath, content] of Object.entries(files)) fs.writeFileSync(path.join(root, relPath), content);
+  fs.chmodSync(ro, 0o555);
+}
+
 /**
  * A `SpyIo.fail` for folder `dir` as a user who is not root meets it (root never is refused):
  * EACCES creating, renaming or unlinking an entry in it while it lacks u+w.
