@@ -161,9 +161,17 @@ export class RecordStore {
     for (let i = 0; i < count; i++) {
       const slot = this.free.pop() ?? this.allocate();
       index[count + 1 + i] = slot;
-      md5.copy(this.md5[slot >>> CHUNK_BITS], (slot & MASK) * 16, i * 16, i * 16 + 16);
       for (let k = 0; k < RECORD_NUMBERS; k++) this.setNumber(slot, k, numbers[i * RECORD_NUMBERS + k] as number);
       this.column(slot, U8)[(slot & MASK) * WIDTH[U8] + SEEN] = 0;
+    }
+    // Perf: the MD5s of consecutive slots (a load's, mostly) in one copy: `Buffer.copy` costs
+    // ~190 ns a call, 19 ms of the 100k manifest's load when made once per record.
+    for (let i = 0; i < count; ) {
+      const first = index[count + 1 + i];
+      let end = i + 1;
+      while (end < count && index[count + 1 + end] === first + (end - i) && (first + (end - i)) >>> CHUNK_BITS === first >>> CHUNK_BITS) end++;
+      md5.copy(this.md5[first >>> CHUNK_BITS], (first & MASK) * 16, i * 16, end * 16);
+      i = end;
     }
     this.count += count;
     const folder = this.folderFor(dir);

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Manifest, SCHEMA_VERSION } from '../src/manifest.js';
+import { RecordStore } from '../src/record-store.js';
 import { FileRecord, type RecordFields } from '../src/types.js';
 import { tempDir } from './helpers/tree.js';
 
@@ -103,6 +104,17 @@ describe('sharded manifest', () => {
       assert.equal(m.peek(`d/new${pass - 1}`), undefined, `pass ${pass}`);
       assert.equal(m.size, 2);
     }
+  });
+
+  test('RecordStore.loadGroup: every MD5 in its own slot, through reused slots and past a chunk of slots', () => {
+    const store = new RecordStore();
+    for (const [i, name] of ['a', 'b', 'c', 'd'].entries()) store.put('x', name, rec(i), 0);
+    assert.ok(store.remove('x', 'b') && store.remove('x', 'd')); // two free slots, taken first, out of order
+    const names = Array.from({ length: 20_000 }, (_, i) => `f${String(i).padStart(5, '0')}`); // more than 16,384 slots
+    const records = names.map((_, i) => rec(1000 + i));
+    assert.equal(store.loadGroup('y', names.join('/'), records.map((r) => r.md5).join(''), records.flatMap(numbersOf)), names.length);
+    for (const [i, name] of names.entries()) assert.deepEqual(plain(store.get(store.find('y', name))), plain(records[i]), name);
+    assert.equal(store.get(store.find('x', 'c')).md5, rec(2).md5);
   });
 
   test('forgetUnseen: a folder all seen keeps every record, one partly seen loses the rest, one never seen goes, and it is all saved', async () => {
