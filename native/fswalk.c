@@ -752,28 +752,28 @@ static void walker_finalize(napi_env env, void *data, void *hint) {
   walker_unref(w);
 }
 
-/*
- * The walker a `walk…` call is made on (its first argument), and its second argument into `*arg`
- * unless `arg` is NULL; NULL, with an exception thrown, if an argument is missing or the first is
- * not a walker.
- */
-static walker_t *walker_call(napi_env env, napi_callback_info info, napi_value *arg) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  void *data = NULL;
-  if (argc < (arg ? 2u : 1u) || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
-    napi_throw_type_error(env, NULL, "expected a walker (and a number)");
-    return NULL;
-  }
-  if (arg) *arg = argv[1];
-  return data;
-}
-
 static int64_t int64_arg(napi_env env, napi_value value) {
   int64_t n = -1;
   if (napi_get_value_int64(env, value, &n) != napi_ok) return -1;
   return n;
+}
+
+/*
+ * The walker a `walk…` call is made on (its first argument), and its second argument, a number,
+ * into `*number` unless `number` is NULL (-1 if it is not an integer); NULL, with an exception
+ * thrown, if an argument is missing or the first is not a walker.
+ */
+static walker_t *walker_call(napi_env env, napi_callback_info info, int64_t *number) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data = NULL;
+  if (argc < (number ? 2u : 1u) || napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, NULL, "expected a walker (and a number)");
+    return NULL;
+  }
+  if (number) *number = int64_arg(env, argv[1]);
+  return data;
 }
 
 /*
@@ -943,10 +943,9 @@ static napi_value batch_value(napi_env env, batch_t *b) {
  * if none came in time.
  */
 static napi_value walk_next(napi_env env, napi_callback_info info) {
-  napi_value arg;
-  walker_t *w = walker_call(env, info, &arg);
+  int64_t wait_ms;
+  walker_t *w = walker_call(env, info, &wait_ms);
   if (!w) return NULL;
-  int64_t wait_ms = int64_arg(env, arg);
   pthread_mutex_lock(&w->lock);
   if (!w->head && !w->done && wait_ms > 0) {
     struct timespec until;
@@ -990,10 +989,9 @@ static napi_value walk_next(napi_env env, napi_callback_info info) {
 
 /* walkCredit(walker, taken): the main thread has taken (or let go of) `taken` entries in all. */
 static napi_value walk_credit(napi_env env, napi_callback_info info) {
-  napi_value arg;
-  walker_t *w = walker_call(env, info, &arg);
+  int64_t taken;
+  walker_t *w = walker_call(env, info, &taken);
   if (!w) return NULL;
-  int64_t taken = int64_arg(env, arg);
   pthread_mutex_lock(&w->lock);
   if (taken > w->taken) w->taken = taken;
   if (w->posted - w->taken <= w->ahead) pthread_cond_signal(&w->room);
@@ -1003,10 +1001,9 @@ static napi_value walk_credit(napi_env env, napi_callback_info info) {
 
 /* walkAhead(walker, ahead): the walker may now be up to `ahead` entries ahead. */
 static napi_value walk_ahead(napi_env env, napi_callback_info info) {
-  napi_value arg;
-  walker_t *w = walker_call(env, info, &arg);
+  int64_t ahead;
+  walker_t *w = walker_call(env, info, &ahead);
   if (!w) return NULL;
-  int64_t ahead = int64_arg(env, arg);
   pthread_mutex_lock(&w->lock);
   if (ahead >= 0) w->ahead = ahead;
   pthread_cond_signal(&w->room);
