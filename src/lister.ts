@@ -271,6 +271,12 @@ export const WALK_AHEAD = 1 << 15;
 /** See `ThreadLister.credit`. */
 const WAKE_EVERY = 4096;
 
+/** How far a lister's producer may run ahead: before the walk begins (`max`), and once it has (`walk`). */
+function leadOf(job: ListerJob): { max: number; walk: number } {
+  const max = job.maxAhead ?? MAX_AHEAD;
+  return { max, walk: Math.min(job.walkAhead ?? WALK_AHEAD, max) };
+}
+
 /** Whether a count going from `before` to `after` crosses a multiple of `WAKE_EVERY`. */
 function crossesWake(before: number, after: number): boolean {
   return Math.floor(before / WAKE_EVERY) !== Math.floor(after / WAKE_EVERY);
@@ -561,8 +567,9 @@ export class ThreadLister extends BatchLister {
 
   constructor(job: ListerJob, options: { detachAtOnce?: number } = {}) {
     super(options.detachAtOnce ?? DETACH_AT_ONCE);
-    Atomics.store(this.taken, AHEAD, job.maxAhead ?? MAX_AHEAD);
-    this.walkAhead = Math.min(job.walkAhead ?? WALK_AHEAD, job.maxAhead ?? MAX_AHEAD);
+    const lead = leadOf(job);
+    Atomics.store(this.taken, AHEAD, lead.max);
+    this.walkAhead = lead.walk;
     this.worker = listingThread({ ...job, taken: this.taken });
     this.worker.on('message', (message: PackedBatch | 'done' | { fatal: string }) => {
       if (message === 'done') {
@@ -679,9 +686,10 @@ export class NativeWalkLister extends BatchLister {
     options: { detachAtOnce?: number } = {},
   ) {
     super(options.detachAtOnce ?? DETACH_AT_ONCE);
-    this.walkAhead = Math.min(job.walkAhead ?? WALK_AHEAD, job.maxAhead ?? MAX_AHEAD);
+    const lead = leadOf(job);
+    this.walkAhead = lead.walk;
     // (Patterns other than plain names are the caller's to rule out: see `nativeWalker`.)
-    this.walker = native.walkStart(job.root, BATCH_ENTRIES, job.maxAhead ?? MAX_AHEAD, plainNames(job.excludes) ?? []);
+    this.walker = native.walkStart(job.root, BATCH_ENTRIES, lead.max, plainNames(job.excludes) ?? []);
   }
 
   list(relDir: string): FolderListing | Promise<FolderListing> {

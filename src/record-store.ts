@@ -135,9 +135,9 @@ export class RecordStore {
    * holds them: their names joined by `/`, their MD5s (hex, 32 digits each), and `RECORD_NUMBERS`
    * numbers each. Returns how many were stored: all, or 0 if the group is malformed in any way (its
    * files are then hashed again): names out of order or repeated too, since a save writes them in
-   * order (see `FolderIndex.ordered`); two names swapped would put records under each other's. Perf: a column per group, not values per record: parsing makes
-   * three values, not 14 per record, and a group in order keeps its names as one string (see
-   * `FolderIndex.adopt`).
+   * order (see `FolderIndex.ordered`); two names swapped would put records under each other's.
+   * Perf: a column per group, not values per record: parsing makes three values, not 14 per record,
+   * and a group in order keeps its names as one string (see `FolderIndex.adopt`).
    */
   loadGroup(dir: string, names: string, md5s: string, numbers: unknown[]): number {
     const count = numbers.length / RECORD_NUMBERS;
