@@ -706,8 +706,9 @@ class Pass {
       try {
         written = Promise.resolve({ pending: this.counted(op, await this.writeHere(op)) });
       } catch (error) {
-        this.failed(op, error);
-        return;
+        // Reported when its batch is put in place, like a copying thread's failure: the log keeps
+        // the plan's order (batches before this one are still being renamed and logged).
+        written = Promise.resolve({ error });
       }
     }
     this.batch.push({ op, written, startedAt });

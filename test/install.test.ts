@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import { md5, mirrorDiff, refusedWhileReadOnly, settle, setup, sync, tempFiles, writePastReadOnly } from './helpers/tree.js';
+import { errno, md5, mirrorDiff, refusedWhileReadOnly, settle, setup, sync, tempFiles, writePastReadOnly } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
 
@@ -54,6 +54,22 @@ describe('copies put in place while the next batch is written', () => {
     assert.deepEqual(s.log.actions, names.map((f) => `updated ${f} (content changed)`));
     for (const f of names) assert.equal(result.manifest.get(f)?.md5, md5(`new ${f}`), f);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
+  test('a copy that fails while earlier batches are still being put in place: its error is logged in its place, between its neighbours\' lines', async () => {
+    const names = Array.from({ length: 200 }, (_, i) => `d/f${String(i).padStart(3, '0')}.txt`);
+    const s = setup(Object.fromEntries(names.map((f) => [f, { content: `old ${f}`, mtime: OLD }])));
+    await sync(s);
+    for (const f of names) fs.writeFileSync(path.join(s.source, f), `newer ${f}`); // sizes differ: copied unread
+    await settle();
+    // f150 is in batch 2, written while batch 0 is put in place (slowly: renames queue on the pool).
+    s.io.fail = (call, p) => (call === 'openRead' && p.endsWith('/d/f150.txt') ? errno('EACCES', 'permission denied') : undefined);
+    const real = s.io.renameAsync;
+    s.io.renameAsync = async (a, b) => (await delay(2), real(a, b));
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 1);
+    const expected = names.map((f) => (f === 'd/f150.txt' ? 'error: copying (opening) d/f150.txt: EACCES: permission denied' : `updated ${f} (content changed)`));
+    assert.deepEqual(s.log.lines.filter((line) => line.startsWith('updated') || line.startsWith('error')), expected);
   });
 });
 
