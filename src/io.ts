@@ -8,6 +8,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import { loadNative, type NativeLister } from './native.js';
+
+const ENOSYS = 38;
+/** The native addon, once `syncFs` has looked for it (null: not built). */
+let native: NativeLister | null | undefined;
 
 export interface Io {
   readdir(absPath: string): string[];
@@ -34,6 +39,11 @@ export interface Io {
   copyInKernel(input: number, output: number, signal: AbortSignal): Promise<void>;
   /** fsync on libuv's thread pool: several files flushed at once share the journal commits. */
   fsyncAsync(fd: number): Promise<void>;
+  /**
+   * Writes out the whole filesystem holding `absPath` (syncfs), on libuv's thread pool. Rejects if
+   * it could not, or if the native addon that makes the call is not built (ENOSYS).
+   */
+  syncFs(absPath: string): Promise<void>;
   fchmod(fd: number, mode: number): void;
   futimes(fd: number, atime: Time, mtime: Time): void;
   close(fd: number): void;
@@ -73,6 +83,11 @@ export const nodeIo: Io = {
   copyInKernel: (input, output, signal) => catCopy(input, output, signal),
   fsync: (fd) => fs.fsyncSync(fd),
   fsyncAsync: (fd) => new Promise((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve()))),
+  syncFs: async (p) => {
+    native ??= loadNative() ?? null;
+    const code = await (native?.syncFs(p) ?? ENOSYS);
+    if (code !== 0) throw Object.assign(new Error(`syncfs failed (errno ${code})`), { errno: -code });
+  },
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
   futimes: (fd, atime, mtime) => fs.futimesSync(fd, atime, mtime),
   close: (fd) => fs.closeSync(fd),

@@ -47,6 +47,11 @@ export interface NativeLister {
   walkAhead(walker: NativeWalker, ahead: number): void;
   /** Stops the walker at its next folder, dropping what it posted. */
   walkStop(walker: NativeWalker): void;
+  /**
+   * syncfs(2) of the filesystem holding `path` (opened, synced and closed on libuv's thread pool):
+   * 0 once done, else the errno it failed with.
+   */
+  syncFs(path: string): Promise<number>;
 }
 
 /** A walker started by `walkStart` (opaque). */
@@ -59,7 +64,7 @@ export const NATIVE_PATH = '../build/Release/fswalk.node';
  * The version of `list` this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
-export const NATIVE_VERSION = 3;
+export const NATIVE_VERSION = 4;
 
 /**
  * The native lister, unless it was not built, fails to load, was built from other sources than

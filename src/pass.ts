@@ -117,6 +117,8 @@ const CHECKPOINT_MS = 10_000;
 /** Copies flushed together (Perf: see `startCopy`). */
 const COPY_BATCH_FILES = 64;
 const COPY_BATCH_BYTES = 64 << 20;
+/** A batch of this many copies, or folders, is flushed with one syncfs first (`flushTogether`); fewer, one fsync each. */
+const SYNCFS_FROM = 16;
 /**
  * With threads, from this many copies in a pass, small ones are written on copying threads
  * (`CopyPool`). Perf: fewer are not worth starting them (the 1% change, 800 copies: 1.41 s with
@@ -746,13 +748,33 @@ class Pass {
     const batch = this.batch;
     this.batch = [];
     this.batchBytes = 0;
-    const flushed = Promise.all(
-      batch.map(async ({ written }): Promise<Flushed | Here> => {
-        const outcome = await written;
-        return 'pending' in outcome ? this.flush(outcome.pending) : outcome;
-      }),
-    );
+    const flushed =
+      o.fsync && batch.length >= SYNCFS_FROM
+        ? this.flushTogether(batch)
+        : Promise.all(
+            batch.map(async ({ written }): Promise<Flushed | Here> => {
+              const outcome = await written;
+              return 'pending' in outcome ? this.flush(outcome.pending) : outcome;
+            }),
+          );
     return { batch, flushed };
+  }
+
+  /**
+   * A batch flushed with one syncfs of the replica's filesystem, then each file's own fsync, which
+   * finds nothing left to write (a file on another filesystem mounted in the replica: everything)
+   * but still reports that file's write error (syncfs reports them only since Linux 5.8, and for
+   * the whole filesystem). Never rejects.
+   *
+   * Perf: flushed one fsync each, a batch's files cost the filesystem a journal commit for each
+   * few of them (4 at a time on the thread pool). A first sync of 100k files: 31.4 s against
+   * 59.8 s (medians of 3, alternating; runs spread 26–42 s and 44–63 s on this disk).
+   */
+  private async flushTogether(batch: BatchedCopy[]): Promise<(Flushed | Here)[]> {
+    const outcomes = await Promise.all(batch.map(({ written }) => written));
+    // Its failure (no native addon, an error) leaves the work to the fsyncs.
+    if (outcomes.some((outcome) => 'pending' in outcome)) await this.o.io.syncFs(this.o.replica).catch(() => {});
+    return Promise.all(outcomes.map((outcome) => ('pending' in outcome ? this.flush(outcome.pending) : outcome)));
   }
 
   /** Flushes a written copy (unless `--no-fsync`); never rejects. */
@@ -887,6 +909,9 @@ class Pass {
     const dirs = [...this.dirtyDirs];
     this.dirtyDirs.clear();
     const unflushed: string[] = [];
+    // Perf: as for a batch of copies (`flushTogether`): one commit, then each folder's fsync finds
+    // nothing left to write, but reports its own error.
+    if (dirs.length >= SYNCFS_FROM) await this.o.io.syncFs(this.o.replica).catch(() => {});
     const flush = (dir: string) =>
       this.o.io.fsyncDir(dir).catch((error: unknown) => {
         if (isVanished(error)) return; // deleted since: nothing to flush

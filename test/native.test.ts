@@ -105,6 +105,18 @@ describe('native lister', () => {
     }
   });
 
+  test('syncFs writes out the filesystem of a folder or a file (0), answers the errno for a path it cannot open, refuses a NUL; nodeIo.syncFs rejects on the errno', { skip: notBuilt }, async () => {
+    const native = loadNative()!;
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'f'), 'x');
+    assert.equal(await native.syncFs(dir), 0);
+    assert.equal(await native.syncFs(path.join(dir, 'f')), 0);
+    assert.equal(await native.syncFs(path.join(dir, 'missing')), 2); // ENOENT
+    assert.throws(() => native.syncFs('a\0b'), TypeError);
+    await nodeIo.syncFs(dir);
+    await assert.rejects(nodeIo.syncFs(path.join(dir, 'missing')), { errno: -2 });
+  });
+
   test('lists every folder exactly as the JavaScript lister does, in a listing thread and walking in its own: names, order, numbers, temporary and undecodable names', { skip: notBuilt }, async () => {
     const root = oddTree();
     // Reading the folders once sets their atimes (relatime) before the compared runs: by the walker,

@@ -117,6 +117,9 @@ describe('the tree moving under the pass', () => {
     const first = await sync(s);
     assert.equal(first.exitStatus, 1);
     assert.equal(first.stats.copied, 199);
+    // Each batch was written out by a syncfs of the replica's filesystem first: the file's own
+    // fsync still ran, and its error still counts.
+    assert.ok(s.io.syncedFs.length >= 4 && s.io.syncedFs.every((p) => p === s.replica), s.io.syncedFs.join());
     assert.ok(s.log.errors.some((e) => /f010\.txt/.test(e) && /EIO/.test(e)), s.log.errors.join('\n'));
     assert.equal(fs.existsSync(path.join(s.replica, 'd3/f010.txt')), false);
     assert.deepEqual(tempFiles(s.replica), []);
@@ -129,6 +132,37 @@ describe('the tree moving under the pass', () => {
     const second = await sync(s);
     assert.equal(second.exitStatus, 0);
     assert.equal(second.stats.copied, 1);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
+  test('batches flushed with one syncfs first: every file and folder is still fsynced on its own; a syncfs that fails changes nothing; a small batch gets no syncfs', async () => {
+    // 100 copies into d/ (two batches, 64 and 36), then 20 folders of one file each (a batch of one
+    // each: a folder's creation puts the copies before it in place).
+    const spec: Record<string, string> = {};
+    for (let i = 0; i < 100; i++) spec[`d/f${String(i).padStart(3, '0')}.txt`] = `content ${i}`;
+    for (let i = 0; i < 20; i++) spec[`e${String(i).padStart(2, '0')}/f.txt`] = `e ${i}`;
+    const s = setup(spec);
+    const fsynced: string[] = [];
+    s.io.fail = (call, p) => {
+      if (call === 'fsyncAsync' || call === 'fsyncDir') fsynced.push(p);
+      return call === 'syncFs' ? errno('EIO', 'EIO: i/o error, syncfs') : undefined;
+    };
+    const first = await sync(s);
+    assert.equal(first.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.log.errors, []);
+    // The two batches of d/, then the 22 folders renamed into, before the manifest's write.
+    assert.deepEqual(s.io.syncedFs, [s.replica, s.replica, s.replica]);
+    assert.equal(fsynced.filter((p) => p.endsWith('.tmp')).length, 120);
+    for (const dir of ['', '/d', '/e00', '/e19']) assert.ok(fsynced.includes(s.replica + dir), dir);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    assert.equal(first.manifest.size, 120);
+
+    s.io.fail = undefined;
+    s.io.syncedFs = [];
+    for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(s.source, `d/f00${i}.txt`), `changed ${i}`);
+    await settle();
+    assert.equal((await sync(s)).stats.updated, 3);
+    assert.deepEqual(s.io.syncedFs, []);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
   });
 

@@ -183,6 +183,13 @@ export class SpyIo implements Io {
     const error = this.fail?.('fsyncAsync', this.paths.get(fd) ?? '');
     return error ? Promise.reject(error) : nodeIo.fsyncAsync(fd);
   };
+  /** The paths `syncFs` was given, in order. */
+  syncedFs: string[] = [];
+  syncFs = (p: string) => {
+    this.syncedFs.push(p);
+    const error = this.fail?.('syncFs', p);
+    return error ? Promise.reject(error) : nodeIo.syncFs(p);
+  };
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
   futimes = (fd: number, a: number | string, m: number | string) => nodeIo.futimes(fd, a, m);
   close = (fd: number) => {
