@@ -13,7 +13,9 @@
  * `list` keeps no state: it is loaded in each listing thread. The walker (`walkStart`, below) is
  * the listing thread's work without the Node thread.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* syncfs */
+#endif
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -1020,30 +1022,24 @@ static napi_value walk_stop(napi_env env, napi_callback_info info) {
 }
 
 /*
- * syncFs(path): a promise of 0 once syncfs(2) has written out the whole filesystem holding `path`
- * (opened, synced and closed on libuv's thread pool), or of the errno it failed with.
+ * syncFs(fd): a promise of 0 once syncfs(2) has written out the whole filesystem holding `fd`, or
+ * of the errno it failed with. It runs on libuv's thread pool; `fd` must stay open until then.
  *
  * Perf: flushing a batch of 64 files one fsync each costs the filesystem a journal commit for each
  * few of them; one syncfs first writes them all out with one commit, and each file's own fsync
- * after it finds nothing left to write (it is still called: it alone reports a file's write error
- * on every kernel, syncfs only since Linux 5.8).
+ * after it finds nothing left to write. (That fsync is still made: it reports the file's own write
+ * error, which syncfs reports only since Linux 5.8, and then for the whole filesystem.)
  */
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
+  int fd;
   int error;
-  char path[];
 } syncfs_t;
 
 static void syncfs_execute(napi_env env, void *data) {
   syncfs_t *s = data;
-  int fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    s->error = errno;
-    return;
-  }
-  s->error = syncfs(fd) == 0 ? 0 : errno;
-  close(fd);
+  s->error = syncfs(s->fd) == 0 ? 0 : errno;
 }
 
 static void syncfs_complete(napi_env env, napi_status status, void *data) {
@@ -1056,25 +1052,25 @@ static void syncfs_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value sync_fs(napi_env env, napi_callback_info info) {
-  size_t argc = 1, path_len;
+  size_t argc = 1;
   napi_value argv[1], promise, name;
+  int32_t fd = -1;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "syncFs(path)");
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "syncFs(fd)");
     return NULL;
   }
-  syncfs_t *s = calloc(1, sizeof *s + path_len + 1);
+  syncfs_t *s = calloc(1, sizeof *s);
   if (!s) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
-  napi_get_value_string_utf8(env, argv[0], s->path, path_len + 1, NULL);
-  if (strlen(s->path) != path_len) {
+  s->fd = fd;
+  if (napi_create_promise(env, &s->deferred, &promise) != napi_ok) {
     free(s);
-    napi_throw_type_error(env, NULL, "path must not contain a NUL");
+    napi_throw_error(env, NULL, "syncFs: cannot create a promise");
     return NULL;
   }
-  napi_create_promise(env, &s->deferred, &promise);
   napi_create_string_utf8(env, "folder-sync:syncfs", NAPI_AUTO_LENGTH, &name);
   bool created = napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, s, &s->work) == napi_ok;
   if (!created || napi_queue_async_work(env, s->work) != napi_ok) {

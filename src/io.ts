@@ -8,9 +8,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { loadNative, type NativeLister } from './native.js';
 
-const ENOSYS = 38;
 /** The native addon, once `syncFs` has looked for it (null: not built). */
 let native: NativeLister | null | undefined;
 
@@ -40,10 +41,11 @@ export interface Io {
   /** fsync on libuv's thread pool: several files flushed at once share the journal commits. */
   fsyncAsync(fd: number): Promise<void>;
   /**
-   * Writes out the whole filesystem holding `absPath` (syncfs), on libuv's thread pool. Rejects if
-   * it could not, or if the native addon that makes the call is not built (ENOSYS).
+   * Writes out the whole filesystem holding `fd` (syncfs), on libuv's thread pool; `fd` stays open
+   * until it settles. Rejects if it could not, or if the native addon that makes the call is not
+   * built or not used (ENOSYS).
    */
-  syncFs(absPath: string): Promise<void>;
+  syncFs(fd: number): Promise<void>;
   fchmod(fd: number, mode: number): void;
   futimes(fd: number, atime: Time, mtime: Time): void;
   close(fd: number): void;
@@ -83,10 +85,13 @@ export const nodeIo: Io = {
   copyInKernel: (input, output, signal) => catCopy(input, output, signal),
   fsync: (fd) => fs.fsyncSync(fd),
   fsyncAsync: (fd) => new Promise((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve()))),
-  syncFs: async (p) => {
+  syncFs: async (fd) => {
     native ??= loadNative() ?? null;
-    const code = await (native?.syncFs(p) ?? ENOSYS);
-    if (code !== 0) throw Object.assign(new Error(`syncfs failed (errno ${code})`), { errno: -code });
+    const errno = native ? await native.syncFs(fd) : os.constants.errno.ENOSYS;
+    if (errno !== 0) {
+      const code = getSystemErrorName(-errno); // (libuv's negative numbering, as fs errors carry)
+      throw Object.assign(new Error(`${code}: syncfs failed`), { code, errno: -errno, syscall: 'syncfs' });
+    }
   },
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
   futimes: (fd, atime, mtime) => fs.futimesSync(fd, atime, mtime),

@@ -48,10 +48,10 @@ export interface NativeLister {
   /** Stops the walker at its next folder, dropping what it posted. */
   walkStop(walker: NativeWalker): void;
   /**
-   * syncfs(2) of the filesystem holding `path` (opened, synced and closed on libuv's thread pool):
-   * 0 once done, else the errno it failed with.
+   * syncfs(2) of the filesystem holding `fd`, on libuv's thread pool: 0 once done, else the errno
+   * it failed with. `fd` must stay open until it settles.
    */
-  syncFs(path: string): Promise<number>;
+  syncFs(fd: number): Promise<number>;
 }
 
 /** A walker started by `walkStart` (opaque). */
@@ -61,7 +61,7 @@ export type NativeWalker = { readonly nativeWalker: unique symbol };
 export const NATIVE_PATH = '../build/Release/fswalk.node';
 
 /**
- * The version of `list` this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
+ * The version of the addon this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
 export const NATIVE_VERSION = 4;

@@ -117,8 +117,12 @@ const CHECKPOINT_MS = 10_000;
 /** Copies flushed together (Perf: see `startCopy`). */
 const COPY_BATCH_FILES = 64;
 const COPY_BATCH_BYTES = 64 << 20;
-/** A batch of this many copies, or folders, is flushed with one syncfs first (`flushTogether`); fewer, one fsync each. */
+/**
+ * A batch of this many copies is flushed with one syncfs first, then one fsync each
+ * (`flushTogether`); a smaller one with its fsyncs alone. A syncfs slower than this turns it off.
+ */
 const SYNCFS_FROM = 16;
+const SYNCFS_SLOW_MS = 1000;
 /**
  * With threads, from this many copies in a pass, small ones are written on copying threads
  * (`CopyPool`). Perf: fewer are not worth starting them (the 1% change, 800 copies: 1.41 s with
@@ -683,8 +687,9 @@ class Pass {
    * batch is flushed at once, then each is renamed into place and recorded.
    *
    * Perf: one fsync per file in a row costs a journal commit each (most of a first sync's time on
-   * ext4); flushed together on the thread pool, a batch shares its commits. And a batch is flushed
-   * while the next one is written (`nextBatch`), so the disk and the CPU work at the same time.
+   * ext4); flushed together on the thread pool, a batch shares its commits, and with a syncfs first
+   * (`flushTogether`) it takes one. And a batch is flushed while the next one is written
+   * (`nextBatch`), so the disk and the CPU work at the same time.
    * Safety is unchanged: no file is renamed into place before its own bytes are flushed.
    */
   private async startCopy(op: Extract<Op, { op: 'copy' }>): Promise<void> {
@@ -749,7 +754,7 @@ class Pass {
     this.batch = [];
     this.batchBytes = 0;
     const flushed =
-      o.fsync && batch.length >= SYNCFS_FROM
+      o.fsync && batch.length >= SYNCFS_FROM && this.syncFsOff === undefined
         ? this.flushTogether(batch)
         : Promise.all(
             batch.map(async ({ written }): Promise<Flushed | Here> => {
@@ -761,21 +766,51 @@ class Pass {
   }
 
   /**
-   * A batch flushed with one syncfs of the replica's filesystem, then each file's own fsync, which
-   * finds nothing left to write (a file on another filesystem mounted in the replica: everything)
-   * but still reports that file's write error (syncfs reports them only since Linux 5.8, and for
-   * the whole filesystem). Never rejects.
+   * A batch flushed with one syncfs of the filesystem its first file is on, then each file's own
+   * fsync, which finds nothing left to write (unless its file is on another filesystem, mounted in
+   * the replica) but still reports that file's write error (syncfs reports one only since Linux
+   * 5.8, and then for the whole filesystem). Never rejects.
    *
    * Perf: flushed one fsync each, a batch's files cost the filesystem a journal commit for each
    * few of them (4 at a time on the thread pool). A first sync of 100k files: 31.4 s against
-   * 59.8 s (medians of 3, alternating; runs spread 26–42 s and 44–63 s on this disk).
+   * 59.8 s (medians of 3, alternating; runs spread 26–42 s and 44–63 s on this disk). But syncfs
+   * also writes out what other programs have pending on that filesystem: one at a time, and one
+   * that takes longer than `SYNCFS_SLOW_MS` (a heavy writer beside the replica), or fails, turns it
+   * off for the rest of the pass.
    */
   private async flushTogether(batch: BatchedCopy[]): Promise<(Flushed | Here)[]> {
     const outcomes = await Promise.all(batch.map(({ written }) => written));
-    // Its failure (no native addon, an error) leaves the work to the fsyncs.
-    if (outcomes.some((outcome) => 'pending' in outcome)) await this.o.io.syncFs(this.o.replica).catch(() => {});
+    const first = outcomes.find((outcome): outcome is { pending: PendingCopy } => 'pending' in outcome);
+    if (first) {
+      const previous = this.syncingFs;
+      let done = () => {};
+      this.syncingFs = new Promise((resolve) => (done = resolve));
+      await previous;
+      try {
+        if (this.syncFsOff === undefined) await this.syncFs(first.pending.output);
+      } finally {
+        done();
+      }
+    }
     return Promise.all(outcomes.map((outcome) => ('pending' in outcome ? this.flush(outcome.pending) : outcome)));
   }
+
+  /** One syncfs (see `flushTogether`); never rejects: a failure leaves the work to the fsyncs. */
+  private async syncFs(fd: number): Promise<void> {
+    const startedAt = Date.now();
+    let off: string | undefined;
+    try {
+      await this.o.io.syncFs(fd);
+      const ms = Date.now() - startedAt;
+      if (ms > SYNCFS_SLOW_MS) off = `a syncfs took ${ms} ms`;
+    } catch (error) {
+      off = describe(error);
+    }
+    if (off === undefined) return;
+    this.syncFsOff = off;
+    this.o.log.debug(`copies flushed file by file from now on (${off})`);
+  }
+
 
   /** Flushes a written copy (unless `--no-fsync`); never rejects. */
   private flush(pending: PendingCopy): Promise<Flushed> {
@@ -860,6 +895,10 @@ class Pass {
   private flushing: FlushingBatch | undefined;
   /** The batch before it, being put in place meanwhile (awaited before any other is, or any other operation). */
   private installing: Promise<void> = Promise.resolve();
+  /** Why batches are no longer flushed with a syncfs first (see `flushTogether`), once they are not. */
+  private syncFsOff: string | undefined;
+  /** The syncfs under way, if any (one at a time). */
+  private syncingFs: Promise<void> = Promise.resolve();
   private batchBytes = 0;
   /** For the progress line: files `hash` read here, and their bytes. */
   private readFiles = 0;
@@ -909,9 +948,6 @@ class Pass {
     const dirs = [...this.dirtyDirs];
     this.dirtyDirs.clear();
     const unflushed: string[] = [];
-    // Perf: as for a batch of copies (`flushTogether`): one commit, then each folder's fsync finds
-    // nothing left to write, but reports its own error.
-    if (dirs.length >= SYNCFS_FROM) await this.o.io.syncFs(this.o.replica).catch(() => {});
     const flush = (dir: string) =>
       this.o.io.fsyncDir(dir).catch((error: unknown) => {
         if (isVanished(error)) return; // deleted since: nothing to flush

@@ -42,6 +42,18 @@ describe('copies written on copying threads', () => {
     assert.equal(again.stats.hashed, 0);
   });
 
+  test('copies written on the threads are flushed as the main thread\'s: a syncfs a batch of 16 or more, then each file\'s own fsync', async () => {
+    const s = setup(Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`d/f${String(i).padStart(3, '0')}.txt`, `file ${i}`])));
+    let fsyncs = 0;
+    s.io.fail = (call) => void (call === 'fsyncAsync' && fsyncs++);
+    const result = await sync(s, THREADS);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.io.opens, []);
+    assert.deepEqual(s.io.syncedFs, ['', '']); // two batches (64 and 36), their files opened by the threads
+    assert.equal(fsyncs, 100);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
   test('a source file that vanishes before its thread reads it is a warning, as on the main thread; the rest are copied', async () => {
     const s = setup(tree());
     // After the walk, the replica's folders are made before any copy starts: the file goes then.

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { DIR, FILE, kindAt, NativeWalkLister, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
@@ -105,16 +106,16 @@ describe('native lister', () => {
     }
   });
 
-  test('syncFs writes out the filesystem of a folder or a file (0), answers the errno for a path it cannot open, refuses a NUL; nodeIo.syncFs rejects on the errno', { skip: notBuilt }, async () => {
+  test('syncFs writes out the filesystem of an open file (0) or answers the errno (a closed descriptor: EBADF); nodeIo.syncFs rejects with it as fs would', { skip: notBuilt }, async () => {
     const native = loadNative()!;
-    const dir = tempDir();
-    fs.writeFileSync(path.join(dir, 'f'), 'x');
-    assert.equal(await native.syncFs(dir), 0);
-    assert.equal(await native.syncFs(path.join(dir, 'f')), 0);
-    assert.equal(await native.syncFs(path.join(dir, 'missing')), 2); // ENOENT
-    assert.throws(() => native.syncFs('a\0b'), TypeError);
-    await nodeIo.syncFs(dir);
-    await assert.rejects(nodeIo.syncFs(path.join(dir, 'missing')), { errno: -2 });
+    const fd = fs.openSync(path.join(tempDir(), 'f'), 'w');
+    fs.writeSync(fd, 'x');
+    assert.equal(await native.syncFs(fd), 0);
+    await nodeIo.syncFs(fd);
+    fs.closeSync(fd);
+    assert.equal(await native.syncFs(fd), os.constants.errno.EBADF);
+    await assert.rejects(nodeIo.syncFs(fd), { code: 'EBADF', errno: -os.constants.errno.EBADF, syscall: 'syncfs' });
+    assert.throws(() => native.syncFs(-1), TypeError);
   });
 
   test('lists every folder exactly as the JavaScript lister does, in a listing thread and walking in its own: names, order, numbers, temporary and undecodable names', { skip: notBuilt }, async () => {

@@ -117,9 +117,9 @@ describe('the tree moving under the pass', () => {
     const first = await sync(s);
     assert.equal(first.exitStatus, 1);
     assert.equal(first.stats.copied, 199);
-    // Each batch was written out by a syncfs of the replica's filesystem first: the file's own
+    // Each batch was written out by a syncfs first (of its first file's filesystem): the file's own
     // fsync still ran, and its error still counts.
-    assert.ok(s.io.syncedFs.length >= 4 && s.io.syncedFs.every((p) => p === s.replica), s.io.syncedFs.join());
+    assert.ok(s.io.syncedFs.length >= 3 && s.io.syncedFs.every((p) => p.startsWith(s.replica + '/') && p.endsWith('.tmp')), s.io.syncedFs.join());
     assert.ok(s.log.errors.some((e) => /f010\.txt/.test(e) && /EIO/.test(e)), s.log.errors.join('\n'));
     assert.equal(fs.existsSync(path.join(s.replica, 'd3/f010.txt')), false);
     assert.deepEqual(tempFiles(s.replica), []);
@@ -135,7 +135,7 @@ describe('the tree moving under the pass', () => {
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
   });
 
-  test('batches flushed with one syncfs first: every file and folder is still fsynced on its own; a syncfs that fails changes nothing; a small batch gets no syncfs', async () => {
+  test('batches flushed with one syncfs first: every file and folder is still fsynced on its own; a syncfs that fails is not tried again; a small batch gets none', async () => {
     // 100 copies into d/ (two batches, 64 and 36), then 20 folders of one file each (a batch of one
     // each: a folder's creation puts the copies before it in place).
     const spec: Record<string, string> = {};
@@ -145,13 +145,14 @@ describe('the tree moving under the pass', () => {
     const fsynced: string[] = [];
     s.io.fail = (call, p) => {
       if (call === 'fsyncAsync' || call === 'fsyncDir') fsynced.push(p);
-      return call === 'syncFs' ? errno('EIO', 'EIO: i/o error, syncfs') : undefined;
+      return call === 'syncFs' ? errno('EIO', 'i/o error, syncfs') : undefined;
     };
     const first = await sync(s);
     assert.equal(first.exitStatus, 0, s.log.lines.join('\n'));
     assert.deepEqual(s.log.errors, []);
-    // The two batches of d/, then the 22 folders renamed into, before the manifest's write.
-    assert.deepEqual(s.io.syncedFs, [s.replica, s.replica, s.replica]);
+    // The first batch of d/ tried it; the second, after the failure, did not.
+    assert.deepEqual(s.io.syncedFs, [tempPathFor(s.replica, 'd/f000.txt')]);
+    assert.ok(s.log.debugs.includes('copies flushed file by file from now on (EIO: i/o error, syncfs)'), s.log.debugs.join('\n'));
     assert.equal(fsynced.filter((p) => p.endsWith('.tmp')).length, 120);
     for (const dir of ['', '/d', '/e00', '/e19']) assert.ok(fsynced.includes(s.replica + dir), dir);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
@@ -159,10 +160,36 @@ describe('the tree moving under the pass', () => {
 
     s.io.fail = undefined;
     s.io.syncedFs = [];
-    for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(s.source, `d/f00${i}.txt`), `changed ${i}`);
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(s.source, `d/f0${String(i).padStart(2, '0')}.txt`), `changed ${i}`);
+    fs.writeFileSync(path.join(s.source, 'e00/f.txt'), 'changed e');
     await settle();
-    assert.equal((await sync(s)).stats.updated, 3);
+    assert.equal((await sync(s)).stats.updated, 21);
+    // A new pass tries again: one batch of 21 (d/'s 20, then e00's one).
+    assert.deepEqual(s.io.syncedFs, [tempPathFor(s.replica, 'd/f000.txt')]);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
+  test('a syncfs slower than a second (a heavy writer on the same filesystem) is not used again in the pass; --no-fsync flushes nothing', async () => {
+    const spec: Record<string, string> = {};
+    for (let i = 0; i < 100; i++) spec[`d/f${String(i).padStart(3, '0')}.txt`] = `content ${i}`;
+    const s = setup(spec);
+    const syncFs = s.io.syncFs;
+    s.io.syncFs = async (fd) => (await new Promise((resolve) => setTimeout(resolve, 1100)), syncFs(fd));
+    const first = await sync(s);
+    assert.equal(first.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.io.syncedFs, [tempPathFor(s.replica, 'd/f000.txt')]);
+    assert.ok(s.log.debugs.some((line) => /^copies flushed file by file from now on \(a syncfs took \d+ ms\)$/.test(line)), s.log.debugs.join('\n'));
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+
+    s.io.syncFs = syncFs;
+    s.io.syncedFs = [];
+    const flushes: string[] = [];
+    s.io.fail = (call, p) => (call === 'fsyncAsync' || call === 'fsyncDir' ? void flushes.push(p) : undefined);
+    for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(s.source, `d/f${String(i).padStart(3, '0')}.txt`), `changed ${i}`);
+    await settle();
+    assert.equal((await sync(s, { fsync: false })).stats.updated, 100);
     assert.deepEqual(s.io.syncedFs, []);
+    assert.deepEqual(flushes, []);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
   });
 

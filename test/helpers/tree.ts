@@ -126,7 +126,11 @@ export class MemoryLog implements Reporter {
     this.actions.push(message);
     this.lines.push(message);
   }
-  debug(): void {}
+  /** Debug lines (not in `lines`). */
+  debugs: string[] = [];
+  debug(message: string): void {
+    this.debugs.push(message);
+  }
   info(message: string): void {
     this.lines.push(message);
   }
@@ -183,12 +187,13 @@ export class SpyIo implements Io {
     const error = this.fail?.('fsyncAsync', this.paths.get(fd) ?? '');
     return error ? Promise.reject(error) : nodeIo.fsyncAsync(fd);
   };
-  /** The paths `syncFs` was given, in order. */
+  /** The files whose descriptor `syncFs` was given, in order ('' for one a copying thread opened). */
   syncedFs: string[] = [];
-  syncFs = (p: string) => {
+  syncFs = (fd: number) => {
+    const p = this.paths.get(fd) ?? '';
     this.syncedFs.push(p);
     const error = this.fail?.('syncFs', p);
-    return error ? Promise.reject(error) : nodeIo.syncFs(p);
+    return error ? Promise.reject(error) : nodeIo.syncFs(fd);
   };
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
   futimes = (fd: number, a: number | string, m: number | string) => nodeIo.futimes(fd, a, m);
