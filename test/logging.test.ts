@@ -4,11 +4,11 @@
  * `--quiet`, and rotation (`--log-max-size`, `--log-max-files`).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { ROOT, cliEnv, runCli, type CliResult } from './helpers/cli.js';
+import { BIN, ROOT, cliEnv, runCli, type CliResult } from './helpers/cli.js';
 import { mirrorDiff, readTree, settle, tempDir, writeTree } from './helpers/tree.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -438,6 +438,23 @@ describe('--log-level', () => {
     );
   });
 
+  test('stdout and stderr into one file (2>&1): the lines in the log file\'s order, though stdout\'s are written together', () => {
+    const w = troubled();
+    const log = path.join(w.logs, 'both.log');
+    const both = path.join(w.base, 'both.txt');
+    const fd = fs.openSync(both, 'w');
+    try {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', BIN, w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--log-level', 'debug', '--max-delete', '0'], { cwd: ROOT, env: w.env, stdio: ['ignore', fd, fd] });
+      assert.equal(r.status, 1);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const messages = readLog(log).map((l) => (l.level === 'WARN' ? `warning: ${l.message}` : l.level === 'ERROR' ? `error: ${l.message}` : l.message));
+    // start, lister, WARNING (stderr), walk, plan, REFUSAL (stderr), the copies, executed, summary
+    assert.ok(messages.indexOf(`warning: ${WARNING}`) === 2 && messages.indexOf(`error: ${REFUSAL}`) > 3, messages.join('\n'));
+    assert.deepEqual(lines(fs.readFileSync(both, 'utf8')), messages);
+  });
+
   test('info (the default) writes no debug line', () => {
     const w = troubled();
     const r = pass(w, 'info.log');
@@ -463,6 +480,35 @@ describe('--log-level', () => {
       assert.equal(fs.existsSync(w.state), false);
     });
   }
+});
+
+describe('the console', () => {
+  test('10,000 action lines reach stdout (a file) in a few dozen writes, not one each: every one, in order', () => {
+    const base = tempDir('fs-logging-');
+    const out = path.join(base, 'out.txt');
+    const script = `
+      import { createLogger } from ${JSON.stringify(path.join(ROOT, 'src', 'log.ts'))};
+      let writes = 0;
+      const write = process.stdout.write.bind(process.stdout);
+      process.stdout.write = (...args) => (writes++, write(...args));
+      const logger = await createLogger({ logFile: process.argv[1] });
+      for (let i = 0; i < 10000; i++) logger.action({ verb: 'copied', path: 'f' + i, reason: 'new' });
+      await logger.close();
+      process.stderr.write(String(writes));
+    `;
+    const fd = fs.openSync(out, 'w');
+    let r;
+    try {
+      r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, path.join(base, 'sync.log')], { cwd: ROOT, stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.equal(r.status, 0, r.stderr);
+    const expected = Array.from({ length: 10000 }, (_, i) => `copied f${i} (new)`);
+    assert.deepEqual(lines(fs.readFileSync(out, 'utf8')), expected);
+    assert.deepEqual(readLog(path.join(base, 'sync.log')).map((l) => l.message), expected);
+    assert.ok(Number(r.stderr) <= 100, `${r.stderr} writes`);
+  });
 });
 
 describe('--quiet', () => {
