@@ -775,8 +775,9 @@ class Pass {
    * few of them (4 at a time on the thread pool). A first sync of 100k files: 31.4 s against
    * 59.8 s (medians of 3, alternating; runs spread 26–42 s and 44–63 s on this disk). But syncfs
    * also writes out what other programs have pending on that filesystem: one at a time, and one
-   * that takes longer than `SYNCFS_SLOW_MS` (a heavy writer beside the replica), or fails, turns it
-   * off for the rest of the pass.
+   * that takes longer than `SYNCFS_SLOW_MS` (a heavy writer beside the replica; or a batch of big
+   * files on a slow disk, which gains little from it), or fails, turns it off for the rest of the
+   * pass: files are then flushed one by one, as without the addon.
    */
   private async flushTogether(batch: BatchedCopy[]): Promise<(Flushed | Here)[]> {
     const outcomes = await Promise.all(batch.map(({ written }) => written));
