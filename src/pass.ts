@@ -812,7 +812,6 @@ class Pass {
     this.o.log.debug(`copies flushed file by file from now on (${off})`);
   }
 
-
   /** Flushes a written copy (unless `--no-fsync`); never rejects. */
   private flush(pending: PendingCopy): Promise<Flushed> {
     if (!this.o.fsync) return Promise.resolve({ pending });
