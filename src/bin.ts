@@ -30,7 +30,7 @@ function mayWalkNatively(): boolean {
   return plainNames(patterns) !== undefined && loadNative() !== undefined;
 }
 
-const { main } = await import('./cli.js');
+const { main, flushConsole } = await import('./cli.js');
 
 // A closed pipe (`folder-sync … | head -1`) must not end a sync with a stack trace: the console's
 // lines are dropped from then on, the log file keeps them all.
@@ -45,6 +45,7 @@ main(process.argv).then(
     process.exitCode = status;
   },
   (error: unknown) => {
+    flushConsole(false);
     process.stderr.write(`folder-sync: unexpected failure: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   },

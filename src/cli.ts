@@ -13,7 +13,7 @@ import { buildConfig, checkPair, defaultManifestPath, parseHashThreads, passExcl
 import { EXIT_USAGE, UsageError, describe, show } from './errors.js';
 import { nodeIo, type Io } from './io.js';
 import { acquireLock, type Lock } from './lock.js';
-import { DEFAULT_LOG_FILES, createLogger, type Logger, type StatusLine } from './log.js';
+import { DEFAULT_LOG_FILES, createLogger, flushConsole, type Logger, type StatusLine } from './log.js';
 import { Manifest } from './manifest.js';
 import { closeListers, nativeWalker, threadListers, type Listers } from './lister.js';
 import { listerName } from './native.js';
@@ -161,10 +161,21 @@ export async function main(argv: string[], io: Io = nodeIo): Promise<number> {
         return EXIT_USAGE;
     }
   } catch (error) {
+    flushConsole(false);
     process.stderr.write(`folder-sync: ${error instanceof UsageError ? error.message : describe(error)}\n`);
     return EXIT_USAGE;
   }
 }
+
+/** A second SIGINT: the console's held lines, the message, and the process ends at once. */
+export function exitAtOnce(statusLine: StatusLine | undefined): never {
+  flushConsole(false);
+  statusLine?.clear();
+  process.stderr.write('folder-sync: second SIGINT, exiting now\n');
+  process.exit(130);
+}
+
+export { flushConsole };
 
 /**
  * The contract's form, `<source> <replica> <interval> <log-file>`, whatever the source is called:
@@ -429,11 +440,7 @@ class Stopper {
   private wake: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly onSignal = (signal: NodeJS.Signals) => {
-    if (this.stopping && signal === 'SIGINT') {
-      this.statusLine?.clear();
-      process.stderr.write('folder-sync: second SIGINT, exiting now\n');
-      process.exit(130);
-    }
+    if (this.stopping && signal === 'SIGINT') exitAtOnce(this.statusLine);
     this.stopping = true;
     this.signal = signal;
     this.log?.info(`${signal} received: finishing the current operation, then stopping`);

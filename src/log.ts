@@ -3,7 +3,7 @@
  * file. Text lines in the file add a timestamp and the level; `--log-format json` writes JSON
  * lines instead (timestamp, level, message, and for an action its parts as fields), on both.
  * Warnings and errors go to stderr, the rest to stdout; a live progress line on the terminal is
- * cleared before a console line and drawn again after it.
+ * cleared before console lines and drawn again after them (stdout's lines are written together).
  */
 import type Winston from 'winston';
 import type WinstonTransport from 'winston-transport';
@@ -83,8 +83,17 @@ const MESSAGE = Symbol.for('message');
 /** Console lines written at once (see `ConsoleLines`). */
 const CONSOLE_CHUNK = 64 << 10;
 /** Console transports whose logger is not closed yet: their held lines are written on exit. */
-const unflushed = new Set<{ flush(): void }>();
+const unflushed = new Set<{ flush(redraw?: boolean): void }>();
 let exitHookSet = false;
+
+/**
+ * Writes the stdout lines every logger holds (see `ConsoleLines`): before anything is written
+ * straight to stderr, so that the two keep their order when they go to one place. `redraw`: the
+ * progress line after them (not when the process is about to exit).
+ */
+export function flushConsole(redraw = true): void {
+  for (const transport of unflushed) transport.flush(redraw);
+}
 
 /**
  * winston and the parts built on it, loaded by the first `createLogger`.
@@ -97,7 +106,7 @@ interface LogParts {
   winston: typeof Winston;
   consoleText: ReturnType<typeof Winston.format.printf>;
   fileText: ReturnType<typeof Winston.format.printf>;
-  ConsoleLines: new (level: LogLevel, statusLine: StatusLine | undefined) => WinstonTransport & { flush(): void };
+  ConsoleLines: new (level: LogLevel, statusLine: StatusLine | undefined) => WinstonTransport & { flush(redraw?: boolean): void };
 }
 let parts: LogParts | undefined;
 
@@ -120,10 +129,11 @@ async function logParts(): Promise<LogParts> {
    * The console: stdout for info and debug, stderr for warnings and errors, around the status line.
    * (winston's own Console transport writes straight through, over a progress line.)
    *
-   * Perf: stdout's lines are written together, once per turn of the event loop or 64 KiB. Node
-   * writes to a file or a pipe synchronously, a write call a line: 100k lines (every mtime touched)
-   * cost ~0.55 s of the main thread's time. A warning or an error first writes the lines before
-   * it, so the two streams keep their order when they go to one place; so does the process's exit.
+   * Perf: stdout's lines are written together, once per turn of the event loop or 64 Ki
+   * characters. Node writes to a file synchronously, and tries a pipe's write at once, a write call
+   * a line: 100k lines (every mtime touched) cost ~0.55 s of the main thread's time. A warning or
+   * an error first writes the lines held before it (`flushConsole`), so the two streams keep their
+   * order when they go to one place; so does the process's exit.
    */
   class ConsoleLines extends Transport {
     private pending = '';
@@ -140,7 +150,7 @@ async function logParts(): Promise<LogParts> {
     override log(info: Record<string | symbol, unknown>, next: () => void): void {
       const line = String(info[MESSAGE]) + '\n';
       if (info.level === 'error' || info.level === 'warn') {
-        this.flush();
+        flushConsole();
         this.statusLine?.clear();
         process.stderr.write(line);
         this.statusLine?.redraw();
@@ -158,14 +168,14 @@ async function logParts(): Promise<LogParts> {
       next();
     }
 
-    /** Writes the lines held for stdout. */
-    flush(): void {
+    /** Writes the lines held for stdout (then draws the progress line again, if `redraw`). */
+    flush(redraw = true): void {
       if (this.pending === '') return;
       const text = this.pending;
       this.pending = '';
       this.statusLine?.clear();
       process.stdout.write(text);
-      this.statusLine?.redraw();
+      if (redraw) this.statusLine?.redraw();
     }
   }
 
@@ -190,10 +200,8 @@ export async function createLogger(options: LogOptions): Promise<Logger> {
   transports.push(consoleLines);
   if (!exitHookSet) {
     exitHookSet = true;
-    // (A second Ctrl+C exits at once: what is held is still written, synchronously.)
-    process.on('exit', () => {
-      for (const transport of unflushed) transport.flush();
-    });
+    // (A second Ctrl+C exits at once: what is held is still written, with no progress line after.)
+    process.on('exit', () => flushConsole(false));
   }
   const logger = winston.createLogger({ level, levels: winston.config.npm.levels, transports, exitOnError: false });
   // A logging failure (a full disk under the log file) must not end a sync: say it once, go on.
@@ -201,7 +209,10 @@ export async function createLogger(options: LogOptions): Promise<Logger> {
   const onError = (error: Error) => {
     if (complained) return;
     complained = true;
+    flushConsole(false);
+    options.statusLine?.clear();
     process.stderr.write(`folder-sync: writing the log failed: ${error.message}\n`);
+    options.statusLine?.redraw();
   };
   logger.on('error', onError);
   file.on('error', onError);

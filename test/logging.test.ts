@@ -509,6 +509,29 @@ describe('the console', () => {
     assert.deepEqual(readLog(path.join(base, 'sync.log')).map((l) => l.message), expected);
     assert.ok(Number(r.stderr) <= 100, `${r.stderr} writes`);
   });
+
+  test('a second Ctrl+C (exit at once) writes the lines held first, then its message, and no progress line after', () => {
+    const base = tempDir('fs-logging-');
+    const out = path.join(base, 'out.txt');
+    // A progress line that shows where it is drawn; the exit as the second SIGINT makes it.
+    const script = `
+      import { createLogger } from ${JSON.stringify(path.join(ROOT, 'src', 'log.ts'))};
+      import { exitAtOnce } from ${JSON.stringify(path.join(ROOT, 'src', 'cli.ts'))};
+      const statusLine = { clear() {}, redraw() { process.stderr.write('[progress]'); } };
+      const logger = await createLogger({ logFile: process.argv[1], statusLine });
+      logger.action({ verb: 'copied', path: 'a', reason: 'new' });
+      exitAtOnce(statusLine);
+    `;
+    const fd = fs.openSync(out, 'w');
+    let r;
+    try {
+      r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, path.join(base, 'sync.log')], { cwd: ROOT, stdio: ['ignore', fd, fd] });
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.equal(r.status, 130);
+    assert.equal(fs.readFileSync(out, 'utf8'), 'copied a (new)\nfolder-sync: second SIGINT, exiting now\n');
+  });
 });
 
 describe('--quiet', () => {
