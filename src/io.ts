@@ -10,10 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { loadNative, type NativeLister } from './native.js';
-
-/** The native addon, once `syncFs` has looked for it (null: not built). */
-let native: NativeLister | null | undefined;
+import { loadNative } from './native.js';
 
 export interface Io {
   readdir(absPath: string): string[];
@@ -86,7 +83,7 @@ export const nodeIo: Io = {
   fsync: (fd) => fs.fsyncSync(fd),
   fsyncAsync: (fd) => new Promise((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve()))),
   syncFs: async (fd) => {
-    native ??= loadNative() ?? null;
+    const native = loadNative(); // (once a batch of copies: a lookup in require's cache)
     const errno = native ? await native.syncFs(fd) : os.constants.errno.ENOSYS;
     if (errno !== 0) {
       const code = getSystemErrorName(-errno); // (libuv's negative numbering, as fs errors carry)

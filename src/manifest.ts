@@ -272,13 +272,14 @@ export class Manifest {
     const seen = (slot: number) => this.store.seenIn(slot, this.pass);
     for (const [dir, folder] of this.store.folders) {
       // Perf: most folders lost nothing, and tell it without a string made per name.
-      const lost = !folder.everySlot(seen);
-      for (const [name, slot] of lost ? folder : []) {
-        if (seen(slot)) continue;
-        this.store.remove(dir, name);
-        this.markDirty(dir);
-        this.pending.set(joinRel(dir, name), null);
-        forgotten++;
+      if (!folder.everySlot(seen)) {
+        for (const [name, slot] of folder) {
+          if (seen(slot)) continue;
+          this.store.remove(dir, name);
+          this.markDirty(dir);
+          this.pending.set(joinRel(dir, name), null);
+          forgotten++;
+        }
       }
       // No lookup function of the walk holds it any more: an emptied folder goes.
       if (folder.size === 0) this.store.folders.delete(dir);

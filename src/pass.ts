@@ -718,7 +718,7 @@ class Pass {
         written = Promise.resolve({ error });
       }
     }
-    this.batch.push({ op, written, startedAt });
+    this.batch.push({ op, tempAbs, written, startedAt });
     this.batchBytes += op.source.size;
   }
 
@@ -756,13 +756,13 @@ class Pass {
     const flushed =
       o.fsync && batch.length >= SYNCFS_FROM && this.syncFsOff === undefined
         ? this.flushTogether(batch)
-        : Promise.all(
-            batch.map(async ({ written }): Promise<Flushed | Here> => {
-              const outcome = await written;
-              return 'pending' in outcome ? this.flush(outcome.pending) : outcome;
-            }),
-          );
+        : Promise.all(batch.map(async ({ written }) => this.flushWritten(await written)));
     return { batch, flushed };
+  }
+
+  /** A copy's first half done, flushed; one that failed, or that a thread left to this one, as it is. */
+  private flushWritten(outcome: Written): Promise<Flushed | Here> | Flushed | Here {
+    return 'pending' in outcome ? this.flush(outcome.pending) : outcome;
   }
 
   /**
@@ -783,17 +783,11 @@ class Pass {
     const outcomes = await Promise.all(batch.map(({ written }) => written));
     const first = outcomes.find((outcome): outcome is { pending: PendingCopy } => 'pending' in outcome);
     if (first) {
-      const previous = this.syncingFs;
-      let done = () => {};
-      this.syncingFs = new Promise((resolve) => (done = resolve));
-      await previous;
-      try {
-        if (this.syncFsOff === undefined) await this.syncFs(first.pending.output);
-      } finally {
-        done();
-      }
+      // One at a time: after the one under way (`syncFs` never rejects), unless that one turned it off.
+      this.syncingFs = this.syncingFs.then(() => (this.syncFsOff === undefined ? this.syncFs(first.pending.output) : undefined));
+      await this.syncingFs;
     }
-    return Promise.all(outcomes.map((outcome) => ('pending' in outcome ? this.flush(outcome.pending) : outcome)));
+    return Promise.all(outcomes.map((outcome) => this.flushWritten(outcome)));
   }
 
   /** One syncfs (see `flushTogether`); never rejects: a failure leaves the work to the fsyncs. */
@@ -854,11 +848,11 @@ class Pass {
     }
     // Never rejected: each waits unawaited until its turn.
     const finished = batch.map(({ op }, i) => this.finish(op, flushed[i] as Flushed).then(undefined, (error: unknown) => ({ error })));
-    for (const [i, { op, startedAt }] of batch.entries()) {
+    for (const [i, { op, tempAbs, startedAt }] of batch.entries()) {
       try {
         const result = await finished[i];
         if ('error' in result) throw result.error;
-        this.resumable.delete(tempPathFor(o.replica, op.relPath));
+        this.resumable.delete(tempAbs);
         this.touched(op.relPath);
         this.manifest.set(op.relPath, makeRecord(result.md5, result.source, result.replica, !isRacy(result.source, startedAt)));
         stats.bytesCopied += result.source.size - result.resumedBytes;
@@ -989,6 +983,8 @@ type Here = { here: true };
 /** A copy being written to its temporary file (here or on a copying thread), then flushed and renamed. */
 interface BatchedCopy {
   op: Extract<Op, { op: 'copy' }>;
+  /** Its temporary file (`tempPathFor`). */
+  tempAbs: string;
   written: Promise<Written>;
   startedAt: number;
 }
