@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { CopyPool } from '../src/copy-pool.js';
 import { Manifest } from '../src/manifest.js';
-import { md5, mirrorDiff, readTree, settle, setup, sync, tempFiles } from './helpers/tree.js';
+import { md5, mirrorDiff, numbered, readTree, settle, setup, sync, tempFiles } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
 const THREADS = { threads: { excludes: [], own: [] }, copyThreadsFrom: 1 };
@@ -43,7 +43,7 @@ describe('copies written on copying threads', () => {
   });
 
   test('copies written on the threads are flushed as the main thread\'s: a syncfs a batch of 16 or more, then each file\'s own fsync', async () => {
-    const s = setup(Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`d/f${String(i).padStart(3, '0')}.txt`, `file ${i}`])));
+    const s = setup(Object.fromEntries(numbered('d', 100).map((f, i) => [f, `file ${i}`])));
     let fsyncs = 0;
     s.io.fail = (call) => void (call === 'fsyncAsync' && fsyncs++);
     const result = await sync(s, THREADS);

@@ -9,9 +9,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import { errno, md5, mirrorDiff, refusedWhileReadOnly, settle, setup, sync, tempFiles, writePastReadOnly } from './helpers/tree.js';
+import { errno, md5, mirrorDiff, numbered, refusedWhileReadOnly, settle, setup, sync, tempFiles, writePastReadOnly, type SyncSetup } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
+
+/** `count` files `d/f000.txt`… mirrored (contents `old <name>`, an old mtime), then rewritten in the source. */
+async function mirroredThenRewritten(count: number, content: (name: string) => string): Promise<{ s: SyncSetup; names: string[] }> {
+  const names = numbered('d', count);
+  const s = setup(Object.fromEntries(names.map((f) => [f, { content: `old ${f}`, mtime: OLD }])));
+  await sync(s);
+  for (const f of names) fs.writeFileSync(path.join(s.source, f), content(f));
+  await settle();
+  return { s, names };
+}
 
 describe('copies put in place while the next batch is written', () => {
   test('a rename refused after another copy of its batch put the folder back (EACCES checked when the rename runs, as the kernel does): retried, lands', async () => {
@@ -36,11 +46,7 @@ describe('copies put in place while the next batch is written', () => {
   });
 
   test('one slow rename in a batch being put in place: the next batch waits (records and lines stay in order, at most one install at a time)', async () => {
-    const names = Array.from({ length: 202 }, (_, i) => `d/f${String(i).padStart(3, '0')}.txt`);
-    const s = setup(Object.fromEntries(names.map((f) => [f, { content: `old ${f}`, mtime: OLD }])));
-    await sync(s);
-    for (const f of names) fs.writeFileSync(path.join(s.source, f), `new ${f}`);
-    await settle();
+    const { s, names } = await mirroredThenRewritten(202, (f) => `new ${f}`);
     // f010: batch 0 (installed in the background while batch 2 is written: nextBatch);
     // f100: batch 1 (installed in the background when finishCopies is called).
     const slow = new Set(['d/f010.txt', 'd/f100.txt'].map((f) => path.join(s.replica, f)));
@@ -57,11 +63,7 @@ describe('copies put in place while the next batch is written', () => {
   });
 
   test('a copy that fails while earlier batches are still being put in place: its error is logged in its place, between its neighbours\' lines', async () => {
-    const names = Array.from({ length: 200 }, (_, i) => `d/f${String(i).padStart(3, '0')}.txt`);
-    const s = setup(Object.fromEntries(names.map((f) => [f, { content: `old ${f}`, mtime: OLD }])));
-    await sync(s);
-    for (const f of names) fs.writeFileSync(path.join(s.source, f), `newer ${f}`); // sizes differ: copied unread
-    await settle();
+    const { s, names } = await mirroredThenRewritten(200, (f) => `newer ${f}`); // sizes differ: copied unread
     // f150 is in batch 2, written while batch 0 is put in place (slowly: renames queue on the pool).
     s.io.fail = (call, p) => (call === 'openRead' && p.endsWith('/d/f150.txt') ? errno('EACCES', 'permission denied') : undefined);
     const real = s.io.renameAsync;
@@ -75,11 +77,7 @@ describe('copies put in place while the next batch is written', () => {
 
 describe('backups and interruptions, with copies put in place in the background', () => {
   test('--backup-dir: while a batch is put in place, at most one replica file is missing (moved to the backup, not yet replaced)', async () => {
-    const names = Array.from({ length: 40 }, (_, i) => `d/f${String(i).padStart(3, '0')}.txt`);
-    const s = setup(Object.fromEntries(names.map((f) => [f, { content: `old ${f}`, mtime: OLD }])));
-    await sync(s);
-    for (const f of names) fs.writeFileSync(path.join(s.source, f), `new ${f}`);
-    await settle();
+    const { s, names } = await mirroredThenRewritten(40, (f) => `new ${f}`);
     const backupDir = path.join(path.dirname(s.source), 'backup');
     let worst = 0;
     const rename = s.io.rename;

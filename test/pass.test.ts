@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Manifest } from '../src/manifest.js';
 import { hasRsync, rsyncCheck } from './helpers/cli.js';
-import { errno, md5, mirrorDiff, readTree, refusedWhileReadOnly, settle, setup, sync, tempFiles, writePastReadOnly, writeTree } from './helpers/tree.js';
+import { errno, md5, mirrorDiff, numbered, readTree, refusedWhileReadOnly, settle, setup, sync, tempFiles, writePastReadOnly, writeTree } from './helpers/tree.js';
 
 const OLD = 1_600_000_000; // an mtime well outside the racy window
 
@@ -348,8 +348,7 @@ describe('failures are logged, skipped and counted', () => {
   });
 
   test('copies over many batches, one rename failing (EIO), a read-only folder: the rest land in order, recorded; the failed one keeps its old content', async () => {
-    const names = (dir: string, n: number) => Array.from({ length: n }, (_, i) => `${dir}/f${String(i).padStart(3, '0')}.txt`);
-    const files = [...names('ro', 150), ...names('rw', 150)];
+    const files = [...numbered('ro', 150), ...numbered('rw', 150)];
     const s = setup({ ro: { dir: true, mode: 0o555 }, ...Object.fromEntries(files.map((f) => [f, { content: `old ${f}`, mtime: OLD }])) });
     await sync(s);
     writePastReadOnly(s.source, Object.fromEntries(files.map((f) => [f, `new content of ${f}`])));

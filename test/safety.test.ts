@@ -9,7 +9,7 @@ import { acquireLock } from '../src/lock.js';
 import { compileExcludes } from '../src/filter.js';
 import { Manifest } from '../src/manifest.js';
 import { runPass } from '../src/pass.js';
-import { errno, md5, mirrorDiff, settle, setup, sync, tempDir, tempFiles } from './helpers/tree.js';
+import { errno, md5, mirrorDiff, numbered, settle, setup, sync, tempDir, tempFiles } from './helpers/tree.js';
 
 function bigContent(mib: number): Buffer {
   const buffer = Buffer.alloc(mib << 20);
@@ -138,8 +138,7 @@ describe('the tree moving under the pass', () => {
   test('batches flushed with one syncfs first: every file and folder is still fsynced on its own; a syncfs that fails is not tried again; a small batch gets none', async () => {
     // 100 copies into d/ (two batches, 64 and 36), then 20 folders of one file each (a batch of one
     // each: a folder's creation puts the copies before it in place).
-    const spec: Record<string, string> = {};
-    for (let i = 0; i < 100; i++) spec[`d/f${String(i).padStart(3, '0')}.txt`] = `content ${i}`;
+    const spec: Record<string, string> = Object.fromEntries(numbered('d', 100).map((f, i) => [f, `content ${i}`]));
     for (let i = 0; i < 20; i++) spec[`e${String(i).padStart(2, '0')}/f.txt`] = `e ${i}`;
     const s = setup(spec);
     const fsynced: string[] = [];
@@ -170,8 +169,7 @@ describe('the tree moving under the pass', () => {
   });
 
   test('a syncfs slower than a second (a heavy writer on the same filesystem) is not used again in the pass; --no-fsync flushes nothing', async () => {
-    const spec: Record<string, string> = {};
-    for (let i = 0; i < 100; i++) spec[`d/f${String(i).padStart(3, '0')}.txt`] = `content ${i}`;
+    const spec: Record<string, string> = Object.fromEntries(numbered('d', 100).map((f, i) => [f, `content ${i}`]));
     const s = setup(spec);
     const syncFs = s.io.syncFs;
     s.io.syncFs = async (fd) => (await new Promise((resolve) => setTimeout(resolve, 1100)), syncFs(fd));
@@ -185,7 +183,7 @@ describe('the tree moving under the pass', () => {
     s.io.syncedFs = [];
     const flushes: string[] = [];
     s.io.fail = (call, p) => (call === 'fsyncAsync' || call === 'fsyncDir' ? void flushes.push(p) : undefined);
-    for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(s.source, `d/f${String(i).padStart(3, '0')}.txt`), `changed ${i}`);
+    for (const [i, f] of numbered('d', 100).entries()) fs.writeFileSync(path.join(s.source, f), `changed ${i}`);
     await settle();
     assert.equal((await sync(s, { fsync: false })).stats.updated, 100);
     assert.deepEqual(s.io.syncedFs, []);

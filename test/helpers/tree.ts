@@ -219,6 +219,11 @@ export class SpyIo implements Io {
   };
 }
 
+/** `dir/f000.txt`, `dir/f001.txt`… (`count` names, in the walk's order up to 1,000). */
+export function numbered(dir: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${dir}/f${String(i).padStart(3, '0')}.txt`);
+}
+
 export function errno(code: string, message = code): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${message}`), { code });
 }
