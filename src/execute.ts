@@ -466,16 +466,22 @@ export function touchLink(ctx: ExecContext, relPath: string, source: Entry): voi
   }
 }
 
-/** Brings a replica file's permission bits and mtime to the source's without rewriting it. */
+/** `fixMeta`'s steps, by the call that makes each (`Io.fixMetas` names a failed one's). */
+export const META_STEPS = { chmod: 'setting permissions of', utime: 'setting mtime of', lstat: 'checking' } as const;
+
+/**
+ * Brings a replica file's permission bits and mtime to the source's without rewriting it (many at
+ * a time: `Io.fixMetas`, from `applyMetas` in pass.ts).
+ */
 export function fixMeta(ctx: ExecContext, relPath: string, source: Entry, replica: Entry): Entry {
   const { io } = ctx;
   const replicaAbs = ctx.replicaRoot + '/' + relPath;
-  let step = 'setting permissions of';
+  let step: string = META_STEPS.chmod;
   try {
     if (source.mode !== replica.mode) io.chmod(replicaAbs, source.mode);
-    step = 'setting mtime of';
+    step = META_STEPS.utime;
     io.utimes(replicaAbs, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
-    step = 'checking';
+    step = META_STEPS.lstat;
     return toEntry(replica.name, io.lstat(replicaAbs));
   } catch (error) {
     throw new StepError(step, relPath, error);

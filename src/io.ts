@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { loadNative } from './native.js';
+import { NUMS } from './types.js';
 
 export interface Io {
   readdir(absPath: string): string[];
@@ -43,6 +44,12 @@ export interface Io {
    * built or not used (ENOSYS).
    */
   syncFs(fd: number): Promise<void>;
+  /**
+   * Each of `fixes` made in turn as `fixMeta` makes one (chmod unless no mode is given, utimes,
+   * lstat; a failed step ends that file's), on libuv's thread pool. Rejects if it could not, or
+   * with ENOSYS if the native addon that makes the calls is not built or not used (as `syncFs`).
+   */
+  fixMetas(fixes: readonly MetaFix[]): Promise<MetaFixed>;
   fchmod(fd: number, mode: number): void;
   futimes(fd: number, atime: Time, mtime: Time): void;
   close(fd: number): void;
@@ -85,10 +92,23 @@ export const nodeIo: Io = {
   syncFs: async (fd) => {
     const native = loadNative(); // (once a batch of copies: a lookup in require's cache)
     const errno = native ? await native.syncFs(fd) : os.constants.errno.ENOSYS;
-    if (errno !== 0) {
-      const code = getSystemErrorName(-errno); // (libuv's negative numbering, as fs errors carry)
-      throw Object.assign(new Error(`${code}: syncfs failed`), { code, errno: -errno, syscall: 'syncfs' });
+    if (errno !== 0) throw errnoError(errno, 'syncfs');
+  },
+  fixMetas: async (fixes) => {
+    const native = loadNative();
+    if (!native) throw errnoError(os.constants.errno.ENOSYS, 'fixMetas');
+    const input = new Float64Array(fixes.length * 5);
+    for (let i = 0, o = 0; i < fixes.length; i++, o += 5) {
+      const fix = fixes[i];
+      input[o] = fix.mode ?? -1;
+      input[o + 1] = fix.atimeS;
+      input[o + 2] = fix.atimeN;
+      input[o + 3] = fix.mtimeS;
+      input[o + 4] = fix.mtimeN;
     }
+    const nums = new Float64Array(fixes.length * NUMS);
+    const errors = await native.fixMetas(fixes.map((fix) => fix.abs), input, nums);
+    return { nums, errors };
   },
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
   futimes: (fd, atime, mtime) => fs.futimesSync(fd, atime, mtime),
@@ -174,6 +194,35 @@ let exitHookSet = false;
 export function toSeconds(seconds: number, nanoseconds: number): number | string {
   const value = seconds + Math.trunc(nanoseconds / 1000) / 1e6;
   return value < 0 ? String(value) : value;
+}
+
+/** An error for a positive `errno`, as Node's fs would make it, without a path. */
+function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const code = getSystemErrorName(-errno); // (libuv's negative numbering, as fs errors carry)
+  return Object.assign(new Error(`${code}: ${syscall} failed`), { code, errno: -errno, syscall });
+}
+
+/**
+ * One replica file's metadata to set (`fixMeta`, a batch at a time in `Io.fixMetas`): its
+ * permission bits unless `mode` is undefined, its atime and mtime (seconds and nanoseconds).
+ */
+export interface MetaFix {
+  readonly abs: string;
+  readonly mode: number | undefined;
+  readonly atimeS: number;
+  readonly atimeN: number;
+  readonly mtimeS: number;
+  readonly mtimeN: number;
+}
+
+/**
+ * What `Io.fixMetas` did: each file's lstat after its fix, `NUMS` numbers at `i * NUMS` (read them
+ * with `entryFrom`), and `errors`, when some failed, the error of each (its `syscall`, chmod, utime
+ * or lstat, says at which step).
+ */
+export interface MetaFixed {
+  readonly nums: Float64Array;
+  readonly errors: readonly (Error | undefined)[] | undefined;
 }
 
 /** A time as utimes takes it. */

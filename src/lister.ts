@@ -18,7 +18,9 @@ import type { Io } from './io.js';
 import { loadNative, type NativeLister, type NativeWalker } from './native.js';
 import { byName, listDir, type Listing } from './scan.js';
 import { startThread } from './threads.js';
-import type { Entry, Kind } from './types.js';
+import { KINDS, NUMS, type Entry } from './types.js';
+
+export { KINDS, NUMS };
 
 /**
  * Perf: the first buffer detached in a thread (here: a batch's numbers, sent by a listing thread,
@@ -70,10 +72,14 @@ export function kindAt(listing: FolderListing, i: number): number {
 
 /** The `Entry` of the `i`th name. */
 export function entryAt(listing: FolderListing, i: number): Entry {
-  const n = listing.nums;
+  return entryFrom(listing.names[i], listing.nums, i);
+}
+
+/** The `Entry` named `name` whose numbers are the `i`th `NUMS` of `n` (a listing's, `Io.fixMetas`'). */
+export function entryFrom(name: string, n: Float64Array, i: number): Entry {
   const o = i * NUMS;
   return {
-    name: listing.names[i],
+    name,
     kind: KINDS[n[o]],
     size: n[o + 1],
     mode: n[o + 2],
@@ -319,9 +325,6 @@ export interface ListingExtra {
   error?: { code?: string; message: string };
 }
 
-/** Numbers per entry: kind, size, mode, mtime s/ns, ctime s/ns, atime s/ns, inode. */
-export const NUMS = 10;
-export const KINDS: Kind[] = ['file', 'dir', 'symlink', 'special'];
 const NONE: string[] = [];
 
 /**

@@ -52,6 +52,14 @@ export interface NativeLister {
    * it failed with. `fd` must stay open until it settles.
    */
   syncFs(fd: number): Promise<number>;
+  /**
+   * For each of `paths` in turn, on libuv's thread pool: its permission bits set to `input[i*5]`
+   * (unless negative), its atime and mtime to `input[i*5+1..4]` (seconds, nanoseconds; kept to the
+   * microsecond), then its lstat into `nums` from `i * NUMS`. Undefined when every path went
+   * through, else an array with, at each index that failed, the error Node's fs would have thrown
+   * (`syscall` chmod, utime or lstat: the steps after it were not made).
+   */
+  fixMetas(paths: string[], input: Float64Array, nums: Float64Array): Promise<(Error | undefined)[] | undefined>;
 }
 
 /** A walker started by `walkStart` (opaque). */
@@ -64,7 +72,7 @@ export const NATIVE_PATH = '../build/Release/fswalk.node';
  * The version of the addon this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
-export const NATIVE_VERSION = 4;
+export const NATIVE_VERSION = 5;
 
 /**
  * The native lister, unless it was not built, fails to load, was built from other sources than

@@ -9,6 +9,13 @@
 export type Kind = 'file' | 'dir' | 'symlink' | 'special';
 
 /**
+ * Numbers per entry in a listing (and in `Io.fixMetas`' answer): kind (an index of `KINDS`), size,
+ * mode, mtime s/ns, ctime s/ns, atime s/ns, inode.
+ */
+export const NUMS = 10;
+export const KINDS: Kind[] = ['file', 'dir', 'symlink', 'special'];
+
+/**
  * One directory entry as lstat saw it (never following links). Times are split into whole seconds
  * and nanoseconds so they stay exact as plain numbers (Perf: no BigInt on the hot path).
  */

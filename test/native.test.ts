@@ -5,10 +5,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { DIR, FILE, kindAt, NativeWalkLister, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
+import { fixMeta, type ExecContext } from '../src/execute.js';
+import { DIR, entryFrom, FILE, kindAt, NativeWalkLister, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
 import { loadNative } from '../src/native.js';
 import { nodeIo } from '../src/io.js';
-import { byName, joinRel, listDir } from '../src/scan.js';
+import { byName, joinRel, listDir, toEntry } from '../src/scan.js';
 import { tempDir } from './helpers/tree.js';
 
 const built = fs.existsSync(new URL('../build/Release/fswalk.node', import.meta.url));
@@ -116,6 +117,46 @@ describe('native lister', () => {
     assert.equal(await native.syncFs(fd), os.constants.errno.EBADF);
     await assert.rejects(nodeIo.syncFs(fd), { code: 'EBADF', errno: -os.constants.errno.EBADF, syscall: 'syncfs' });
     assert.throws(() => native.syncFs(-1), TypeError);
+  });
+
+  test('fixMetas sets bits and times as fixMeta does through Node (to the microsecond, before 1970 too), answers each lstat, and each failure as fs throws it', { skip: notBuilt }, async () => {
+    const root = tempDir('fs-native-metas-');
+    const [viaNode, viaNative, missing] = ['node.txt', 'native.txt', 'missing.txt'].map((name) => path.join(root, name));
+    fs.writeFileSync(viaNode, 'x');
+    fs.writeFileSync(viaNative, 'x');
+    // Source times as the walk splits them: an mtime before 1970 (-1.5 s), an atime with nanoseconds.
+    const source = { ...toEntry('s', fs.lstatSync(viaNode, { bigint: true })), mode: 0o604, mtimeS: -2, mtimeN: 500_000_000, atimeS: 1_700_000_000, atimeN: 123_456_789 };
+    fixMeta({ io: nodeIo, replicaRoot: root } as ExecContext, 'node.txt', source, toEntry('node.txt', fs.lstatSync(viaNode, { bigint: true })));
+    const fix = { mode: 0o604, atimeS: source.atimeS, atimeN: source.atimeN, mtimeS: source.mtimeS, mtimeN: source.mtimeN };
+    const { nums, errors } = await nodeIo.fixMetas([{ abs: viaNative, ...fix }, { abs: missing, ...fix }, { abs: missing, ...fix, mode: undefined }]);
+
+    const [a, b] = [viaNode, viaNative].map((p) => fs.lstatSync(p, { bigint: true }));
+    assert.equal(b.mode & 0o7777n, 0o604n);
+    assert.equal(b.mtimeNs, -1_500_000_000n);
+    assert.equal(b.atimeNs, 1_700_000_000_123_456_000n, 'kept to the microsecond');
+    assert.deepEqual([b.mode, b.mtimeNs, b.atimeNs], [a.mode, a.mtimeNs, a.atimeNs], 'as Node sets them');
+    // (The same instant as toEntry's, split as the kernel and the native lister split it: toEntry's
+    // BigInt division rounds toward zero, -1 s and -0.5 s.)
+    assert.deepEqual(entryFrom('native.txt', nums, 0), { ...toEntry('native.txt', b), mtimeS: -2, mtimeN: 500_000_000 });
+    // The failures: the step each failed at, in Node's words for the same call.
+    assert.equal(errors?.[0], undefined);
+    for (const [i, syscall, call] of [
+      [1, 'chmod', () => fs.chmodSync(missing, 0o604)],
+      [2, 'utime', () => fs.utimesSync(missing, 1, 1)],
+    ] as const) {
+      let expected: NodeJS.ErrnoException | undefined;
+      try {
+        call();
+      } catch (error) {
+        expected = error as NodeJS.ErrnoException;
+      }
+      assert.equal(expected?.syscall, syscall);
+      assert.deepEqual({ ...errors?.[i], message: errors?.[i]?.message }, { code: 'ENOENT', errno: expected?.errno, syscall, message: expected?.message });
+    }
+    assert.equal(fs.existsSync(missing), false);
+    // Bad arguments throw at once.
+    assert.throws(() => loadNative()!.fixMetas(['x'], new Float64Array(4), new Float64Array(NUMS)), TypeError);
+    assert.throws(() => loadNative()!.fixMetas([1 as never], new Float64Array(5), new Float64Array(NUMS)), TypeError);
   });
 
   test('lists every folder exactly as the JavaScript lister does, in a listing thread and walking in its own: names, order, numbers, temporary and undecodable names', { skip: notBuilt }, async () => {

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { compileExcludes } from '../../src/filter.js';
-import { nodeIo, type Io } from '../../src/io.js';
+import { nodeIo, type Io, type MetaFix, type MetaFixed } from '../../src/io.js';
+import { NUMS } from '../../src/types.js';
 import { actionText, type Action, type Reporter } from '../../src/log.js';
 import { Manifest } from '../../src/manifest.js';
 import { runPass, type PassOptions, type PassResult } from '../../src/pass.js';
@@ -194,6 +195,35 @@ export class SpyIo implements Io {
     this.syncedFs.push(p);
     const error = this.fail?.('syncFs', p);
     return error ? Promise.reject(error) : nodeIo.syncFs(fd);
+  };
+  /** The size of each batch `fixMetas` was given. */
+  metaBatches: number[] = [];
+  /**
+   * `nodeIo.fixMetas` (the addon's, on the thread pool) for the fixes `fail` lets through; one it
+   * fails as 'chmod' (when it has a mode) or 'utimes' gets that error (its `syscall` chmod or utime,
+   * as the addon's), and nothing is done to its file. `fail('fixMetas', '')` rejects the batch.
+   */
+  fixMetas = async (fixes: readonly MetaFix[]): Promise<MetaFixed> => {
+    this.metaBatches.push(fixes.length);
+    const whole = this.fail?.('fixMetas', '');
+    if (whole) throw whole;
+    const refused = fixes.map((fix) => {
+      const chmod = fix.mode !== undefined ? this.fail?.('chmod', fix.abs) : undefined;
+      if (chmod) return Object.assign(chmod, { syscall: 'chmod' });
+      const utimes = this.fail?.('utimes', fix.abs);
+      return utimes && Object.assign(utimes, { syscall: 'utime' });
+    });
+    const done = await nodeIo.fixMetas(fixes.filter((_, i) => !refused[i]));
+    const nums = new Float64Array(fixes.length * NUMS);
+    const errors: (Error | undefined)[] = [];
+    let k = 0;
+    fixes.forEach((_, i) => {
+      if (refused[i]) return void (errors[i] = refused[i]);
+      nums.set(done.nums.subarray(k * NUMS, (k + 1) * NUMS), i * NUMS);
+      errors[i] = done.errors?.[k];
+      k++;
+    });
+    return { nums, errors: errors.some(Boolean) ? errors : undefined };
   };
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
   futimes = (fd: number, a: number | string, m: number | string) => nodeIo.futimes(fd, a, m);
