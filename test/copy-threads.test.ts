@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { CopyPool } from '../src/copy-pool.js';
 import { Manifest } from '../src/manifest.js';
-import { md5, mirrorDiff, numbered, readTree, settle, setup, sync, tempFiles } from './helpers/tree.js';
+import { md5, mirrorDiff, numbered, readTree, settle, setup, sync, tempFiles, withoutAddon } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
 const THREADS = { threads: { excludes: [], own: [] }, copyThreadsFrom: 1 };
@@ -42,7 +42,7 @@ describe('copies written on copying threads', () => {
     assert.equal(again.stats.hashed, 0);
   });
 
-  test('copies written on the threads are flushed as the main thread\'s: a syncfs a batch of 16 or more, then each file\'s own fsync', async () => {
+  test('copies written on the threads are flushed as the main thread\'s: a syncfs a batch of 16 or more, then each file\'s own fsync', { skip: withoutAddon }, async () => {
     const s = setup(Object.fromEntries(numbered('d', 100).map((f, i) => [f, `file ${i}`])));
     let fsyncs = 0;
     s.io.fail = (call) => void (call === 'fsyncAsync' && fsyncs++);

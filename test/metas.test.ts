@@ -7,13 +7,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { loadNative } from '../src/native.js';
-import { errno, mirrorDiff, numbered, settle, setup, sync, type SyncSetup } from './helpers/tree.js';
+import { errno, mirrorDiff, numbered, settle, setup, sync, withoutAddon, type SyncSetup } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
 const NEW = 1_700_000_000.25;
-const native = loadNative() !== undefined;
-const notBuilt = native ? false : 'the native addon is not built (npm install found no C compiler), or FOLDER_SYNC_NATIVE=0';
 
 /**
  * 600 files `d/f000.txt`… mirrored, then touched in the source (a new mtime); every 7th also gets
@@ -47,7 +44,7 @@ function inodesOf(s: SyncSetup, names: string[]): Map<string, number> {
 }
 
 describe('metadata fixed in batches on the thread pool', () => {
-  test('600 touched files: three batches (256, 256, 88); every replica file fixed in place, recorded as it is now, its line in the plan order; the next pass finds nothing', { skip: notBuilt }, async () => {
+  test('600 touched files: three batches (256, 256, 88); every replica file fixed in place, recorded as it is now, its line in the plan order; the next pass finds nothing', { skip: withoutAddon }, async () => {
     const { s, names, lines } = await mirroredThenTouched();
     const inodes = inodesOf(s, names);
     const result = await sync(s);
@@ -112,7 +109,7 @@ describe('metadata fixed in batches on the thread pool', () => {
         // The batches asked for before the first answer came (METAS_AHEAD), none after it.
         assert.ok(batches <= 2, `${batches} batches asked for`);
         assert.equal(utimes, 600, "all made with the Io's own calls");
-      } else if (native) {
+      } else if (!withoutAddon) {
         assert.equal(batches, 3);
         assert.equal(utimes, 256, 'the first batch only');
         assert.ok(s.log.debugs.some((line) => line.startsWith('metadata fixes made on the main thread for a batch (EAGAIN')), s.log.debugs.join('\n'));
@@ -122,7 +119,7 @@ describe('metadata fixed in batches on the thread pool', () => {
     }
   });
 
-  test('stopped in the middle of a run: what is recorded is true; the next pass finishes, reading only the files fixed but not recorded', { skip: notBuilt }, async () => {
+  test('stopped in the middle of a run: what is recorded is true; the next pass finishes, reading only the files fixed but not recorded', { skip: withoutAddon }, async () => {
     const { s, names } = await mirroredThenTouched();
     const inodes = inodesOf(s, names);
     const stopped = await sync(s, { shouldStop: () => s.log.actions.length >= 100 });

@@ -14,6 +14,8 @@ import { tempDir } from './helpers/tree.js';
 
 const built = fs.existsSync(new URL('../build/Release/fswalk.node', import.meta.url));
 const notBuilt = built ? false : 'the native lister was not built (npm install found no C compiler)';
+/** Not built, or built and turned off (FOLDER_SYNC_NATIVE=0): the tests of what it does are skipped. */
+const notUsed = notBuilt || (loadNative() ? false : 'FOLDER_SYNC_NATIVE=0: the native lister is not used');
 
 /** Names whose order differs between UTF-8 bytes and UTF-16 code units, and others that sort oddly. */
 const ODD_NAMES = ['a', 'B', 'b', 'b\uFFFDc', '10', '9', '.hidden', 'é', 'e\u0301', '\uE000', '\uFFEE', '\uFFFD', '😀', '𝄞', 'x\uE001', 'x😀', 'x\uFFEE', 'x𝄞', 'z'];
@@ -107,7 +109,7 @@ describe('native lister', () => {
     }
   });
 
-  test('syncFs writes out the filesystem of an open file (0) or answers the errno (a closed descriptor: EBADF); nodeIo.syncFs rejects with it as fs would', { skip: notBuilt }, async () => {
+  test('syncFs writes out the filesystem of an open file (0) or answers the errno (a closed descriptor: EBADF); nodeIo.syncFs rejects with it as fs would', { skip: notUsed }, async () => {
     const native = loadNative()!;
     const fd = fs.openSync(path.join(tempDir(), 'f'), 'w');
     fs.writeSync(fd, 'x');
@@ -119,7 +121,7 @@ describe('native lister', () => {
     assert.throws(() => native.syncFs(-1), TypeError);
   });
 
-  test('fixMetas sets bits and times as fixMeta does through Node (to the microsecond, before 1970 too), answers each lstat, and each failure as fs throws it', { skip: notBuilt }, async () => {
+  test('fixMetas sets bits and times as fixMeta does through Node (to the microsecond, before 1970 too), answers each lstat, and each failure as fs throws it', { skip: notUsed }, async () => {
     const root = tempDir('fs-native-metas-');
     const [viaNode, viaNative, missing] = ['node.txt', 'native.txt', 'missing.txt'].map((name) => path.join(root, name));
     fs.writeFileSync(viaNode, 'x');
@@ -159,7 +161,7 @@ describe('native lister', () => {
     assert.throws(() => loadNative()!.fixMetas([1 as never], new Float64Array(5), new Float64Array(NUMS)), TypeError);
   });
 
-  test('lists every folder exactly as the JavaScript lister does, in a listing thread and walking in its own: names, order, numbers, temporary and undecodable names', { skip: notBuilt }, async () => {
+  test('lists every folder exactly as the JavaScript lister does, in a listing thread and walking in its own: names, order, numbers, temporary and undecodable names', { skip: notUsed }, async () => {
     const root = oddTree();
     // Reading the folders once sets their atimes (relatime) before the compared runs: by the walker,
     // which reads `skipme` too.

@@ -11,6 +11,7 @@ import { nodeIo, type Io, type MetaFix, type MetaFixed } from '../../src/io.js';
 import { NUMS } from '../../src/types.js';
 import { actionText, type Action, type Reporter } from '../../src/log.js';
 import { Manifest } from '../../src/manifest.js';
+import { loadNative } from '../../src/native.js';
 import { runPass, type PassOptions, type PassResult } from '../../src/pass.js';
 
 export type Spec =
@@ -144,6 +145,12 @@ export class MemoryLog implements Reporter {
     this.lines.push(`error: ${message}`);
   }
 }
+
+/**
+ * Why the native addon's calls (syncfs, batched metadata fixes) cannot be tested in this run, for
+ * `{ skip }`: it was not built (npm install found no C compiler), or FOLDER_SYNC_NATIVE=0. Or false.
+ */
+export const withoutAddon: string | false = loadNative() ? false : 'the native addon is not in use (not built: npm install found no C compiler; or FOLDER_SYNC_NATIVE=0)';
 
 /** An Io that counts calls and lets a test inject failures by path. */
 export class SpyIo implements Io {
