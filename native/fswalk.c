@@ -1134,11 +1134,22 @@ static void metas_free(napi_env env, metas_t *m) {
   free(m);
 }
 
-/* A time as utimensat takes it, to the microsecond (see `fixMetas`). */
+/*
+ * A time as utimensat takes it, to the microsecond (see `fixMetas`): nanoseconds in 0..999999999,
+ * so a time before 1970 given as (-100 s, -0.25 s) goes as (-101 s, +0.75 s), as libuv sends it.
+ */
 static struct timespec meta_time(double seconds, double nanoseconds) {
   struct timespec t;
-  t.tv_sec = (time_t)seconds;
-  t.tv_nsec = ((long)nanoseconds / 1000) * 1000;
+  long long s = (long long)seconds;
+  long long ns = (long long)nanoseconds;
+  s += ns / 1000000000;
+  ns %= 1000000000;
+  if (ns < 0) {
+    ns += 1000000000;
+    s -= 1;
+  }
+  t.tv_sec = (time_t)s;
+  t.tv_nsec = (long)(ns - ns % 1000);
   return t;
 }
 

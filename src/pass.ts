@@ -698,7 +698,10 @@ class Pass {
         const mode = source.mode === replica.mode ? undefined : source.mode;
         fixes.push({ abs: this.o.replica + '/' + relPath, mode, atimeS: source.atimeS, atimeN: source.atimeN, mtimeS: source.mtimeS, mtimeN: source.mtimeN });
       }
-      batches.push(fixes.length === 0 || this.metasOff ? Promise.resolve(undefined) : this.o.io.fixMetas(fixes).catch((error: unknown) => this.metasFailed(error)));
+      if (fixes.length === 0 || this.metasOff) return void batches.push(Promise.resolve(undefined));
+      // (Called in a `then`: an Io that throws instead of rejecting is refused the same way.)
+      const asked = Promise.resolve(fixes).then((all) => this.o.io.fixMetas(all));
+      batches.push(asked.catch((error: unknown) => this.metasFailed(error)));
     };
     for (let ahead = 0; ahead < METAS_AHEAD; ahead++) start(ahead * METAS_BATCH);
     try {
@@ -1059,7 +1062,7 @@ type Flushed = { pending: PendingCopy; flushError?: unknown } | { error: unknown
 /** Left by a copying thread to this one (a read-only folder): written and flushed at install. */
 type Here = { here: true };
 
-/** A copy being written to its temporary file (here or on a copying thread), then flushed and renamed. */
+/** A file whose content is in sync and whose metadata may need fixing (`applyMetas`). */
 type MetaOp = Extract<Op, { op: 'meta' }>;
 
 /** The step of `fixMeta` an error of `Io.fixMetas` failed at. */
@@ -1068,6 +1071,7 @@ function metaStep(error: Error): string {
   return syscall === 'chmod' || syscall === 'utime' ? META_STEPS[syscall] : META_STEPS.lstat;
 }
 
+/** A copy being written to its temporary file (here or on a copying thread), then flushed and renamed. */
 interface BatchedCopy {
   op: Extract<Op, { op: 'copy' }>;
   /** Its temporary file (`tempPathFor`). */

@@ -29,9 +29,16 @@ export function kindOf(stats: BigIntStats): Kind {
 
 const NS_PER_S = 1_000_000_000n;
 
-/** Nanoseconds since the epoch as exact numbers: [whole seconds, nanoseconds]. */
+/**
+ * Nanoseconds since the epoch as exact numbers: [whole seconds, nanoseconds], the nanoseconds in
+ * 0..999,999,999 as the kernel gives them (and the native lister): -100.25 s is [-101, 750000000].
+ * (BigInt division rounds toward zero, [-100, -250000000]: the same time, told apart by a
+ * fingerprint, so a file before 1970 listed by one and fstat'ed by the other seemed to change
+ * while it was read, every pass.)
+ */
 export function splitNs(ns: bigint): [seconds: number, nanoseconds: number] {
-  return [Number(ns / NS_PER_S), Number(ns % NS_PER_S)];
+  const rest = ns % NS_PER_S;
+  return rest < 0n ? [Number(ns / NS_PER_S) - 1, Number(rest + NS_PER_S)] : [Number(ns / NS_PER_S), Number(rest)];
 }
 
 export function toEntry(name: string, stats: BigIntStats): Entry {

@@ -43,6 +43,17 @@ function inodesOf(s: SyncSetup, names: string[]): Map<string, number> {
   return new Map(names.map((f) => [f, fs.lstatSync(path.join(s.replica, f)).ino]));
 }
 
+/** Whether each record holds its own replica file's inode, mtime and ctime (not another's). */
+function assertRecordsTrue(s: SyncSetup, names: string[], manifest: Awaited<ReturnType<typeof sync>>['manifest']): void {
+  for (const f of names) {
+    const record = manifest.get(f);
+    const replica = fs.lstatSync(path.join(s.replica, f), { bigint: true });
+    assert.equal(BigInt(record!.repMtimeS) * 1_000_000_000n + BigInt(record!.repMtimeN), replica.mtimeNs, f);
+    assert.equal(BigInt(record!.repCtimeS) * 1_000_000_000n + BigInt(record!.repCtimeN), replica.ctimeNs, f);
+    assert.equal(record!.repIno, Number(replica.ino), f);
+  }
+}
+
 describe('metadata fixed in batches on the thread pool', () => {
   test('600 touched files: three batches (256, 256, 88); every replica file fixed in place, recorded as it is now, its line in the plan order; the next pass finds nothing', { skip: withoutAddon }, async () => {
     const { s, names, lines } = await mirroredThenTouched();
@@ -54,17 +65,59 @@ describe('metadata fixed in batches on the thread pool', () => {
     assert.equal(result.stats.updated, 600);
     assertFixed(s, names, inodes);
     // The records hold the replica's fingerprint as fixed (its new mtime and ctime).
-    for (const f of names) {
-      const record = result.manifest.get(f);
-      const replica = fs.lstatSync(path.join(s.replica, f), { bigint: true });
-      assert.equal(BigInt(record!.repMtimeS) * 1_000_000_000n + BigInt(record!.repMtimeN), replica.mtimeNs, f);
-      assert.equal(BigInt(record!.repCtimeS) * 1_000_000_000n + BigInt(record!.repCtimeN), replica.ctimeNs, f);
-      assert.equal(record!.repIno, Number(replica.ino), f);
-    }
+    assertRecordsTrue(s, names, result.manifest);
     const again = await sync(s);
     assert.deepEqual(s.log.actions, []);
     assert.deepEqual(s.io.opens, [], 'the cache vouches for both sides: nothing is read');
     assert.equal(again.stats.hashed, 0);
+  });
+
+  test('a run mixing files to fix with files only to record (the manifest lost, every third file touched): each record is its own file\'s', { skip: withoutAddon }, async () => {
+    const names = numbered('d', 300);
+    const s = setup(Object.fromEntries(names.map((f) => [f, { content: `content of ${f}`, mtime: OLD }])));
+    await sync(s);
+    fs.rmSync(s.manifestPath);
+    fs.rmSync(s.manifestPath + '.d', { recursive: true, force: true });
+    names.forEach((f, i) => i % 3 === 0 && fs.utimesSync(path.join(s.source, f), NEW, NEW));
+    await settle();
+    const inodes = inodesOf(s, names);
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.io.metaBatches, [86, 14], 'the files to fix among ops 0–255, then 256–299');
+    assert.deepEqual(s.log.actions, names.filter((_, i) => i % 3 === 0).map((f) => `updated ${f} (mtime)`));
+    assertFixed(s, names, inodes);
+    assertRecordsTrue(s, names, result.manifest);
+    await sync(s);
+    assert.deepEqual(s.io.opens, [], 'every record vouches for its files');
+  });
+
+  test('times before 1970 with a fraction of a second, listed by every lister: copied, then fixed in place, then left alone', async () => {
+    // -100.25 s: Node's BigInt times and the kernel split it differently (-100 and -0.25 s, or -101
+    // and +0.75 s); every lister and the fixes must agree. (As strings: utimes takes a negative
+    // number for "now".)
+    const BEFORE = '-100.25';
+    const EARLIER = '-101.25';
+    for (const options of [{}, { threads: { excludes: ['*.tmp'], own: [] } }, { threads: { excludes: [], own: [] } }]) {
+      const names = numbered('d', 3);
+      const s = setup(Object.fromEntries(names.map((f) => [f, { content: `content of ${f}`, mtime: OLD }])));
+      for (const f of names) fs.utimesSync(path.join(s.source, f), BEFORE, BEFORE);
+      const label = JSON.stringify(options);
+      const first = await sync(s, options);
+      assert.equal(first.exitStatus, 0, `${label}: ${s.log.lines.join('\n')}`);
+      assert.deepEqual(s.log.warnings, [], label);
+      assert.equal(first.stats.copied, 3, label);
+      const inodes = inodesOf(s, names);
+      await sync(s, options);
+      assert.deepEqual(s.log.actions, [], label);
+      for (const f of names) fs.utimesSync(path.join(s.source, f), EARLIER, EARLIER);
+      const touched = await sync(s, options);
+      assert.equal(touched.exitStatus, 0, `${label}: ${s.log.lines.join('\n')}`);
+      assert.deepEqual(s.log.actions, names.map((f) => `updated ${f} (mtime)`), label);
+      assertFixed(s, names, inodes);
+      assert.equal(fs.lstatSync(path.join(s.replica, names[0]), { bigint: true }).mtimeNs, -101_250_000_000n, label);
+      await sync(s, options);
+      assert.deepEqual(s.log.actions, [], label);
+    }
   });
 
   test('a file whose utimes fails in the second batch: its error in its place, the rest fixed; the next pass fixes it', async () => {
@@ -117,6 +170,18 @@ describe('metadata fixed in batches on the thread pool', () => {
       await sync(s);
       assert.deepEqual(s.log.actions, []);
     }
+  });
+
+  test('an Io whose fixMetas throws instead of rejecting: every fix made on the main thread', async () => {
+    const { s, names, lines } = await mirroredThenTouched();
+    const inodes = inodesOf(s, names);
+    s.io.fixMetas = () => {
+      throw errno('EIO', 'i/o error');
+    };
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.log.actions, lines);
+    assertFixed(s, names, inodes);
   });
 
   test('stopped in the middle of a run: what is recorded is true; the next pass finishes, reading only the files fixed but not recorded', { skip: withoutAddon }, async () => {

@@ -156,6 +156,10 @@ describe('native lister', () => {
       assert.deepEqual({ ...errors?.[i], message: errors?.[i]?.message }, { code: 'ENOENT', errno: expected?.errno, syscall, message: expected?.message });
     }
     assert.equal(fs.existsSync(missing), false);
+    // A time before 1970 split as BigInt division splits it (-100 s and -0.25 s) is the same time.
+    const split = await nodeIo.fixMetas([{ abs: viaNative, ...fix, mode: undefined, mtimeS: -100, mtimeN: -250_000_000 }]);
+    assert.equal(split.errors, undefined);
+    assert.equal(fs.lstatSync(viaNative, { bigint: true }).mtimeNs, -100_250_000_000n);
     // Bad arguments throw at once.
     assert.throws(() => loadNative()!.fixMetas(['x'], new Float64Array(4), new Float64Array(NUMS)), TypeError);
     assert.throws(() => loadNative()!.fixMetas([1 as never], new Float64Array(5), new Float64Array(NUMS)), TypeError);
