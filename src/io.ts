@@ -97,8 +97,8 @@ export const nodeIo: Io = {
   fixMetas: async (fixes) => {
     const native = loadNative();
     if (!native) throw errnoError(os.constants.errno.ENOSYS, 'fixMetas');
-    const input = new Float64Array(fixes.length * 5);
-    for (let i = 0, o = 0; i < fixes.length; i++, o += 5) {
+    const input = new Float64Array(fixes.length * META_INPUTS);
+    for (let i = 0, o = 0; i < fixes.length; i++, o += META_INPUTS) {
       const fix = fixes[i];
       input[o] = fix.mode ?? -1;
       input[o + 1] = fix.atimeS;
@@ -195,6 +195,9 @@ export function toSeconds(seconds: number, nanoseconds: number): number | string
   const value = seconds + Math.trunc(nanoseconds / 1000) / 1e6;
   return value < 0 ? String(value) : value;
 }
+
+/** Numbers per fix in the addon's `fixMetas` input: mode (-1: none), atime s/ns, mtime s/ns. */
+const META_INPUTS = 5;
 
 /** An error for a positive `errno`, as Node's fs would make it, without a path. */
 function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
