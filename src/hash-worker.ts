@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { splitNs } from './scan.js';
+import { inodeNumber, splitNs } from './scan.js';
 
 export interface HashBatch {
   id: number;
@@ -44,7 +44,7 @@ function md5Of(path: string, flags: number, cancel?: Int32Array): { md5: string;
     // Perf: the fingerprint at the end of the read comes back with the MD5, so the main thread
     // checks "unchanged while read" without an lstat of its own.
     const st = fs.fstatSync(fd, { bigint: true });
-    const fp = [Number(st.size), ...splitNs(st.mtimeNs), ...splitNs(st.ctimeNs), Number(st.ino)];
+    const fp = [Number(st.size), ...splitNs(st.mtimeNs), ...splitNs(st.ctimeNs), inodeNumber(st.ino)];
     return { md5: hash.digest('hex'), fp };
   } finally {
     fs.closeSync(fd);

@@ -11,7 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import { buildExclude } from './filter.js';
 import { isVanished } from './errors.js';
 import { AHEAD, BATCH_ENTRIES, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './lister.js';
-import { byName, isTempName, joinRel, splitNs } from './scan.js';
+import { byName, inodeNumber, isTempName, joinRel, splitNs } from './scan.js';
 import { loadNative, type NativeAnswer, type NativeLister } from './native.js';
 
 let job: ListerStart;
@@ -32,7 +32,7 @@ let lstatNumbers: (path: string) => StatNumbers;
 function publicLstat(path: string): StatNumbers {
   const st = fs.lstatSync(path, { bigint: true });
   return [
-    Number(st.dev), Number(st.mode), 0, 0, 0, 0, 0, Number(st.ino), Number(st.size), 0,
+    Number(st.dev), Number(st.mode), 0, 0, 0, 0, 0, inodeNumber(st.ino), Number(st.size), 0,
     ...splitNs(st.atimeNs), ...splitNs(st.mtimeNs), ...splitNs(st.ctimeNs),
   ];
 }

@@ -41,11 +41,21 @@ export function splitNs(ns: bigint): [seconds: number, nanoseconds: number] {
   return rest < 0n ? [Number(ns / NS_PER_S) - 1, Number(rest + NS_PER_S)] : [Number(ns / NS_PER_S), Number(rest)];
 }
 
+/**
+ * An inode number as the kernel gives it (unsigned 64 bits), as a number. Node's BigInt stats hold
+ * it signed: an inode of 2^63 or more (an overlay mount with xino, some FUSE and network
+ * filesystems) came back negative, where the native lister and Node's number stats have it
+ * positive; such a file never matched its own fingerprint (warned about and skipped every pass).
+ */
+export function inodeNumber(ino: bigint): number {
+  return Number(BigInt.asUintN(64, ino));
+}
+
 export function toEntry(name: string, stats: BigIntStats): Entry {
   const [mtimeS, mtimeN] = splitNs(stats.mtimeNs);
   const [ctimeS, ctimeN] = splitNs(stats.ctimeNs);
   const [atimeS, atimeN] = splitNs(stats.atimeNs);
-  return { name, kind: kindOf(stats), size: Number(stats.size), mode: Number(stats.mode) & 0o7777, mtimeS, mtimeN, ctimeS, ctimeN, atimeS, atimeN, ino: Number(stats.ino) };
+  return { name, kind: kindOf(stats), size: Number(stats.size), mode: Number(stats.mode) & 0o7777, mtimeS, mtimeN, ctimeS, ctimeN, atimeS, atimeN, ino: inodeNumber(stats.ino) };
 }
 
 /** The result of listing one folder. */
