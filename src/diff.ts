@@ -16,6 +16,33 @@ export function sameMtime(a: Entry, b: Entry): boolean {
   return delta < MTIME_TOLERANCE_NS && delta > -MTIME_TOLERANCE_NS;
 }
 
+/**
+ * Whether the replica file's metadata is as our last copy or fix left it, for the source file as
+ * it is now: both sides' fingerprints as the record has them (`sourceMatches` and `replicaMatches`
+ * without `trusted`, which is about content). What the replica's filesystem kept of the source's
+ * mtime and permission bits is then all it can keep: a coarser clock (FAT's 2 s, exFAT's 10 ms,
+ * ext4's 1 s with small inodes), a date it cannot hold, no permission bits. Such a replica's files
+ * were "updated (mtime)" every pass, to no effect. (Changing either side's metadata moves its
+ * ctime: it is then not as left.)
+ */
+export function metaAsLeft(record: RecordFields | undefined, source: Entry, replica: Entry): boolean {
+  return (
+    record !== undefined &&
+    record.ctimeN === source.ctimeN &&
+    record.ctimeS === source.ctimeS &&
+    record.mtimeN === source.mtimeN &&
+    record.mtimeS === source.mtimeS &&
+    record.ino === source.ino &&
+    replicaMatches(record, replica) &&
+    record.size === source.size
+  );
+}
+
+/** What a metadata op must fix on the replica, as a reason; undefined when nothing (see `metaAsLeft`). */
+export function metaToFix(op: { source: Entry; replica: Entry; asLeft?: true }): Reason | undefined {
+  return op.asLeft ? undefined : metaReason(op.source, op.replica);
+}
+
 /** Which metadata of the replica differs from the source's, as a reason, or undefined. */
 export function metaReason(source: Entry, replica: Entry): Reason | undefined {
   const mode = source.mode !== replica.mode;
@@ -28,7 +55,8 @@ export function metaReason(source: Entry, replica: Entry): Reason | undefined {
 
 /**
  * Two regular files at the same path. Early returns, cheapest first:
- * both sides vouched for by the cache → in sync, or only metadata to fix;
+ * both sides vouched for by the cache → in sync (their metadata as we left it: `metaAsLeft`), or
+ * only metadata to fix;
  * sizes differ → the content differs, no need to read;
  * otherwise → read the side(s) the cache cannot vouch for.
  */
@@ -39,28 +67,28 @@ export function compareFiles(
   record: RecordFields | undefined,
   lookup: CacheLookup,
 ): Change | undefined {
-  // Perf: the common case (both sides as recorded, nothing to fix) decided on numbers alone, with
+  // Perf: the common case (both sides as recorded: nothing to fix) decided on numbers alone, with
   // no MD5 string made; the same verdict as the general path below.
-  if (lookup === trustCache && record !== undefined && sourceMatches(record, source) && replicaMatches(record, replica) && metaReason(source, replica) === undefined) {
-    return undefined;
-  }
+  if (lookup === trustCache && record !== undefined && sourceMatches(record, source) && replicaMatches(record, replica)) return undefined;
   const sourceMd5 = lookup(record, source, 'src');
   const replicaMd5 = lookup(record, replica, 'rep');
+  const asLeft = metaAsLeft(record, source, replica);
   if (sourceMd5 !== undefined && replicaMd5 !== undefined) {
-    return metaReason(source, replica) === undefined ? undefined : { type: 'meta', relPath, source, replica, md5: sourceMd5 };
+    return asLeft || metaReason(source, replica) === undefined ? undefined : { type: 'meta', relPath, source, replica, md5: sourceMd5 };
   }
   if (source.size !== replica.size) {
     const reason: Reason = sourceMd5 !== undefined ? 'changed in replica' : 'content changed';
     return { type: 'update', relPath, source, replica, reason };
   }
-  return { type: 'file', relPath, source, replica, sourceMd5, replicaMd5 };
+  return { type: 'file', relPath, source, replica, sourceMd5, replicaMd5, ...(asLeft ? { asLeft } : {}) };
 }
 
 /** Settles a `file` change once both MD5s are known. */
 export function settleFile(change: Extract<Change, { type: 'file' }>, sourceMd5: string, replicaMd5: string, readAtMs: number): Change {
   const { relPath, source, replica } = change;
   if (sourceMd5 === replicaMd5) {
-    return { type: 'meta', relPath, source, replica, md5: sourceMd5, readAtMs: change.sourceMd5 === undefined ? readAtMs : undefined };
+    const readAt = change.sourceMd5 === undefined ? readAtMs : undefined;
+    return { type: 'meta', relPath, source, replica, md5: sourceMd5, readAtMs: readAt, ...(change.asLeft ? { asLeft: true } : {}) };
   }
   // The cache vouched for the source: the replica is the side that moved.
   const reason: Reason = change.sourceMd5 !== undefined ? 'changed in replica' : 'content changed';

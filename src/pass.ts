@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { metaReason, settleFile } from './diff.js';
+import { metaToFix, settleFile } from './diff.js';
 import { StepError, describe, errorCode, isVanished, show } from './errors.js';
 import {
   ChangedWhileReading,
@@ -630,7 +630,7 @@ class Pass {
         case 'meta': {
           // (A real run's go through `applyMetas`; here: a dry run's, and those of a batch the pool
           // could not take, which `applyMetas` hands back.)
-          const reason = metaReason(op.source, op.replica);
+          const reason = metaToFix(op);
           this.recordMeta(op, reason, o.dryRun || reason === undefined ? op.replica : fixMeta(this.exec, op.relPath, op.source, op.replica));
           break;
         }
@@ -691,7 +691,7 @@ class Pass {
    */
   private async applyMetas(ops: readonly MetaOp[]): Promise<void> {
     const batches: Promise<MetaFixed | undefined>[] = [];
-    const reasons = ops.map((op) => metaReason(op.source, op.replica));
+    const reasons = ops.map(metaToFix);
     const start = (from: number): void => {
       if (from >= ops.length) return;
       const fixes: MetaFix[] = [];

@@ -61,7 +61,7 @@ export function planOps(changes: readonly Change[]): Plan {
         plan.upserts.push({ op: 'copy', relPath: change.relPath, source: change.source, reason: change.reason, replacing: change.replica });
         break;
       case 'meta':
-        plan.upserts.push({ op: 'meta', relPath: change.relPath, source: change.source, replica: change.replica, md5: change.md5, readAtMs: change.readAtMs });
+        plan.upserts.push({ op: 'meta', relPath: change.relPath, source: change.source, replica: change.replica, md5: change.md5, readAtMs: change.readAtMs, ...(change.asLeft ? { asLeft: true } : {}) });
         break;
       case 'link':
         plan.upserts.push({ op: 'link', relPath: change.relPath, source: change.source, reason: change.reason, replacing: change.replica });

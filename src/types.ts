@@ -102,15 +102,20 @@ export type Change =
   | { type: 'new'; relPath: string; source: Entry }
   /** Only in the replica: to delete (a subtree yields children first). */
   | { type: 'extra'; relPath: string; replica: Entry }
-  /** A regular file on both sides whose sameness the cache could not vouch for: read to know. */
-  | { type: 'file'; relPath: string; source: Entry; replica: Entry; sourceMd5: string | undefined; replicaMd5: string | undefined }
+  /**
+   * A regular file on both sides whose sameness the cache could not vouch for: read to know.
+   * `asLeft`: their metadata is as our last copy or fix left it (`metaAsLeft`): if the content is
+   * the same, nothing to fix.
+   */
+  | { type: 'file'; relPath: string; source: Entry; replica: Entry; sourceMd5: string | undefined; replicaMd5: string | undefined; asLeft?: true }
   /** Content differs: rewrite the replica file. */
   | { type: 'update'; relPath: string; source: Entry; replica: Entry; reason: Reason }
   /**
    * Same content on both sides: fix permissions or mtime if they differ, and refresh the record.
    * `readAtMs`: when the source was read to prove it (for the racy rule); absent when the cache vouched.
+   * `asLeft`: the metadata is as our last copy or fix left it: only the record is refreshed.
    */
-  | { type: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number }
+  | { type: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number; asLeft?: true }
   /** A symlink on both sides with a different target text or mtime. */
   | { type: 'link'; relPath: string; source: Entry; replica: Entry; reason: Reason }
   /** A folder on both sides with different permission bits. */
@@ -125,7 +130,7 @@ export type Op =
   | { op: 'mkdir'; relPath: string; source: Entry }
   | { op: 'copy'; relPath: string; source: Entry; reason: Reason; replacing: Entry | undefined }
   | { op: 'link'; relPath: string; source: Entry; reason: Reason; replacing: Entry | undefined }
-  | { op: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number }
+  | { op: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number; asLeft?: true }
   | { op: 'dirmode'; relPath: string; source: Entry }
   | { op: 'delete'; relPath: string; replica: Entry; reason: Reason }
   | { op: 'move'; relPath: string; from: string; source: Entry; replica: Entry; md5: string };

@@ -1,7 +1,7 @@
 /** The pure steps, table-tested: excludes, the per-file decision, the plan. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { compareDirs, compareFiles, compareLinks, metaReason, settleFile } from '../src/diff.js';
+import { compareDirs, compareFiles, compareLinks, metaReason, metaToFix, settleFile } from '../src/diff.js';
 import { compileExcludes, plainNames } from '../src/filter.js';
 import { distrustCache, isRacy, makeRecord, trustCache } from '../src/fingerprint.js';
 import { planOps } from '../src/plan.js';
@@ -63,7 +63,8 @@ describe('compareFiles: when the cache vouches, and what must be read', () => {
   const record: FileRecord = makeRecord('m', src, rep, true);
   const cases: [string, Entry, Entry, FileRecord | undefined, string | undefined][] = [
     ['both sides as recorded → nothing', src, rep, record, undefined],
-    ['both as recorded, replica mode differs → meta', src, entry({ ino: 2, ctimeS: 2000, mode: 0o600 }), record, 'meta'],
+    // (A filesystem that keeps no permission bits, or a coarser clock: what our last fix left.)
+    ['both as recorded, replica mode differs → as we left it: nothing', src, entry({ ino: 2, ctimeS: 2000, mode: 0o600 }), record, undefined],
     ['no record, same size → read both', src, rep, undefined, 'file'],
     ['no record, sizes differ → copy without reading', src, entry({ size: 11 }), undefined, 'update:content changed'],
     ['source ctime moved (touch -d) → read the source', entry({ ctimeN: 5 }), rep, record, 'file'],
@@ -91,6 +92,28 @@ describe('compareFiles: when the cache vouches, and what must be read', () => {
   test('--checksum trusts nothing', () => {
     const change = compareFiles('p', src, rep, record, distrustCache);
     assert.equal(change?.type, 'file');
+  });
+
+  test('metadata as we left it (both fingerprints as recorded, the record trusted or not): read if need be, then nothing to fix; one side moved: fixed', () => {
+    // The replica's mtime is not the source's: its filesystem kept whole seconds of it.
+    const coarse = entry({ ino: 2, ctimeS: 2000, mtimeN: 0 });
+    const src5 = entry({ mtimeN: 500_000_000 });
+    for (const [label, lookup, rec] of [
+      ['--checksum', distrustCache, makeRecord('m', src5, coarse, true)],
+      ['racy record', trustCache, makeRecord('m', src5, coarse, false)],
+    ] as const) {
+      const change = compareFiles('p', src5, coarse, rec, lookup) as Extract<Change, { type: 'file' }>;
+      assert.equal(change.type, 'file', label);
+      const meta = settleFile(change, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>;
+      assert.equal(metaToFix(meta), undefined, label);
+    }
+    assert.equal(compareFiles('p', src5, coarse, makeRecord('m', src5, coarse, true), trustCache), undefined);
+    // The source touched since (its ctime moved): the mtime is fixed, whatever the replica kept.
+    const touched = compareFiles('p', entry({ mtimeN: 700_000_000, ctimeN: 9 }), coarse, makeRecord('m', src5, coarse, true), trustCache) as Extract<Change, { type: 'file' }>;
+    assert.equal(metaToFix(settleFile(touched, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>), 'mtime');
+    // No record: read both, fix.
+    const fresh = compareFiles('p', src5, coarse, undefined, trustCache) as Extract<Change, { type: 'file' }>;
+    assert.equal(metaToFix(settleFile(fresh, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>), 'mtime');
   });
 
   test('settleFile: equal MD5s → meta; different → update with the right reason', () => {

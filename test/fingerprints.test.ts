@@ -28,6 +28,45 @@ describe('fingerprints as every code path sees them', () => {
     assert.equal(inodeNumber(12345n), 12345);
   });
 
+  test('a replica on a filesystem that keeps whole seconds and no date past 2038 (ext4 with 128-byte inodes): its files\' mtimes set once, not every pass', { skip: process.getuid?.() === 0 ? false : 'needs root to mount' }, async (t) => {
+    const base = tempDir('fs-coarse-');
+    const image = path.join(base, 'ext4.img');
+    const mnt = path.join(base, 'mnt');
+    fs.mkdirSync(mnt);
+    fs.writeFileSync(image, '');
+    fs.truncateSync(image, 32 << 20);
+    if (spawnSync('mkfs.ext4', ['-q', '-F', '-I', '128', image], { stdio: 'ignore' }).status !== 0) return t.skip('no mkfs.ext4 here');
+    if (!mount('-o', 'loop', image, mnt)) return t.skip('cannot mount a loop device here');
+    try {
+      const s = { ...setup({ 'half.txt': 'half a second', 'y2050.txt': 'a date ext4 -I 128 cannot hold', 'whole.txt': 'whole seconds' }), replica: path.join(mnt, 'replica') };
+      for (const options of [{}, THREADS]) {
+        fs.utimesSync(path.join(s.source, 'half.txt'), '1600000000.5', '1600000000.5');
+        fs.utimesSync(path.join(s.source, 'y2050.txt'), '2524608000', '2524608000');
+        fs.utimesSync(path.join(s.source, 'whole.txt'), '1600000000', '1600000000');
+        await settle();
+        fs.rmSync(s.replica, { recursive: true, force: true });
+        fs.rmSync(path.dirname(s.manifestPath), { recursive: true, force: true });
+        const first = await sync(s, options);
+        assert.equal(first.stats.copied, 3, s.log.lines.join('\n'));
+        assert.equal(fs.statSync(path.join(s.replica, 'half.txt')).mtimeMs, 1600000000_000, 'the filesystem kept whole seconds');
+        await settle();
+        for (const pass of [{ ...options }, { ...options, checksum: true }]) {
+          await sync(s, pass);
+          assert.deepEqual(s.log.actions, [], `${JSON.stringify(pass)}: nothing to fix, nothing said`);
+        }
+        fs.utimesSync(path.join(s.source, 'half.txt'), '1600000100.25', '1600000100.25');
+        await settle();
+        await sync(s, options);
+        assert.deepEqual(s.log.actions, ['updated half.txt (mtime)'], 'a change to the source\'s mtime is still carried over');
+        assert.equal(fs.statSync(path.join(s.replica, 'half.txt')).mtimeMs, 1600000100_000);
+        await sync(s, options);
+        assert.deepEqual(s.log.actions, []);
+      }
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  });
+
   test('a source on an overlay mount with inode numbers past 2^63 (xino): left alone once copied, and a change to it is copied', { skip: process.getuid?.() === 0 ? false : 'needs root to mount' }, async (t) => {
     const base = tempDir('fs-overlay-');
     const [lower, upper, work, merged] = ['lower', 'upper', 'work', 'merged'].map((name) => path.join(base, name));
