@@ -1095,20 +1095,34 @@ static napi_value sync_fs(napi_env env, napi_callback_info info) {
 }
 
 /*
- * fixMetas(paths, input, nums): for each absolute path i in turn, on libuv's thread pool: its
- * permission bits set to input[i*5] (unless it is negative), its atime and mtime to
- * input[i*5+1..4] (seconds, nanoseconds: kept to the microsecond, as Node's utimes does), then its
- * lstat written into nums from i*NUMS, as `list` writes an entry's. A promise of undefined when
- * every path went through, else of an array holding, at the index of each that failed, the Error
- * Node's fs would have thrown (syscall chmod, utime or lstat); the steps after a failed one are not
- * made. `input` and `nums` are held until it settles.
+ * fixMetas(paths, input, nums): for each absolute path i in turn, on libuv's thread pool, with
+ * META_INPUTS numbers from input[i*META_INPUTS]: first its lstat, which must still show the
+ * fingerprint the walk saw (numbers 5..10: size, mtime s/ns, ctime s/ns, inode); then its
+ * permission bits set to number 0 (unless it is negative), its atime and mtime to numbers 1..4
+ * (seconds, nanoseconds: kept to the microsecond, as Node's utimes does); then its lstat written
+ * into nums from i*NUMS, as `list` writes an entry's. A promise of undefined when every path went
+ * through, else of an array holding, at the index of each that failed, the Error Node's fs would
+ * have thrown (syscall lstat, chmod or utime), or for a file that changed since the walk an Error
+ * with code ECHANGED; the steps after a failed one are not made. `input` and `nums` are held
+ * until it settles.
+ *
+ * Safety: the record made from the lstat after the fix vouches for the content the walk read (or
+ * the cache vouched for); a file rewritten since (at the same size) would have been vouched for
+ * unread. The check leaves a window of microseconds, not the whole walk.
  *
  * Perf: a pass that found 100k files' mtimes touched made these three calls for each on the main
  * thread, ~9 us a file (~0.9 s), after the hashing and while the other core sat idle; now the main
  * thread only records and logs (`applyMetas` in src/pass.ts).
  */
-#define META_INPUTS 5
-enum { META_OK, META_CHMOD, META_UTIME, META_LSTAT };
+#define META_INPUTS 11
+enum { META_OK, META_CHMOD, META_UTIME, META_LSTAT, META_CHANGED };
+
+/* Whether `st` has the fingerprint in `expected`: size, mtime s/ns, ctime s/ns, inode (as `fill_nums` gives them). */
+static int same_fingerprint(const struct stat *st, const double *expected) {
+  double now[NUMS];
+  fill_nums(st, now);
+  return now[1] == expected[0] && now[3] == expected[1] && now[4] == expected[2] && now[5] == expected[3] && now[6] == expected[4] && now[9] == expected[5];
+}
 
 typedef struct {
   napi_async_work work;
@@ -1161,7 +1175,10 @@ static void metas_execute(napi_env env, void *data) {
     struct timespec times[2] = {meta_time(in[1], in[2]), meta_time(in[3], in[4])};
     struct stat st;
     unsigned char step = META_OK;
-    if (in[0] >= 0 && chmod(path, (mode_t)in[0]) != 0) step = META_CHMOD;
+    errno = 0;
+    if (lstat(path, &st) != 0) step = META_LSTAT;
+    else if (!same_fingerprint(&st, in + 5)) step = META_CHANGED;
+    else if (in[0] >= 0 && chmod(path, (mode_t)in[0]) != 0) step = META_CHMOD;
     else if (utimensat(AT_FDCWD, path, times, 0) != 0) step = META_UTIME;
     else if (lstat(path, &st) != 0) step = META_LSTAT;
     if (step == META_OK) {
@@ -1174,8 +1191,19 @@ static void metas_execute(napi_env env, void *data) {
   }
 }
 
+/* The error of a file that changed since the walk: code ECHANGED (not an errno). */
+static napi_value changed_error(napi_env env, const char *path) {
+  char message[8192];
+  napi_value error, code, text;
+  snprintf(message, sizeof message, "ECHANGED: changed since the walk saw it, '%s'", path);
+  napi_create_string_utf8(env, "ECHANGED", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &error);
+  return error;
+}
+
 static void metas_complete(napi_env env, napi_status status, void *data) {
-  static const char *const syscalls[] = {"", "chmod", "utime", "lstat"};
+  static const char *const syscalls[] = {"", "chmod", "utime", "lstat", ""};
   metas_t *m = data;
   napi_value result, undefined;
   napi_get_undefined(env, &undefined);
@@ -1186,7 +1214,9 @@ static void metas_complete(napi_env env, napi_status status, void *data) {
   } else {
     napi_create_array_with_length(env, m->count, &result);
     for (size_t i = 0; i < m->count; i++) {
-      napi_value item = m->steps[i] == META_OK ? undefined : errno_error(env, m->errs[i], syscalls[m->steps[i]], m->paths + m->offsets[i], NULL);
+      napi_value item = undefined;
+      if (m->steps[i] == META_CHANGED) item = changed_error(env, m->paths + m->offsets[i]);
+      else if (m->steps[i] != META_OK) item = errno_error(env, m->errs[i], syscalls[m->steps[i]], m->paths + m->offsets[i], NULL);
       napi_set_element(env, result, (uint32_t)i, item);
     }
     napi_resolve_deferred(env, m->deferred, result);
@@ -1229,7 +1259,7 @@ static napi_value fix_metas(napi_env env, napi_callback_info info) {
   m->steps = calloc(count ? count : 1, 1);
   if (count > 0 && (!m->input || !m->nums)) {
     metas_free(env, m);
-    napi_throw_type_error(env, NULL, "fixMetas: input needs 5 numbers a path, nums 10 (Float64Array)");
+    napi_throw_type_error(env, NULL, "fixMetas: input needs 11 numbers a path, nums 10 (Float64Array)");
     return NULL;
   }
   if (!m->offsets || !m->errs || !m->steps) {
@@ -1272,7 +1302,7 @@ static napi_value fix_metas(napi_env env, napi_callback_info info) {
 }
 
 /* Must match NATIVE_VERSION in src/native.ts: raised whenever `list` changes what it takes or answers (or a function is added). */
-#define FSWALK_VERSION 5
+#define FSWALK_VERSION 6
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn, version;

@@ -51,6 +51,17 @@ export class ReadOnlyParent extends Error {
 }
 
 /** The source changed while we read it: not an error, the next pass copies the settled file. */
+/**
+ * A replica file that changed since the walk saw it, found just before its metadata was fixed:
+ * left as it is (the record made after the fix would vouch for content nobody read).
+ */
+export class ChangedInReplica extends Error {
+  override name = 'ChangedInReplica';
+  constructor(readonly relPath: string) {
+    super(`${relPath} changed in the replica during the pass`);
+  }
+}
+
 export class ChangedWhileReading extends Error {
   override name = 'ChangedWhileReading';
   constructor(readonly relPath: string) {
@@ -471,11 +482,14 @@ export const META_STEPS = { chmod: 'setting permissions of', utime: 'setting mti
 
 /**
  * Brings a replica file's permission bits and mtime to the source's without rewriting it (many at
- * a time: `Io.fixMetas`, from `applyMetas` in pass.ts).
+ * a time: `Io.fixMetas`, from `applyMetas` in pass.ts). `replica` is the file as the walk saw it;
+ * one that changed since is left as it is (`ChangedInReplica`; Safety: see `fixMetas` in
+ * native/fswalk.c). `checked`: already checked (`moveEntry` checks it where the walk saw it).
  */
-export function fixMeta(ctx: ExecContext, relPath: string, source: Entry, replica: Entry): Entry {
+export function fixMeta(ctx: ExecContext, relPath: string, source: Entry, replica: Entry, checked = false): Entry {
   const { io } = ctx;
   const replicaAbs = ctx.replicaRoot + '/' + relPath;
+  if (!checked) checkUnchanged(ctx, relPath, replica);
   let step: string = META_STEPS.chmod;
   try {
     if (source.mode !== replica.mode) io.chmod(replicaAbs, source.mode);
@@ -544,12 +558,25 @@ function backup(ctx: ExecContext, relPath: string): void {
  * Returns the replica file as it is after.
  */
 export function moveEntry(ctx: ExecContext, from: string, to: string, source: Entry, replica: Entry): Entry {
+  // Before the rename, which moves its ctime.
+  checkUnchanged(ctx, from, replica);
   try {
     inWritableParent(ctx, to, () => ctx.io.rename(ctx.replicaRoot + '/' + from, ctx.replicaRoot + '/' + to));
   } catch (error) {
     throw new StepError(`moving ${show(from)} ->`, to, error);
   }
-  return fixMeta(ctx, to, source, replica);
+  return fixMeta(ctx, to, source, replica, true);
+}
+
+/** Throws `ChangedInReplica` unless the replica file at `relPath` is still `seen` (its fingerprint). */
+function checkUnchanged(ctx: ExecContext, relPath: string, seen: Entry): void {
+  let now: Entry;
+  try {
+    now = toEntry(seen.name, ctx.io.lstat(ctx.replicaRoot + '/' + relPath));
+  } catch (error) {
+    throw new StepError(META_STEPS.lstat, relPath, error);
+  }
+  if (!sameFingerprint(now, seen)) throw new ChangedInReplica(relPath);
 }
 
 export function removeQuietly(io: Io, absPath: string): void {

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { loadNative } from './native.js';
-import { NUMS } from './types.js';
+import { NUMS, type Entry } from './types.js';
 
 export interface Io {
   readdir(absPath: string): string[];
@@ -45,9 +45,10 @@ export interface Io {
    */
   syncFs(fd: number): Promise<void>;
   /**
-   * Each of `fixes` made in turn as `fixMeta` makes one (chmod unless no mode is given, utimes,
-   * lstat; a failed step ends that file's), on libuv's thread pool. Rejects if it could not, or
-   * with ENOSYS if the native addon that makes the calls is not built or not used (as `syncFs`).
+   * Each of `fixes` made in turn as `fixMeta` makes one (lstat to check it is the file the walk saw,
+   * chmod unless no mode is given, utimes, lstat; a failed step ends that file's: code ECHANGED if
+   * it changed), on libuv's thread pool. Rejects if it could not, or with ENOSYS if the native
+   * addon that makes the calls is not built or not used (as `syncFs`).
    */
   fixMetas(fixes: readonly MetaFix[]): Promise<MetaFixed>;
   fchmod(fd: number, mode: number): void;
@@ -105,6 +106,13 @@ export const nodeIo: Io = {
       input[o + 2] = fix.atimeN;
       input[o + 3] = fix.mtimeS;
       input[o + 4] = fix.mtimeN;
+      const seen = fix.seen;
+      input[o + 5] = seen.size;
+      input[o + 6] = seen.mtimeS;
+      input[o + 7] = seen.mtimeN;
+      input[o + 8] = seen.ctimeS;
+      input[o + 9] = seen.ctimeN;
+      input[o + 10] = seen.ino;
     }
     const nums = new Float64Array(fixes.length * NUMS);
     const errors = await native.fixMetas(fixes.map((fix) => fix.abs), input, nums);
@@ -196,8 +204,11 @@ export function toSeconds(seconds: number, nanoseconds: number): number | string
   return value < 0 ? String(value) : value;
 }
 
-/** Numbers per fix in the addon's `fixMetas` input: mode (-1: none), atime s/ns, mtime s/ns. */
-const META_INPUTS = 5;
+/**
+ * Numbers per fix in the addon's `fixMetas` input: mode (-1: none), atime s/ns, mtime s/ns, then
+ * the fingerprint the file must still have: size, mtime s/ns, ctime s/ns, inode.
+ */
+const META_INPUTS = 11;
 
 /** An error for a positive `errno`, as Node's fs would make it, without a path. */
 function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
@@ -207,10 +218,12 @@ function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
 
 /**
  * One replica file's metadata to set (`fixMeta`, a batch at a time in `Io.fixMetas`): its
- * permission bits unless `mode` is undefined, its atime and mtime (seconds and nanoseconds).
+ * permission bits unless `mode` is undefined, its atime and mtime (seconds and nanoseconds); only
+ * if it is still the file the walk saw (`seen`: its size, mtime, ctime and inode are compared).
  */
 export interface MetaFix {
   readonly abs: string;
+  readonly seen: Entry;
   readonly mode: number | undefined;
   readonly atimeS: number;
   readonly atimeN: number;

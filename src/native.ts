@@ -53,11 +53,13 @@ export interface NativeLister {
    */
   syncFs(fd: number): Promise<number>;
   /**
-   * For each of `paths` in turn, on libuv's thread pool: its permission bits set to `input[i*5]`
-   * (unless negative), its atime and mtime to `input[i*5+1..4]` (seconds, nanoseconds; kept to the
-   * microsecond), then its lstat into `nums` from `i * NUMS`. Undefined when every path went
-   * through, else an array with, at each index that failed, the error Node's fs would have thrown
-   * (`syscall` chmod, utime or lstat: the steps after it were not made).
+   * For each of `paths` in turn, on libuv's thread pool, with 11 numbers from `input[i*11]`: its
+   * lstat, which must show the fingerprint in numbers 5..10 (size, mtime s/ns, ctime s/ns, inode);
+   * its permission bits set to number 0 (unless negative), its atime and mtime to numbers 1..4
+   * (seconds, nanoseconds; kept to the microsecond); then its lstat into `nums` from `i * NUMS`.
+   * Undefined when every path went through, else an array with, at each index that failed, the
+   * error Node's fs would have thrown (`syscall` lstat, chmod or utime: the steps after it were not
+   * made), or one with code ECHANGED for a file whose fingerprint was not the one given.
    */
   fixMetas(paths: string[], input: Float64Array, nums: Float64Array): Promise<(Error | undefined)[] | undefined>;
 }
@@ -72,7 +74,7 @@ export const NATIVE_PATH = '../build/Release/fswalk.node';
  * The version of the addon this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
-export const NATIVE_VERSION = 5;
+export const NATIVE_VERSION = 6;
 
 /**
  * The native lister, unless it was not built, fails to load, was built from other sources than

@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { metaToFix, settleFile } from './diff.js';
 import { StepError, describe, errorCode, isVanished, show } from './errors.js';
 import {
+  ChangedInReplica,
   ChangedWhileReading,
   Interrupted,
   KERNEL_COPY_MIN_BYTES,
@@ -646,8 +647,10 @@ class Pass {
             try {
               replica = moveEntry(this.exec, op.from, op.relPath, op.source, op.replica);
             } catch (error) {
-              if (errorCode(error) !== 'ENOENT') throw error;
-              // The replica file to move went away since the walk: copy instead.
+              if (errorCode(error) !== 'ENOENT' && !(error instanceof ChangedInReplica)) throw error;
+              // The replica file to move went away or changed since the walk: copy instead (a
+              // changed one stays where it is, to be deleted next pass).
+              if (error instanceof ChangedInReplica) this.o.log.debug(`${show(op.from)} changed in the replica during the pass: ${show(op.relPath)} copied instead of moved`);
               await this.startCopy({ op: 'copy', relPath: op.relPath, source: op.source, reason: 'new', replacing: undefined });
               await this.finishCopies();
               break;
@@ -699,7 +702,7 @@ class Pass {
         const { source, replica, relPath } = ops[i];
         if (reasons[i] === undefined) continue;
         const mode = source.mode === replica.mode ? undefined : source.mode;
-        fixes.push({ abs: this.o.replica + '/' + relPath, mode, atimeS: source.atimeS, atimeN: source.atimeN, mtimeS: source.mtimeS, mtimeN: source.mtimeN });
+        fixes.push({ abs: this.o.replica + '/' + relPath, seen: replica, mode, atimeS: source.atimeS, atimeN: source.atimeN, mtimeS: source.mtimeS, mtimeN: source.mtimeN });
       }
       if (fixes.length === 0 || this.metasOff) return void batches.push(Promise.resolve(undefined));
       // (Called in a `then`: an Io that throws instead of rejecting is refused the same way.)
@@ -719,7 +722,7 @@ class Pass {
             await this.apply(op);
           } else {
             const error = fixed.errors?.[fix];
-            if (error) this.failed(op, new StepError(metaStep(error), op.relPath, error));
+            if (error) this.failed(op, errorCode(error) === 'ECHANGED' ? new ChangedInReplica(op.relPath) : new StepError(metaStep(error), op.relPath, error));
             else this.recordMeta(op, reason, entryFrom(op.replica.name, fixed.nums, fix));
             fix++;
           }
@@ -758,6 +761,8 @@ class Pass {
     if (error instanceof Interrupted) return;
     if (error instanceof ChangedWhileReading) {
       this.warn(`${path} changed while it was being copied; left as it was, it will be copied next pass`);
+    } else if (error instanceof ChangedInReplica) {
+      this.warn(`${path} changed in the replica during the pass; left as it is, it will be looked at again next pass`);
     } else if (isVanished(error) && op.op !== 'delete') {
       this.warn(`${path} vanished from the source during the pass; skipped`);
     } else {

@@ -184,6 +184,55 @@ describe('metadata fixed in batches on the thread pool', () => {
     assertFixed(s, names, inodes);
   });
 
+  test('a replica file rewritten at the same size after the walk, before its fix: left as it is, warned about, not recorded; the next pass restores it', async () => {
+    for (const onPool of [true, false]) {
+      const { s, names, lines } = await mirroredThenTouched();
+      const doomed = path.join(s.replica, 'd/f010.txt');
+      const real = s.io.fixMetas;
+      s.io.fixMetas = async (fixes) => {
+        if (fs.readFileSync(doomed, 'utf8').startsWith('content')) fs.writeFileSync(doomed, 'CONTENT OF d/f010.txt');
+        if (!onPool) throw errno('ENOSYS', 'fixMetas failed');
+        return real(fixes);
+      };
+      const result = await sync(s);
+      assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+      assert.deepEqual(s.log.warnings, ['d/f010.txt changed in the replica during the pass; left as it is, it will be looked at again next pass']);
+      assert.deepEqual(s.log.actions, lines.filter((_, i) => i !== 10));
+      assert.equal(result.manifest.get('d/f010.txt')?.repMtimeS, OLD, 'its old record kept');
+      assert.equal(fs.readFileSync(doomed, 'utf8'), 'CONTENT OF d/f010.txt');
+
+      s.io.fixMetas = real;
+      await settle();
+      const next = await sync(s);
+      assert.equal(next.exitStatus, 0, s.log.lines.join('\n'));
+      assert.deepEqual(s.log.actions, ['updated d/f010.txt (content changed)']);
+      assert.equal(fs.readFileSync(doomed, 'utf8'), 'content of d/f010.txt');
+      assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    }
+  });
+
+  test('a replica file to move, rewritten at the same size after the walk: copied instead, the rewritten one deleted next pass', async () => {
+    const s = setup({ 'a.txt': { content: 'content of a', mtime: OLD }, 'keep.txt': { content: 'keep', mtime: OLD } });
+    await settle();
+    await sync(s);
+    fs.renameSync(path.join(s.source, 'a.txt'), path.join(s.source, 'b.txt'));
+    const from = path.join(s.replica, 'a.txt');
+    let looks = 0;
+    s.io.fail = (call, p) => {
+      // Its first lstat is the walk's, the second the move's check.
+      if (call === 'lstat' && p === from && ++looks === 2) fs.writeFileSync(from, 'CONTENT OF A');
+      return undefined;
+    };
+    const result = await sync(s);
+    s.io.fail = undefined;
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.log.actions, ['copied b.txt (new)']);
+    assert.equal(fs.readFileSync(path.join(s.replica, 'b.txt'), 'utf8'), 'content of a');
+    await sync(s);
+    assert.deepEqual(s.log.actions, ['deleted a.txt (not in source)']);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
   test('stopped in the middle of a run: what is recorded is true; the next pass finishes, reading only the files fixed but not recorded', { skip: withoutAddon }, async () => {
     const { s, names } = await mirroredThenTouched();
     const inodes = inodesOf(s, names);

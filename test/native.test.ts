@@ -121,48 +121,49 @@ describe('native lister', () => {
     assert.throws(() => native.syncFs(-1), TypeError);
   });
 
-  test('fixMetas sets bits and times as fixMeta does through Node (to the microsecond, before 1970 too), answers each lstat, and each failure as fs throws it', { skip: notUsed }, async () => {
+  test('fixMetas sets bits and times as fixMeta does through Node (to the microsecond, before 1970 too), answers each lstat, refuses a file changed since the walk, and each failure as fs throws it', { skip: notUsed }, async () => {
     const root = tempDir('fs-native-metas-');
-    const [viaNode, viaNative, missing] = ['node.txt', 'native.txt', 'missing.txt'].map((name) => path.join(root, name));
-    fs.writeFileSync(viaNode, 'x');
-    fs.writeFileSync(viaNative, 'x');
+    const [viaNode, viaNative, changed, missing] = ['node.txt', 'native.txt', 'changed.txt', 'missing.txt'].map((name) => path.join(root, name));
+    for (const p of [viaNode, viaNative, changed]) fs.writeFileSync(p, 'x');
+    const seen = (p: string) => toEntry(path.basename(p), fs.lstatSync(p, { bigint: true }));
     // Source times as the walk splits them: an mtime before 1970 (-1.5 s), an atime with nanoseconds.
-    const source = { ...toEntry('s', fs.lstatSync(viaNode, { bigint: true })), mode: 0o604, mtimeS: -2, mtimeN: 500_000_000, atimeS: 1_700_000_000, atimeN: 123_456_789 };
-    fixMeta({ io: nodeIo, replicaRoot: root } as ExecContext, 'node.txt', source, toEntry('node.txt', fs.lstatSync(viaNode, { bigint: true })));
+    const source = { ...seen(viaNode), mode: 0o604, mtimeS: -2, mtimeN: 500_000_000, atimeS: 1_700_000_000, atimeN: 123_456_789 };
+    fixMeta({ io: nodeIo, replicaRoot: root } as ExecContext, 'node.txt', source, seen(viaNode));
     const fix = { mode: 0o604, atimeS: source.atimeS, atimeN: source.atimeN, mtimeS: source.mtimeS, mtimeN: source.mtimeN };
-    const { nums, errors } = await nodeIo.fixMetas([{ abs: viaNative, ...fix }, { abs: missing, ...fix }, { abs: missing, ...fix, mode: undefined }]);
+    const changedSeen = seen(changed);
+    fs.writeFileSync(changed, 'y'); // rewritten at the same size since the walk saw it
+    const changedBefore = fs.lstatSync(changed, { bigint: true });
+    const { nums, errors } = await nodeIo.fixMetas([
+      { abs: viaNative, seen: seen(viaNative), ...fix },
+      { abs: changed, seen: changedSeen, ...fix },
+      { abs: missing, seen: changedSeen, ...fix },
+    ]);
 
     const [a, b] = [viaNode, viaNative].map((p) => fs.lstatSync(p, { bigint: true }));
     assert.equal(b.mode & 0o7777n, 0o604n);
     assert.equal(b.mtimeNs, -1_500_000_000n);
     assert.equal(b.atimeNs, 1_700_000_000_123_456_000n, 'kept to the microsecond');
     assert.deepEqual([b.mode, b.mtimeNs, b.atimeNs], [a.mode, a.mtimeNs, a.atimeNs], 'as Node sets them');
-    // (The same instant as toEntry's, split as the kernel and the native lister split it: toEntry's
-    // BigInt division rounds toward zero, -1 s and -0.5 s.)
-    assert.deepEqual(entryFrom('native.txt', nums, 0), { ...toEntry('native.txt', b), mtimeS: -2, mtimeN: 500_000_000 });
-    // The failures: the step each failed at, in Node's words for the same call.
+    assert.deepEqual(entryFrom('native.txt', nums, 0), toEntry('native.txt', b));
     assert.equal(errors?.[0], undefined);
-    for (const [i, syscall, call] of [
-      [1, 'chmod', () => fs.chmodSync(missing, 0o604)],
-      [2, 'utime', () => fs.utimesSync(missing, 1, 1)],
-    ] as const) {
-      let expected: NodeJS.ErrnoException | undefined;
-      try {
-        call();
-      } catch (error) {
-        expected = error as NodeJS.ErrnoException;
-      }
-      assert.equal(expected?.syscall, syscall);
-      assert.deepEqual({ ...errors?.[i], message: errors?.[i]?.message }, { code: 'ENOENT', errno: expected?.errno, syscall, message: expected?.message });
+    // Changed since the walk: refused, and left as it is.
+    assert.equal((errors?.[1] as NodeJS.ErrnoException | undefined)?.code, 'ECHANGED');
+    assert.deepEqual(fs.lstatSync(changed, { bigint: true }), changedBefore);
+    // Missing: the first lstat fails, in Node's words for the same call.
+    let expected: NodeJS.ErrnoException | undefined;
+    try {
+      fs.lstatSync(missing);
+    } catch (error) {
+      expected = error as NodeJS.ErrnoException;
     }
-    assert.equal(fs.existsSync(missing), false);
-    // A time before 1970 split as BigInt division splits it (-100 s and -0.25 s) is the same time.
-    const split = await nodeIo.fixMetas([{ abs: viaNative, ...fix, mode: undefined, mtimeS: -100, mtimeN: -250_000_000 }]);
+    assert.deepEqual({ ...errors?.[2], message: errors?.[2]?.message }, { code: 'ENOENT', errno: expected?.errno, syscall: 'lstat', message: expected?.message });
+    // A time before 1970 split as BigInt division once split it (-100 s and -0.25 s) is the same time.
+    const split = await nodeIo.fixMetas([{ abs: viaNative, seen: seen(viaNative), ...fix, mode: undefined, mtimeS: -100, mtimeN: -250_000_000 }]);
     assert.equal(split.errors, undefined);
     assert.equal(fs.lstatSync(viaNative, { bigint: true }).mtimeNs, -100_250_000_000n);
     // Bad arguments throw at once.
-    assert.throws(() => loadNative()!.fixMetas(['x'], new Float64Array(4), new Float64Array(NUMS)), TypeError);
-    assert.throws(() => loadNative()!.fixMetas([1 as never], new Float64Array(5), new Float64Array(NUMS)), TypeError);
+    assert.throws(() => loadNative()!.fixMetas(['x'], new Float64Array(10), new Float64Array(NUMS)), TypeError);
+    assert.throws(() => loadNative()!.fixMetas([1 as never], new Float64Array(11), new Float64Array(NUMS)), TypeError);
   });
 
   test('lists every folder exactly as the JavaScript lister does, in a listing thread and walking in its own: names, order, numbers, temporary and undecodable names', { skip: notUsed }, async () => {
