@@ -65,10 +65,11 @@ export function sameFingerprint(a: Entry, b: Entry): boolean {
  * to "now" on every change (an mtime can be anything, even in the future). Linux filesystems with
  * nanosecond timestamps tick every 1-10 ms (the kernel's coarse clock): 100 ms leaves room for that
  * and for clock adjustment. A ctime with no sub-second part is taken to come from a coarse
- * filesystem (FAT's 2 s, HFS+'s 1 s), which gets a 2 s window.
+ * filesystem (FAT's 2 s, HFS+'s 1 s), which gets a 2 s window, and the same 100 ms of room: the
+ * kernel's clock can stamp a write made just after a granule's end with that granule.
  */
 export const RACY_WINDOW_MS = 100;
-export const COARSE_RACY_WINDOW_MS = 2000;
+export const COARSE_RACY_WINDOW_MS = 2000 + RACY_WINDOW_MS;
 
 export function isRacy(entry: Entry, readAtMs: number): boolean {
   const ctime = entry.ctimeS * 1000 + entry.ctimeN / 1e6;

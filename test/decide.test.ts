@@ -146,6 +146,8 @@ describe('metadata, links, folders, racy', () => {
     assert.equal(isRacy(entry({ ctimeS: 9_999, ctimeN: 950_000_001 }), nowMs), true);
     assert.equal(isRacy(entry({ ctimeS: 9_999, ctimeN: 500_000_007 }), nowMs), false);
     assert.equal(isRacy(entry({ ctimeS: 9_999, ctimeN: 0 }), nowMs), true); // whole seconds: coarse filesystem
+    assert.equal(isRacy(entry({ ctimeS: 9_998, ctimeN: 0 }), nowMs + 50), true); // 2 s and the clock's room
+    assert.equal(isRacy(entry({ ctimeS: 9_998, ctimeN: 0 }), nowMs + 150), false);
     assert.equal(isRacy(entry({ mtimeS: 99_999, ctimeS: 9_000, ctimeN: 5 }), nowMs), false); // a future mtime is not racy
   });
 });
