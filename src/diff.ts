@@ -17,30 +17,26 @@ export function sameMtime(a: Entry, b: Entry): boolean {
 }
 
 /**
- * Whether the replica file's metadata is as our last copy or fix left it, for the source file as
- * it is now: both sides' fingerprints as the record has them (`sourceMatches` and `replicaMatches`
- * without `trusted`, which is about content). What the replica's filesystem kept of the source's
- * mtime and permission bits is then all it can keep: a coarser clock (FAT's 2 s, exFAT's 10 ms,
- * ext4's 1 s with small inodes), a date it cannot hold, no permission bits. Such a replica's files
- * were "updated (mtime)" every pass, to no effect. (Changing either side's metadata moves its
- * ctime: it is then not as left.)
+ * Whether the replica file's mtime is as our last copy or fix left it, for the source file as it
+ * is now: both sides' fingerprints as the record has them, the record trusted (not racy). What the
+ * replica's filesystem kept of the source's mtime is then all it can keep: a coarser clock (FAT's
+ * 2 s, exFAT's 10 ms, ext4's 1 s with small inodes), or a date it cannot hold. Such a replica's
+ * files were "updated (mtime)" every pass, to no effect. (Either side's mtime is in its
+ * fingerprint: one moved since is never as left.) Permission bits are not in the record, and a
+ * chmod within one tick of a coarse ctime (or on FAT, whose ctime never moves for it) leaves the
+ * fingerprint as it was: they are compared every time (`metaToFix`).
  */
 export function metaAsLeft(record: RecordFields | undefined, source: Entry, replica: Entry): boolean {
-  return (
-    record !== undefined &&
-    record.ctimeN === source.ctimeN &&
-    record.ctimeS === source.ctimeS &&
-    record.mtimeN === source.mtimeN &&
-    record.mtimeS === source.mtimeS &&
-    record.ino === source.ino &&
-    replicaMatches(record, replica) &&
-    record.size === source.size
-  );
+  return record !== undefined && sourceMatches(record, source) && replicaMatches(record, replica);
 }
 
-/** What a metadata op must fix on the replica, as a reason; undefined when nothing (see `metaAsLeft`). */
+/**
+ * What a metadata op must fix on the replica, as a reason; undefined when nothing. With `asLeft`
+ * (see `metaAsLeft`) only the permission bits are compared.
+ */
 export function metaToFix(op: { source: Entry; replica: Entry; asLeft?: true }): Reason | undefined {
-  return op.asLeft ? undefined : metaReason(op.source, op.replica);
+  if (op.asLeft) return op.source.mode === op.replica.mode ? undefined : 'permissions';
+  return metaReason(op.source, op.replica);
 }
 
 /** Which metadata of the replica differs from the source's, as a reason, or undefined. */
@@ -67,14 +63,15 @@ export function compareFiles(
   record: RecordFields | undefined,
   lookup: CacheLookup,
 ): Change | undefined {
-  // Perf: the common case (both sides as recorded: nothing to fix) decided on numbers alone, with
-  // no MD5 string made; the same verdict as the general path below.
-  if (lookup === trustCache && record !== undefined && sourceMatches(record, source) && replicaMatches(record, replica)) return undefined;
+  // Perf: the common case (both sides as recorded, the same bits: nothing to fix) decided on
+  // numbers alone, with no MD5 string made; the same verdict as the general path below.
+  if (lookup === trustCache && record !== undefined && sourceMatches(record, source) && replicaMatches(record, replica) && source.mode === replica.mode) return undefined;
   const sourceMd5 = lookup(record, source, 'src');
   const replicaMd5 = lookup(record, replica, 'rep');
   const asLeft = metaAsLeft(record, source, replica);
   if (sourceMd5 !== undefined && replicaMd5 !== undefined) {
-    return asLeft || metaReason(source, replica) === undefined ? undefined : { type: 'meta', relPath, source, replica, md5: sourceMd5 };
+    if (metaToFix({ source, replica, ...(asLeft ? { asLeft } : {}) }) === undefined) return undefined;
+    return { type: 'meta', relPath, source, replica, md5: sourceMd5, ...(asLeft ? { asLeft } : {}) };
   }
   if (source.size !== replica.size) {
     const reason: Reason = sourceMd5 !== undefined ? 'changed in replica' : 'content changed';

@@ -104,8 +104,8 @@ export type Change =
   | { type: 'extra'; relPath: string; replica: Entry }
   /**
    * A regular file on both sides whose sameness the cache could not vouch for: read to know.
-   * `asLeft`: their metadata is as our last copy or fix left it (`metaAsLeft`): if the content is
-   * the same, nothing to fix.
+   * `asLeft`: the replica's mtime is as our last copy or fix left it (`metaAsLeft`): if the content
+   * is the same, only permission bits may need fixing.
    */
   | { type: 'file'; relPath: string; source: Entry; replica: Entry; sourceMd5: string | undefined; replicaMd5: string | undefined; asLeft?: true }
   /** Content differs: rewrite the replica file. */
@@ -113,7 +113,7 @@ export type Change =
   /**
    * Same content on both sides: fix permissions or mtime if they differ, and refresh the record.
    * `readAtMs`: when the source was read to prove it (for the racy rule); absent when the cache vouched.
-   * `asLeft`: the metadata is as our last copy or fix left it: only the record is refreshed.
+   * `asLeft`: the replica's mtime is as our last copy or fix left it: only the bits are compared.
    */
   | { type: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number; asLeft?: true }
   /** A symlink on both sides with a different target text or mtime. */

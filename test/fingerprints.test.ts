@@ -61,6 +61,11 @@ describe('fingerprints as every code path sees them', () => {
         assert.equal(fs.statSync(path.join(s.replica, 'half.txt')).mtimeMs, 1600000100_000);
         await sync(s, options);
         assert.deepEqual(s.log.actions, []);
+        // A chmod of the replica file (its ctime may not move within the second): still seen.
+        fs.chmodSync(path.join(s.replica, 'whole.txt'), 0o600);
+        await sync(s, options);
+        assert.deepEqual(s.log.actions, ['updated whole.txt (permissions)']);
+        assert.equal(fs.statSync(path.join(s.replica, 'whole.txt')).mode & 0o777, fs.statSync(path.join(s.source, 'whole.txt')).mode & 0o777);
       }
     } finally {
       spawnSync('umount', [mnt]);
