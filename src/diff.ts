@@ -51,8 +51,8 @@ export function metaReason(source: Entry, replica: Entry): Reason | undefined {
 
 /**
  * Two regular files at the same path. Early returns, cheapest first:
- * both sides vouched for by the cache → in sync (their metadata as we left it: `metaAsLeft`), or
- * only metadata to fix;
+ * both sides vouched for by the cache → in sync (the replica's mtime as we left it: `metaAsLeft`),
+ * or only permission bits to fix;
  * sizes differ → the content differs, no need to read;
  * otherwise → read the side(s) the cache cannot vouch for.
  */
