@@ -346,6 +346,13 @@ export function removeTemp(ctx: ExecContext, relPath: string, tempAbs: string): 
  * after (rsync does the same). Returns the restorer; rethrows anything else.
  */
 function unlockParent(ctx: ExecContext, relPath: string, error: unknown): () => void {
+  const restore = unlockParentIfLocked(ctx, relPath, error);
+  if (restore === undefined) throw error; // writable already: a real permission problem
+  return restore;
+}
+
+/** `unlockParent`, but undefined (nothing done) when the folder is writable already, or gone. */
+function unlockParentIfLocked(ctx: ExecContext, relPath: string, error: unknown): (() => void) | undefined {
   if (errorCode(error) !== 'EACCES') throw error;
   if (ctx.unlockParents === false) throw new ReadOnlyParent(`${show(relPath)}: its folder is read-only`, { cause: error });
   const dir = replicaParent(ctx.replicaRoot, relPath);
@@ -353,9 +360,9 @@ function unlockParent(ctx: ExecContext, relPath: string, error: unknown): () => 
   try {
     mode = Number(ctx.io.lstat(dir).mode) & 0o7777;
   } catch {
-    throw error;
+    return undefined;
   }
-  if (mode & 0o200) throw error; // writable already: a real permission problem
+  if (mode & 0o200) return undefined;
   ctx.io.chmod(dir, mode | 0o200);
   return () => {
     try {
@@ -364,6 +371,30 @@ function unlockParent(ctx: ExecContext, relPath: string, error: unknown): () => 
       // the folder went away
     }
   };
+}
+
+/**
+ * A rename from `fromRel` to `toRel`, retried once with both folders it touches made writable
+ * where they were read-only: the kernel wants write permission on the folder an entry leaves as
+ * well as on the one it enters.
+ */
+function inWritableParents<T>(ctx: ExecContext, fromRel: string, toRel: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    const restores: (() => void)[] = [];
+    try {
+      const dirs = new Map([fromRel, toRel].map((rel) => [replicaParent(ctx.replicaRoot, rel), rel]));
+      for (const rel of dirs.values()) {
+        const restore = unlockParentIfLocked(ctx, rel, error);
+        if (restore) restores.push(restore);
+      }
+      if (restores.length === 0) throw error; // both writable already: a real permission problem
+      return fn();
+    } finally {
+      for (const restore of restores.reverse()) restore();
+    }
+  }
 }
 
 /** Runs `fn`, retrying once with the parent folder made writable if it was read-only. */
@@ -561,7 +592,7 @@ export function moveEntry(ctx: ExecContext, from: string, to: string, source: En
   // Before the rename, which moves its ctime.
   checkUnchanged(ctx, from, replica);
   try {
-    inWritableParent(ctx, to, () => ctx.io.rename(ctx.replicaRoot + '/' + from, ctx.replicaRoot + '/' + to));
+    inWritableParents(ctx, from, to, () => ctx.io.rename(ctx.replicaRoot + '/' + from, ctx.replicaRoot + '/' + to));
   } catch (error) {
     throw new StepError(`moving ${show(from)} ->`, to, error);
   }

@@ -647,10 +647,12 @@ class Pass {
             try {
               replica = moveEntry(this.exec, op.from, op.relPath, op.source, op.replica);
             } catch (error) {
-              if (errorCode(error) !== 'ENOENT' && !(error instanceof ChangedInReplica)) throw error;
-              // The replica file to move went away or changed since the walk: copy instead (a
-              // changed one stays where it is, to be deleted next pass).
+              const renameFailed = error instanceof StepError && error.step.startsWith('moving ') && errorCode(error) !== 'ENOENT';
+              if (errorCode(error) !== 'ENOENT' && !(error instanceof ChangedInReplica) && !renameFailed) throw error;
+              // The replica file to move went away or changed since the walk, or could not be
+              // renamed: copy instead (one still there is deleted next pass, unpaired).
               if (error instanceof ChangedInReplica) this.o.log.debug(`${show(op.from)} changed in the replica during the pass: ${show(op.relPath)} copied instead of moved`);
+              if (renameFailed) this.warn(`${describe(error)}; copied instead`);
               await this.startCopy({ op: 'copy', relPath: op.relPath, source: op.source, reason: 'new', replacing: undefined });
               await this.finishCopies();
               break;

@@ -76,6 +76,42 @@ describe('review regressions', () => {
     assert.equal(fs.statSync(roDir).mode & 0o7777, 0o555);
   });
 
+  test('a file moved out of a read-only folder (not root: EACCES on the folder it leaves) is moved, both folders\' modes kept', async () => {
+    const content = 'x'.repeat(5000);
+    const s = setup({ ro: { dir: true, mode: 0o555 }, 'ro/a.bin': content, 'ro/k': 'k' });
+    await settle();
+    await sync(s);
+    const roSource = path.join(s.source, 'ro');
+    fs.chmodSync(roSource, 0o755);
+    fs.renameSync(path.join(roSource, 'a.bin'), path.join(s.source, 'a.bin'));
+    fs.chmodSync(roSource, 0o555);
+    const roDir = path.join(s.replica, 'ro');
+    s.io.fail = refusedWhileReadOnly(roDir);
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.log.actions, ['moved ro/a.bin -> a.bin (moved in source)']);
+    assert.equal(fs.readFileSync(path.join(s.replica, 'a.bin'), 'utf8'), content);
+    assert.equal(fs.statSync(roDir).mode & 0o7777, 0o555);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
+  test('a move whose rename fails for another reason (EIO) is copied instead, with a warning; the old file goes next pass', async () => {
+    const s = setup({ 'a.bin': 'y'.repeat(5000), 'k': 'k' });
+    await settle();
+    await sync(s);
+    fs.renameSync(path.join(s.source, 'a.bin'), path.join(s.source, 'b.bin'));
+    const moving = path.join(s.replica, 'a.bin'); // (the copy's rename is of its temporary file)
+    s.io.fail = (call, p) => (call === 'rename' && p === moving ? errno('EIO', 'i/o error, rename') : undefined);
+    const result = await sync(s);
+    s.io.fail = undefined;
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.log.warnings, ['moving a.bin -> b.bin: EIO: i/o error, rename; copied instead']);
+    assert.deepEqual(s.log.actions, ['copied b.bin (new)']);
+    await sync(s);
+    assert.deepEqual(s.log.actions, ['deleted a.bin (not in source)']);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
   test('a file with an mtime in the future is not re-read every pass', async () => {
     const s = setup({ 'future.txt': 'f' });
     const future = Date.now() / 1000 + 10 * 365 * 86400;

@@ -238,7 +238,8 @@ export class SpyIo implements Io {
     this.paths.delete(fd);
     nodeIo.close(fd);
   };
-  rename = (a: string, b: string) => (this.check('rename', b), nodeIo.rename(a, b));
+  // (Both folders: the kernel wants write permission on the one an entry leaves too.)
+  rename = (a: string, b: string) => (this.check('rename', b), this.check('rename', a), nodeIo.rename(a, b));
   renameAsync = (a: string, b: string): Promise<void> => {
     const error = this.fail?.('rename', b);
     return error ? Promise.reject(error) : nodeIo.renameAsync(a, b);
