@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { tempPathFor } from '../src/execute.js';
 import { Manifest } from '../src/manifest.js';
-import { hasRsync, rsyncCheck } from './helpers/cli.js';
+import { BIN, hasRsync, ROOT, rsyncCheck } from './helpers/cli.js';
 import { errno, mirrorDiff, readTree, refusedWhileReadOnly, settle, setup, sync, tempDir, tempFiles, writePastReadOnly, writeTree } from './helpers/tree.js';
 
 describe('review regressions', () => {
@@ -93,6 +93,34 @@ describe('review regressions', () => {
     assert.equal(fs.readFileSync(path.join(s.replica, 'a.bin'), 'utf8'), content);
     assert.equal(fs.statSync(roDir).mode & 0o7777, 0o555);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
+  test('as a user who is not root (setpriv, for real): copies into, moves out of and deletes in read-only folders, their modes kept', { skip: process.getuid?.() === 0 ? false : 'needs root to drop to another user' }, (t) => {
+    const base = tempDir('fs-nobody-');
+    const nobody = (args: string[]) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    if (nobody(['--version']).status !== 0) return t.skip('setpriv cannot run the program as nobody here');
+    const [source, replica] = [path.join(base, 'S'), path.join(base, 'R')];
+    writeTree(source, { ro: { dir: true, mode: 0o555 }, 'ro/a.bin': 'a'.repeat(5000), 'ro/gone.txt': 'gone', 'ro/k': 'k', ro2: { dir: true, mode: 0o555 } });
+    spawnSync('chown', ['-R', '65534:65534', base]);
+    fs.chmodSync(base, 0o755);
+    const args = [source, replica, '1', path.join(base, 'log'), '--once', '--manifest', path.join(base, 'm.json')];
+    const first = nobody(args);
+    assert.equal(first.status, 0, first.stdout + first.stderr);
+    // As the source's owner would: into the read-only folders through u+w, and back.
+    const writable = (dir: string, fn: () => void) => (fs.chmodSync(dir, 0o755), fn(), fs.chmodSync(dir, 0o555));
+    writable(path.join(source, 'ro'), () => {
+      fs.renameSync(path.join(source, 'ro', 'a.bin'), path.join(source, 'a.bin'));
+      fs.rmSync(path.join(source, 'ro', 'gone.txt'));
+      fs.writeFileSync(path.join(source, 'ro', 'new.txt'), 'new');
+      fs.chownSync(path.join(source, 'ro', 'new.txt'), 65534, 65534);
+    });
+    const second = nobody(args);
+    assert.equal(second.status, 0, second.stdout + second.stderr);
+    for (const line of ['moved ro/a.bin -> a.bin (moved in source)', 'deleted ro/gone.txt (not in source)', 'copied ro/new.txt (new)']) assert.match(second.stdout, new RegExp(`^${line.replace(/[().]/g, '\\$&')}$`, 'm'));
+    assert.deepEqual(mirrorDiff(source, replica), []);
+    for (const dir of ['ro', 'ro2']) assert.equal(fs.statSync(path.join(replica, dir)).mode & 0o7777, 0o555, dir);
+    assert.deepEqual(tempFiles(replica), []);
   });
 
   test('a move whose rename fails for another reason (EIO) is copied instead, with a warning; the old file goes next pass', async () => {
