@@ -50,10 +50,9 @@ export class ReadOnlyParent extends Error {
   override name = 'ReadOnlyParent';
 }
 
-/** The source changed while we read it: not an error, the next pass copies the settled file. */
 /**
- * A replica file that changed since the walk saw it, found just before its metadata was fixed:
- * left as it is (the record made after the fix would vouch for content nobody read).
+ * A replica file that changed since the walk saw it, found just before its metadata was fixed (or
+ * it was moved): left as it is (the record made after the fix would vouch for content nobody read).
  */
 export class ChangedInReplica extends Error {
   override name = 'ChangedInReplica';
@@ -62,6 +61,7 @@ export class ChangedInReplica extends Error {
   }
 }
 
+/** The source changed while we read it: not an error, the next pass copies the settled file. */
 export class ChangedWhileReading extends Error {
   override name = 'ChangedWhileReading';
   constructor(readonly relPath: string) {
