@@ -78,6 +78,7 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
     .option('--max-delete <n>', 'delete nothing when a pass would delete more than n entries (or n% of the replica)')
     .option('--max-delete-bytes <size>', 'delete nothing when a pass would delete more than this many bytes (500M, 2G)')
     .option('--allow-mass-delete', 'delete even if the source looks vanished or replaced (this pass only)')
+    .option('--allow-empty-replica', 'copy into a replica found empty although the manifest lists files there, e.g. a new disk (this pass only)')
     .option('--backup-dir <dir>', 'move files a pass would delete or overwrite to <dir>/<time>/<path> instead')
     .optionsGroup('Output and log:')
     .option('-q, --quiet', 'console: warnings and errors only (the log file still gets every line)')
@@ -367,6 +368,7 @@ async function run(config: Config, io: Io): Promise<number> {
         maxDeleteBytes: config.maxDeleteBytes,
         // The override is for one pass: the first one of this run.
         allowMassDelete: config.allowMassDelete && passes === 0,
+        allowEmptyReplica: config.allowEmptyReplica && passes === 0,
         backupDir: config.backupDir,
         fsync: config.fsync,
         io,

@@ -19,6 +19,7 @@ export interface RawOptions {
   maxDelete?: string;
   maxDeleteBytes?: string;
   allowMassDelete?: boolean;
+  allowEmptyReplica?: boolean;
   backupDir?: string;
   fsync?: boolean;
   excludeFrom?: string[];
@@ -49,6 +50,8 @@ export interface Config {
   maxDelete: DeleteLimit | undefined;
   maxDeleteBytes: number | undefined;
   allowMassDelete: boolean;
+  /** `--allow-empty-replica`: copy into a replica found empty although the manifest lists files there (first pass only). */
+  allowEmptyReplica: boolean;
   /** Absolute; files a pass would delete or overwrite are moved under `<backupDir>/<time>/`. */
   backupDir: string | undefined;
   fsync: boolean;
@@ -175,6 +178,7 @@ export function buildConfig(
     maxDelete,
     maxDeleteBytes,
     allowMassDelete: raw.allowMassDelete === true,
+    allowEmptyReplica: raw.allowEmptyReplica === true,
     backupDir,
     fsync: raw.fsync !== false,
     excludes,

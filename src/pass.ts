@@ -62,6 +62,8 @@ export interface PassOptions {
   maxDeleteBytes?: number;
   /** Delete even when the source looks vanished or replaced (one pass's explicit override). */
   allowMassDelete?: boolean;
+  /** Copy into a replica found empty although the manifest lists files in it (`emptyReplicaReason`). */
+  allowEmptyReplica?: boolean;
   /** Move what would be deleted or overwritten under `<backupDir>/<time>/` instead. */
   backupDir?: string;
   fsync: boolean;
@@ -222,7 +224,6 @@ class Pass {
     if (roots !== undefined) {
       const changes: Change[] = [];
       const temps: string[] = [];
-      let plan: Plan;
       const listers =
         o.listers ??
         (o.threads ? threadListers(o.source, o.replica, o.threads) : { source: new InlineLister(o.io, o.source), replica: new InlineLister(o.io, o.replica) });
@@ -257,49 +258,11 @@ class Pass {
       }
       o.log.debug(`walk: ${walker.listed} entries listed in ${Date.now() - this.started} ms, ${changes.length} to look at`);
 
-      // Decided before pairing moves: a replaced source must not rearrange the replica either.
-      this.walkComplete = walk.complete;
-      const massDelete = this.massDeleteReason(walk);
-      const settledChanges = await this.settle(changes);
-      this.movesHashedAt = Date.now();
-      // Under --checksum the manifest vouches for nothing, so nothing is paired from it.
-      const settled =
-        massDelete === undefined && !o.checksum
-          ? await pairMoves(settledChanges, {
-              peek: (relPath) => this.manifest.peek(relPath),
-              hashSource: (relPath, entry) => this.hash('source', relPath, entry),
-            })
-          : settledChanges;
-      plan = planOps(settled);
-      refusedDeletes = this.guard(plan, walk, massDelete);
-      o.log.debug(`plan: ${plan.upserts.length + plan.deletes.length + plan.afterDeletes.length} operations at ${Date.now() - this.started} ms (${this.stats.hashed} files read)`);
-
-      // Safety: temporary files are ours by name; a crash or kill may have left them. Those of a
-      // file this pass copies again are kept to resume from; the rest are swept now (before any
-      // folder holding one is deleted), and the kept ones once the copies are done.
-      const copyTemps = new Set<string>();
-      for (const op of [...plan.upserts, ...plan.afterDeletes]) {
-        if (op.op === 'copy' && op.source.size >= RESUME_MIN_BYTES) copyTemps.add(tempPathFor(o.replica, op.relPath));
-      }
-      for (const absPath of temps) {
-        if (copyTemps.has(absPath)) this.resumable.add(absPath);
-        else if (!o.dryRun) removeQuietly(o.io, absPath);
-      }
-      try {
-        await this.execute(plan, refusedDeletes);
-      } finally {
-        await this.copyHasher?.close();
-        await this.copyPool?.close();
-      }
-      if (!o.dryRun) for (const absPath of this.resumable) removeQuietly(o.io, absPath);
-      o.log.debug(`executed at ${Date.now() - this.started} ms`);
-
-      // Records are forgotten only after a complete pass that deleted what it had to: after a
-      // refused pass (an unmounted source), the next one finds everything still known.
-      if (walk.complete && !this.interrupted && !o.dryRun && !refusedDeletes) this.manifest.forgetUnseen();
-      // The source's identity is remembered unless this pass refused deletes because of it.
-      const massRefused = massDelete !== undefined && plan.deleteCount > 0;
-      if (!o.dryRun && this.sourceRootId && !massRefused) this.manifest.setSourceRoot(this.sourceRootId);
+      // Safety: an empty replica the last pass left files in is an unmounted disk (most likely):
+      // nothing is copied onto the disk beneath it.
+      const emptyReplica = this.emptyReplicaReason(walk);
+      if (emptyReplica !== undefined) this.error(emptyReplica);
+      else refusedDeletes = await this.planAndExecute(walk, changes, temps);
     }
 
     // Flushed before the summary, so a folder that cannot be flushed is counted in it.
@@ -482,6 +445,74 @@ class Pass {
     const result = await this.copyHasher.hashOpenFile(fd, signal);
     if ('error' in result) throw result.error;
     return result.md5;
+  }
+
+  /**
+   * After the walk: settle what must be read, pair moves, plan, guard, sweep temporary files,
+   * execute, forget what is gone. Returns whether deletes were refused.
+   */
+  private async planAndExecute(walk: WalkResult, changes: Change[], temps: string[]): Promise<boolean> {
+    const { o } = this;
+    // Decided before pairing moves: a replaced source must not rearrange the replica either.
+    this.walkComplete = walk.complete;
+    const massDelete = this.massDeleteReason(walk);
+    const settledChanges = await this.settle(changes);
+    this.movesHashedAt = Date.now();
+    // Under --checksum the manifest vouches for nothing, so nothing is paired from it.
+    const settled =
+      massDelete === undefined && !o.checksum
+        ? await pairMoves(settledChanges, {
+            peek: (relPath) => this.manifest.peek(relPath),
+            hashSource: (relPath, entry) => this.hash('source', relPath, entry),
+          })
+        : settledChanges;
+    const plan = planOps(settled);
+    const refusedDeletes = this.guard(plan, walk, massDelete);
+    o.log.debug(`plan: ${plan.upserts.length + plan.deletes.length + plan.afterDeletes.length} operations at ${Date.now() - this.started} ms (${this.stats.hashed} files read)`);
+
+    // Safety: temporary files are ours by name; a crash or kill may have left them. Those of a
+    // file this pass copies again are kept to resume from; the rest are swept now (before any
+    // folder holding one is deleted), and the kept ones once the copies are done.
+    const copyTemps = new Set<string>();
+    for (const op of [...plan.upserts, ...plan.afterDeletes]) {
+      if (op.op === 'copy' && op.source.size >= RESUME_MIN_BYTES) copyTemps.add(tempPathFor(o.replica, op.relPath));
+    }
+    for (const absPath of temps) {
+      if (copyTemps.has(absPath)) this.resumable.add(absPath);
+      else if (!o.dryRun) removeQuietly(o.io, absPath);
+    }
+    try {
+      await this.execute(plan, refusedDeletes);
+    } finally {
+      await this.copyHasher?.close();
+      await this.copyPool?.close();
+    }
+    if (!o.dryRun) for (const absPath of this.resumable) removeQuietly(o.io, absPath);
+    o.log.debug(`executed at ${Date.now() - this.started} ms`);
+
+    // Records are forgotten only after a complete pass that deleted what it had to: after a
+    // refused pass (an unmounted source), the next one finds everything still known.
+    if (walk.complete && !this.interrupted && !o.dryRun && !refusedDeletes) this.manifest.forgetUnseen();
+    // The source's identity is remembered unless this pass refused deletes because of it.
+    const massRefused = massDelete !== undefined && plan.deleteCount > 0;
+    if (!o.dryRun && this.sourceRootId && !massRefused) this.manifest.setSourceRoot(this.sourceRootId);
+    return refusedDeletes;
+  }
+
+  /**
+   * A replica found empty (created again, or an empty mount point) while the manifest lists files
+   * the last passes left in it: its disk is most likely not mounted, and a pass would copy the
+   * whole source onto the disk beneath. The pass does nothing, with an error, until the disk is
+   * back or `--allow-empty-replica` says the empty replica is meant (a new disk).
+   */
+  private emptyReplicaReason(walk: WalkResult): string | undefined {
+    if (this.o.allowEmptyReplica) return undefined;
+    const known = this.manifestSizeAtStart;
+    if (walk.replicaEntries > 0 || known === 0) return undefined;
+    return (
+      `replica ${this.o.replica} is empty but the manifest lists ${known} files copied there (is its disk unmounted?); nothing done. ` +
+      'If it is meant to be empty (a new disk), run once with --allow-empty-replica'
+    );
   }
 
   /**

@@ -10,14 +10,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { inodeNumber, toEntry } from '../src/scan.js';
-import { settle, setup, sync, tempDir } from './helpers/tree.js';
+import { mountExt4, settle, setup, sync, tempDir, tryMount as mount } from './helpers/tree.js';
 
 const THREADS = { threads: { excludes: [], own: [] } };
 
-/** Runs `mount` with `args`; false if it could not (not root, no overlay or tmpfs, a container). */
-function mount(...args: string[]): boolean {
-  return spawnSync('mount', args, { stdio: 'ignore' }).status === 0;
-}
 
 describe('fingerprints as every code path sees them', () => {
   test('an inode number of 2^63 or more (Node\'s BigInt stats hold it signed) is the unsigned number the kernel gives', () => {
@@ -29,14 +25,9 @@ describe('fingerprints as every code path sees them', () => {
   });
 
   test('a replica on a filesystem that keeps whole seconds and no date past 2038 (ext4 with 128-byte inodes): its files\' mtimes set once, not every pass', { skip: process.getuid?.() === 0 ? false : 'needs root to mount' }, async (t) => {
-    const base = tempDir('fs-coarse-');
-    const image = path.join(base, 'ext4.img');
-    const mnt = path.join(base, 'mnt');
-    fs.mkdirSync(mnt);
-    fs.writeFileSync(image, '');
-    fs.truncateSync(image, 32 << 20);
-    if (spawnSync('mkfs.ext4', ['-q', '-F', '-I', '128', image], { stdio: 'ignore' }).status !== 0) return t.skip('no mkfs.ext4 here');
-    if (!mount('-o', 'loop', image, mnt)) return t.skip('cannot mount a loop device here');
+    const disk = mountExt4(tempDir('fs-coarse-'), ['-I', '128']);
+    if (disk === undefined) return t.skip('cannot make and mount an ext4 image here');
+    const { mnt } = disk;
     try {
       const s = { ...setup({ 'half.txt': 'half a second', 'y2050.txt': 'a date ext4 -I 128 cannot hold', 'whole.txt': 'whole seconds' }), replica: path.join(mnt, 'replica') };
       for (const options of [{}, THREADS]) {
@@ -68,7 +59,7 @@ describe('fingerprints as every code path sees them', () => {
         assert.equal(fs.statSync(path.join(s.replica, 'whole.txt')).mode & 0o777, fs.statSync(path.join(s.source, 'whole.txt')).mode & 0o777);
       }
     } finally {
-      spawnSync('umount', [mnt]);
+      disk.unmount();
     }
   });
 

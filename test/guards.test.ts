@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseMaxDelete, parseSize } from '../src/config.js';
 import { cliEnv, runCli, summaryCounts } from './helpers/cli.js';
-import { mirrorDiff, readTree, settle, setup, sync, tempDir, writeTree, type Spec } from './helpers/tree.js';
+import { mirrorDiff, mountExt4, readTree, settle, setup, sync, tempDir, writeTree, type Spec } from './helpers/tree.js';
 
 function tree(n: number, prefix = 'f'): Record<string, Spec> {
   const spec: Record<string, Spec> = {};
@@ -56,6 +56,52 @@ describe('a vanished or replaced source', () => {
     const next = await sync(s);
     assert.equal(next.exitStatus, 0);
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+});
+
+describe('a vanished replica (its disk not mounted)', () => {
+  test('a replica found empty while the manifest lists files in it: nothing done (exit 1) until the disk is back, or --allow-empty-replica', async () => {
+    const s = setup(tree(20));
+    await sync(s);
+    fs.rmSync(s.replica, { recursive: true });
+    const refused = await sync(s);
+    assert.equal(refused.exitStatus, 1);
+    assert.deepEqual(s.log.errors, [`replica ${s.replica} is empty but the manifest lists 20 files copied there (is its disk unmounted?); nothing done. If it is meant to be empty (a new disk), run once with --allow-empty-replica`]);
+    assert.deepEqual(s.log.actions, []);
+    assert.deepEqual(fs.readdirSync(s.replica), [], 'created, as the contract says, and left empty');
+    assert.equal(refused.manifest.size, 20, 'the records kept for the disk\'s return');
+    const dry = await sync(s, { dryRun: true });
+    assert.equal(dry.exitStatus, 1, 'a dry run says the same');
+    const allowed = await sync(s, { allowEmptyReplica: true });
+    assert.equal(allowed.exitStatus, 0, s.log.lines.join('\n'));
+    assert.equal(allowed.stats.copied, 20);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
+  test('a replica on a disk that is unmounted, then mounted again: nothing copied beneath it meanwhile; then nothing to do', { skip: process.getuid?.() === 0 ? false : 'needs root to mount' }, async (t) => {
+    const disk = mountExt4(tempDir('fs-unmounted-'));
+    if (disk === undefined) return t.skip('cannot make and mount an ext4 image here');
+    try {
+      for (const replica of [disk.mnt, path.join(disk.mnt, 'below')]) {
+        const s = { ...setup(tree(30)), replica };
+        await settle();
+        await sync(s);
+        disk.unmount();
+        const refused = await sync(s);
+        assert.equal(refused.exitStatus, 1, replica);
+        assert.deepEqual(s.log.actions, [], replica);
+        assert.ok(!fs.existsSync(replica) || fs.readdirSync(replica).length === 0, 'nothing written on the disk beneath');
+        if (replica !== disk.mnt) fs.rmSync(replica, { recursive: true }); // (created, as the contract says)
+        assert.ok(disk.mount());
+        const back = await sync(s);
+        assert.equal(back.exitStatus, 0, s.log.lines.join('\n'));
+        assert.deepEqual(s.log.actions, []);
+        assert.equal(back.stats.hashed, 0);
+        assert.deepEqual(mirrorDiff(s.source, replica), []);
+      }
+    } finally {
+      disk.unmount();
+    }
   });
 });
 

@@ -2,6 +2,7 @@
  * Test helpers: write a tree from an object, read one back in a comparable form, run passes.
  * A tree spec maps relative paths to file contents (string), `{ dir }`, `{ link }` or a full file spec.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -258,6 +259,28 @@ export class SpyIo implements Io {
 }
 
 /** `dir/f000.txt`, `dir/f001.txt`… (`count` names, in the walk's order up to 1,000). */
+/** Runs `mount` with `args`; false if it could not (not root, no such filesystem, a container). */
+export function tryMount(...args: string[]): boolean {
+  return spawnSync('mount', args, { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * An ext4 filesystem in a 32 MiB image file under `base`, mounted at `base/mnt` (`mkfsArgs` added
+ * to mkfs.ext4's); undefined if this machine cannot (not root, no mkfs.ext4, no loop device).
+ */
+export function mountExt4(base: string, mkfsArgs: string[] = []): { mnt: string; unmount: () => void; mount: () => boolean } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const image = path.join(base, 'ext4.img');
+  const mnt = path.join(base, 'mnt');
+  fs.mkdirSync(mnt, { recursive: true });
+  fs.writeFileSync(image, '');
+  fs.truncateSync(image, 32 << 20);
+  if (spawnSync('mkfs.ext4', ['-q', '-F', ...mkfsArgs, image], { stdio: 'ignore' }).status !== 0) return undefined;
+  const mount = () => tryMount('-o', 'loop', image, mnt);
+  if (!mount()) return undefined;
+  return { mnt, mount, unmount: () => void spawnSync('umount', [mnt]) };
+}
+
 export function numbered(dir: string, count: number): string[] {
   return Array.from({ length: count }, (_, i) => `${dir}/f${String(i).padStart(3, '0')}.txt`);
 }
