@@ -354,7 +354,13 @@ async function run(config: Config, io: Io): Promise<number> {
     let passes = 0;
     for (;;) {
       const startedAt = Date.now();
-      if (passes > 0) selection = passExclude(config);
+      if (passes > 0) {
+        selection = passExclude(config);
+        for (const held of [lock, replicaLock]) {
+          const problem = held?.refresh();
+          if (problem !== undefined) log.warn(problem);
+        }
+      }
       const { patterns, problem, exclude } = selection;
       const dirs = watcher ? new Set<string>() : undefined;
       watcher?.passStarted(exclude);

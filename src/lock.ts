@@ -8,6 +8,12 @@ import { LockedError, describe } from './errors.js';
 export interface Lock {
   readonly path: string;
   release(): void;
+  /**
+   * Before each pass of a long run: the lock file's times set to now (so a cleaner of old files in
+   * /tmp, systemd-tmpfiles' 10 days, never takes it), and the file made again if it was removed.
+   * Returns a warning when another process holds it now.
+   */
+  refresh(): string | undefined;
 }
 
 /**
@@ -19,11 +25,26 @@ export function acquireLock(manifestPath: string, options: { lockPath?: string; 
   const what = options.what ?? `manifest ${manifestPath}`;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fd = fs.openSync(lockPath, 'wx', 0o644);
-      fs.writeSync(fd, `${process.pid}\n`);
-      fs.closeSync(fd);
+      writeLock(lockPath);
       return {
         path: lockPath,
+        refresh() {
+          const holder = readPid(lockPath);
+          try {
+            if (holder === process.pid) {
+              const now = new Date();
+              fs.utimesSync(lockPath, now, now);
+            } else if (holder === undefined || !isRunning(holder)) {
+              if (holder !== undefined) fs.unlinkSync(lockPath);
+              writeLock(lockPath);
+            } else {
+              return `another folder-sync (pid ${holder}) took the lock ${lockPath} (its file was removed meanwhile): ${what} may be written by both`;
+            }
+          } catch (error) {
+            return `cannot keep the lock ${lockPath}: ${describe(error)}`;
+          }
+          return undefined;
+        },
         release() {
           try {
             // Safety: only remove the lock if it is still ours.
@@ -54,6 +75,16 @@ export function acquireLock(manifestPath: string, options: { lockPath?: string; 
     }
   }
   throw new LockedError(`cannot take the lock ${lockPath}: another folder-sync keeps taking it`);
+}
+
+/** Creates `lockPath` (failing if it exists) holding this process's pid. */
+function writeLock(lockPath: string): void {
+  const fd = fs.openSync(lockPath, 'wx', 0o644);
+  try {
+    fs.writeSync(fd, `${process.pid}\n`);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** The pid in a lock file, when that process is running. */
