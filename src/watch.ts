@@ -17,6 +17,7 @@
  * events such as many network mounts), that folder's changes are seen by the interval's pass.
  */
 import * as fs from 'node:fs';
+import { basename } from 'node:path';
 import { isVanished } from './errors.js';
 import type { ExcludeMatcher } from './filter.js';
 import { joinRel } from './scan.js';
@@ -37,6 +38,12 @@ const MAX_DELAYS = 10;
 
 export class SourceWatcher {
   private readonly watchers = new Map<string, fs.FSWatcher>();
+  /**
+   * The identity of each watched folder (`identity`): a folder removed and made again at the same path
+   * (or a disk mounted again there) is another folder, whose watch must be made anew; the old one
+   * hears nothing more, and its changes would wait for the interval's pass.
+   */
+  private readonly ids = new Map<string, string>();
   private firstEventAt: number | undefined;
   private lastEventAt = 0;
   /** The first changed path seen since the last pass (for the log). */
@@ -80,12 +87,18 @@ export class SourceWatcher {
    */
   reconcile(dirs: ReadonlySet<string>): void {
     if (this.closed) return;
-    for (const [dir, watcher] of this.watchers) {
-      if (dirs.has(dir) || this.stillWatchable(dir)) continue;
-      watcher.close();
-      this.watchers.delete(dir);
+    for (const dir of [...this.watchers.keys()]) {
+      if (!dirs.has(dir) && !this.stillWatchable(dir)) this.unwatch(dir);
     }
-    for (const dir of dirs) if (!this.watchers.has(dir)) this.watchDir(dir);
+    // Each walked folder watched, and watched anew if it is another folder than the one watched
+    // (removed and made again, a disk mounted again: `watchDir`). Perf: an lstat a folder a pass.
+    for (const dir of dirs) this.watchDir(dir);
+  }
+
+  private unwatch(relDir: string): void {
+    this.watchers.get(relDir)?.close();
+    this.watchers.delete(relDir);
+    this.ids.delete(relDir);
   }
 
   private stillWatchable(relDir: string): boolean {
@@ -104,6 +117,7 @@ export class SourceWatcher {
     this.closed = true;
     for (const watcher of this.watchers.values()) watcher.close();
     this.watchers.clear();
+    this.ids.clear();
   }
 
   private watchTree(relDir: string): void {
@@ -120,16 +134,31 @@ export class SourceWatcher {
     }
   }
 
+  /** Watches a folder; false if it is watched already (the same folder), or cannot be. */
   private watchDir(relDir: string): boolean {
-    if (this.closed || this.watchers.has(relDir)) return false;
+    if (this.closed) return false;
+    const id = identity(this.abs(relDir));
+    if (this.watchers.has(relDir)) {
+      if (this.ids.get(relDir) === id) return false;
+      this.unwatch(relDir); // another folder now: its watch is made anew
+    }
     try {
-      const watcher = fs.watch(this.abs(relDir), { persistent: false }, (_event, name) => this.onEvent(relDir, name));
+      const watcher = fs.watch(this.abs(relDir), { persistent: false }, (_event, name) => {
+        // The watched folder itself removed: inotify names it by its own name, and its watch hears
+        // nothing more (a folder made again there, even with the same inode and birth time, is
+        // watched anew when its parent's event for it comes).
+        if (name !== null && relDir !== '' && String(name) === basename(relDir) && this.watchers.get(relDir) === watcher && !fs.existsSync(this.abs(joinRel(relDir, String(name))))) {
+          this.unwatch(relDir);
+        }
+        this.onEvent(relDir, name);
+      });
       watcher.on('error', () => {
         // The folder went away (or the watch broke): forget it; the pass sees what happened.
-        watcher.close();
-        this.watchers.delete(relDir);
+        if (this.watchers.get(relDir) === watcher) this.unwatch(relDir);
+        else watcher.close();
       });
       this.watchers.set(relDir, watcher);
+      if (id !== undefined) this.ids.set(relDir, id);
       return true;
     } catch (error) {
       if (isVanished(error)) return false;
@@ -155,8 +184,9 @@ export class SourceWatcher {
         // removed: still a change
       }
       if (this.exclude(rel, isDir)) return;
-      // A new folder is watched now, before the pass it triggers walks it.
-      if (isDir && !this.watchers.has(rel)) this.watchTree(rel);
+      // A new folder is watched now, before the pass it triggers walks it; so is one made again
+      // where a watched one was removed (`watchDir`: the old watch hears nothing more).
+      if (isDir) this.watchTree(rel);
     }
     const now = Date.now();
     if (this.firstEventAt === undefined) {
@@ -170,5 +200,18 @@ export class SourceWatcher {
 
   private abs(relPath: string): string {
     return relPath === '' ? this.o.root : this.o.root + '/' + relPath;
+  }
+}
+
+/**
+ * A folder's device, inode and birth time, or undefined if it is gone. (ext4 hands a folder made
+ * again at once the inode just freed: its birth time tells the two apart.)
+ */
+function identity(absPath: string): string | undefined {
+  try {
+    const stats = fs.lstatSync(absPath, { bigint: true });
+    return `${stats.dev}:${stats.ino}:${stats.birthtimeNs}`;
+  } catch {
+    return undefined;
   }
 }

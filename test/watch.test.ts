@@ -47,6 +47,24 @@ describe('--watch', () => {
     assert.equal(await exited(child), 0);
   });
 
+  test('a folder removed and made again at the same path is watched anew: a second file written into it later is mirrored within seconds too', async () => {
+    const w = world();
+    const child = startCli([w.source, w.replica, '10', w.log, '--watch', '--watch-delay', '0.3'], w.env);
+    await waitFor(child.output, (t) => passes(t) >= 1);
+    fs.rmSync(path.join(w.source, 'deep'), { recursive: true });
+    fs.mkdirSync(path.join(w.source, 'deep/er'), { recursive: true });
+    fs.writeFileSync(path.join(w.source, 'deep/er/first.txt'), 'first');
+    await waitFor(child.output, () => fs.existsSync(path.join(w.replica, 'deep/er/first.txt')), 10_000);
+    const before = passes(child.output());
+    await waitFor(child.output, (t) => passes(t) > before || passes(t) === before, 1_000); // (settled)
+    const startedAt = Date.now();
+    fs.writeFileSync(path.join(w.source, 'deep/er/second.txt'), 'second');
+    await waitFor(child.output, () => fs.existsSync(path.join(w.replica, 'deep/er/second.txt')), 10_000);
+    assert.ok(Date.now() - startedAt < 5_000, `${Date.now() - startedAt} ms`); // the interval is 10 min
+    child.kill('SIGTERM');
+    assert.equal(await exited(child), 0);
+  });
+
   // The built program: under tsx the listing threads boot too slowly for the race to show.
   test('a file written as the watcher starts is in the first pass: its trees are listed only once the watcher is in place', { skip: !fs.existsSync(DIST_BIN) && 'needs `npm run build`' }, async () => {
     const w = world();
