@@ -144,10 +144,13 @@ export class SourceWatcher {
     }
     try {
       const watcher = fs.watch(this.abs(relDir), { persistent: false }, (_event, name) => {
-        // The watched folder itself removed: inotify names it by its own name, and its watch hears
-        // nothing more (a folder made again there, even with the same inode and birth time, is
-        // watched anew when its parent's event for it comes).
-        if (name !== null && relDir !== '' && String(name) === basename(relDir) && this.watchers.get(relDir) === watcher && !fs.existsSync(this.abs(joinRel(relDir, String(name))))) {
+        // The watched folder itself removed or unmounted: inotify names it by its own name, and its
+        // watch hears nothing more. Dropped, it is watched anew when its parent's event for it
+        // comes, or by the pass's `reconcile` (the root, a disk mounted again: same inode, same
+        // birth time). (A child of the same name removed is taken for it: its watch is back after
+        // the pass that event brings.)
+        const own = basename(this.abs(relDir));
+        if (name !== null && String(name) === own && this.watchers.get(relDir) === watcher && !fs.existsSync(this.abs(joinRel(relDir, own)))) {
           this.unwatch(relDir);
         }
         this.onEvent(relDir, name);
