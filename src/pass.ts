@@ -258,6 +258,7 @@ class Pass {
       }
       o.log.debug(`walk: ${walker.listed} entries listed in ${Date.now() - this.started} ms, ${changes.length} to look at`);
 
+      this.walkComplete = walk.complete;
       // Safety: an empty replica the last pass left files in is an unmounted disk (most likely):
       // nothing is copied onto the disk beneath it.
       const emptyReplica = this.emptyReplicaReason(walk);
@@ -454,7 +455,6 @@ class Pass {
   private async planAndExecute(walk: WalkResult, changes: Change[], temps: string[]): Promise<boolean> {
     const { o } = this;
     // Decided before pairing moves: a replaced source must not rearrange the replica either.
-    this.walkComplete = walk.complete;
     const massDelete = this.massDeleteReason(walk);
     const settledChanges = await this.settle(changes);
     this.movesHashedAt = Date.now();
