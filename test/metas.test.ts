@@ -186,7 +186,7 @@ describe('metadata fixed in batches on the thread pool', () => {
 
   test('a replica file rewritten at the same size after the walk, before its fix: left as it is, warned about, not recorded; the next pass restores it', async () => {
     for (const onPool of [true, false]) {
-      const { s, names, lines } = await mirroredThenTouched();
+      const { s, lines } = await mirroredThenTouched();
       const doomed = path.join(s.replica, 'd/f010.txt');
       const real = s.io.fixMetas;
       s.io.fixMetas = async (fixes) => {
