@@ -63,21 +63,21 @@ export function compareFiles(
   record: RecordFields | undefined,
   lookup: CacheLookup,
 ): Change | undefined {
+  const asLeft = metaAsLeft(record, source, replica);
   // Perf: the common case (both sides as recorded, the same bits: nothing to fix) decided on
   // numbers alone, with no MD5 string made; the same verdict as the general path below.
-  if (lookup === trustCache && record !== undefined && sourceMatches(record, source) && replicaMatches(record, replica) && source.mode === replica.mode) return undefined;
+  if (asLeft && lookup === trustCache && source.mode === replica.mode) return undefined;
+  const left = asLeft ? { asLeft } : {};
   const sourceMd5 = lookup(record, source, 'src');
   const replicaMd5 = lookup(record, replica, 'rep');
-  const asLeft = metaAsLeft(record, source, replica);
   if (sourceMd5 !== undefined && replicaMd5 !== undefined) {
-    if (metaToFix({ source, replica, ...(asLeft ? { asLeft } : {}) }) === undefined) return undefined;
-    return { type: 'meta', relPath, source, replica, md5: sourceMd5, ...(asLeft ? { asLeft } : {}) };
+    return metaToFix({ source, replica, ...left }) === undefined ? undefined : { type: 'meta', relPath, source, replica, md5: sourceMd5, ...left };
   }
   if (source.size !== replica.size) {
     const reason: Reason = sourceMd5 !== undefined ? 'changed in replica' : 'content changed';
     return { type: 'update', relPath, source, replica, reason };
   }
-  return { type: 'file', relPath, source, replica, sourceMd5, replicaMd5, ...(asLeft ? { asLeft } : {}) };
+  return { type: 'file', relPath, source, replica, sourceMd5, replicaMd5, ...left };
 }
 
 /** Settles a `file` change once both MD5s are known. */

@@ -61,6 +61,11 @@ export class ChangedInReplica extends Error {
   }
 }
 
+/** A move whose rename failed: the file is still where it was (see `moveEntry`). */
+export class RenameFailed extends StepError {
+  override name = 'RenameFailed';
+}
+
 /** The source changed while we read it: not an error, the next pass copies the settled file. */
 export class ChangedWhileReading extends Error {
   override name = 'ChangedWhileReading';
@@ -374,22 +379,22 @@ function unlockParentIfLocked(ctx: ExecContext, relPath: string, error: unknown)
 }
 
 /**
- * A rename from `fromRel` to `toRel`, retried once with both folders it touches made writable
- * where they were read-only: the kernel wants write permission on the folder an entry leaves as
- * well as on the one it enters.
+ * Runs `fn`, retrying once with the parent folders of `relPaths` made writable where they were
+ * read-only: a rename's two (the kernel wants write permission on the folder an entry leaves as
+ * well as on the one it enters), or one.
  */
-function inWritableParents<T>(ctx: ExecContext, fromRel: string, toRel: string, fn: () => T): T {
+function inWritableParents<T>(ctx: ExecContext, relPaths: string[], fn: () => T): T {
   try {
     return fn();
   } catch (error) {
     const restores: (() => void)[] = [];
     try {
-      const dirs = new Map([fromRel, toRel].map((rel) => [replicaParent(ctx.replicaRoot, rel), rel]));
+      const dirs = new Map(relPaths.map((rel) => [replicaParent(ctx.replicaRoot, rel), rel]));
       for (const rel of dirs.values()) {
         const restore = unlockParentIfLocked(ctx, rel, error);
         if (restore) restores.push(restore);
       }
-      if (restores.length === 0) throw error; // both writable already: a real permission problem
+      if (restores.length === 0) throw error; // writable already: a real permission problem
       return fn();
     } finally {
       for (const restore of restores.reverse()) restore();
@@ -399,16 +404,7 @@ function inWritableParents<T>(ctx: ExecContext, fromRel: string, toRel: string, 
 
 /** Runs `fn`, retrying once with the parent folder made writable if it was read-only. */
 function inWritableParent<T>(ctx: ExecContext, relPath: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    const restore = unlockParent(ctx, relPath, error);
-    try {
-      return fn();
-    } finally {
-      restore();
-    }
-  }
+  return inWritableParents(ctx, [relPath], fn);
 }
 
 /**
@@ -509,18 +505,33 @@ export function touchLink(ctx: ExecContext, relPath: string, source: Entry): voi
 }
 
 /** `fixMeta`'s steps, by the call that makes each (`Io.fixMetas` names a failed one's). */
-export const META_STEPS = { chmod: 'setting permissions of', utime: 'setting mtime of', lstat: 'checking' } as const;
+const META_STEPS = { chmod: 'setting permissions of', utime: 'setting mtime of', lstat: 'checking' } as const;
 
 /**
  * Brings a replica file's permission bits and mtime to the source's without rewriting it (many at
  * a time: `Io.fixMetas`, from `applyMetas` in pass.ts). `replica` is the file as the walk saw it;
  * one that changed since is left as it is (`ChangedInReplica`; Safety: see `fixMetas` in
- * native/fswalk.c). `checked`: already checked (`moveEntry` checks it where the walk saw it).
+ * native/fswalk.c).
  */
-export function fixMeta(ctx: ExecContext, relPath: string, source: Entry, replica: Entry, checked = false): Entry {
+export function fixMeta(ctx: ExecContext, relPath: string, source: Entry, replica: Entry): Entry {
+  checkUnchanged(ctx, relPath, replica);
+  return setMeta(ctx, relPath, source, replica);
+}
+
+/**
+ * The error `fixMeta` would have thrown for a file whose fix `Io.fixMetas` reports failed: the
+ * step its `syscall` names, or `ChangedInReplica` (code ECHANGED).
+ */
+export function fixMetaError(relPath: string, error: Error): Error {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (code === 'ECHANGED') return new ChangedInReplica(relPath);
+  return new StepError(syscall === 'chmod' || syscall === 'utime' ? META_STEPS[syscall] : META_STEPS.lstat, relPath, error);
+}
+
+/** `fixMeta` without its check: the bits, the times, and the file as it is after. */
+function setMeta(ctx: ExecContext, relPath: string, source: Entry, replica: Entry): Entry {
   const { io } = ctx;
   const replicaAbs = ctx.replicaRoot + '/' + relPath;
-  if (!checked) checkUnchanged(ctx, relPath, replica);
   let step: string = META_STEPS.chmod;
   try {
     if (source.mode !== replica.mode) io.chmod(replicaAbs, source.mode);
@@ -592,11 +603,11 @@ export function moveEntry(ctx: ExecContext, from: string, to: string, source: En
   // Before the rename, which moves its ctime.
   checkUnchanged(ctx, from, replica);
   try {
-    inWritableParents(ctx, from, to, () => ctx.io.rename(ctx.replicaRoot + '/' + from, ctx.replicaRoot + '/' + to));
+    inWritableParents(ctx, [from, to], () => ctx.io.rename(ctx.replicaRoot + '/' + from, ctx.replicaRoot + '/' + to));
   } catch (error) {
-    throw new StepError(`moving ${show(from)} ->`, to, error);
+    throw new RenameFailed(`moving ${show(from)} ->`, to, error);
   }
-  return fixMeta(ctx, to, source, replica, true);
+  return setMeta(ctx, to, source, replica);
 }
 
 /** Throws `ChangedInReplica` unless the replica file at `relPath` is still `seen` (its fingerprint). */

@@ -11,6 +11,7 @@ import {
   ChangedInReplica,
   ChangedWhileReading,
   Interrupted,
+  RenameFailed,
   KERNEL_COPY_MIN_BYTES,
   RESUME_MIN_BYTES,
   abandonCopy,
@@ -22,7 +23,7 @@ import {
   copyLink,
   deleteEntry,
   fixMeta,
-  META_STEPS,
+  fixMetaError,
   makeDir,
   moveEntry,
   removeQuietly,
@@ -678,7 +679,7 @@ class Pass {
             try {
               replica = moveEntry(this.exec, op.from, op.relPath, op.source, op.replica);
             } catch (error) {
-              const renameFailed = error instanceof StepError && error.step.startsWith('moving ') && errorCode(error) !== 'ENOENT';
+              const renameFailed = error instanceof RenameFailed && errorCode(error) !== 'ENOENT';
               if (errorCode(error) !== 'ENOENT' && !(error instanceof ChangedInReplica) && !renameFailed) throw error;
               // The replica file to move went away or changed since the walk, or could not be
               // renamed: copy instead (one still there is deleted next pass, unpaired).
@@ -755,7 +756,7 @@ class Pass {
             await this.apply(op);
           } else {
             const error = fixed.errors?.[fix];
-            if (error) this.failed(op, errorCode(error) === 'ECHANGED' ? new ChangedInReplica(op.relPath) : new StepError(metaStep(error), op.relPath, error));
+            if (error) this.failed(op, fixMetaError(op.relPath, error));
             else this.recordMeta(op, reason, entryFrom(op.replica.name, fixed.nums, fix));
             fix++;
           }
@@ -1105,12 +1106,6 @@ type Here = { here: true };
 
 /** A file whose content is in sync and whose metadata may need fixing (`applyMetas`). */
 type MetaOp = Extract<Op, { op: 'meta' }>;
-
-/** The step of `fixMeta` an error of `Io.fixMetas` failed at. */
-function metaStep(error: Error): string {
-  const syscall = (error as NodeJS.ErrnoException).syscall;
-  return syscall === 'chmod' || syscall === 'utime' ? META_STEPS[syscall] : META_STEPS.lstat;
-}
 
 /** A copy being written to its temporary file (here or on a copying thread), then flushed and renamed. */
 interface BatchedCopy {

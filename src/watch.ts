@@ -37,13 +37,13 @@ export interface WatchOptions {
 const MAX_DELAYS = 10;
 
 export class SourceWatcher {
-  private readonly watchers = new Map<string, fs.FSWatcher>();
   /**
-   * The identity of each watched folder (`identity`): a folder removed and made again at the same path
-   * (or a disk mounted again there) is another folder, whose watch must be made anew; the old one
-   * hears nothing more, and its changes would wait for the interval's pass.
+   * Each watched folder's watch, and the folder's identity (`identity`) when it was made: a folder
+   * removed and made again at the same path (or a disk mounted again there) is another folder,
+   * whose watch must be made anew; the old one hears nothing more, and its changes would wait for
+   * the interval's pass.
    */
-  private readonly ids = new Map<string, string>();
+  private readonly watchers = new Map<string, { watcher: fs.FSWatcher; id: string | undefined }>();
   private firstEventAt: number | undefined;
   private lastEventAt = 0;
   /** The first changed path seen since the last pass (for the log). */
@@ -96,9 +96,8 @@ export class SourceWatcher {
   }
 
   private unwatch(relDir: string): void {
-    this.watchers.get(relDir)?.close();
+    this.watchers.get(relDir)?.watcher.close();
     this.watchers.delete(relDir);
-    this.ids.delete(relDir);
   }
 
   private stillWatchable(relDir: string): boolean {
@@ -115,9 +114,8 @@ export class SourceWatcher {
 
   close(): void {
     this.closed = true;
-    for (const watcher of this.watchers.values()) watcher.close();
+    for (const { watcher } of this.watchers.values()) watcher.close();
     this.watchers.clear();
-    this.ids.clear();
   }
 
   private watchTree(relDir: string): void {
@@ -138,30 +136,22 @@ export class SourceWatcher {
   private watchDir(relDir: string): boolean {
     if (this.closed) return false;
     const id = identity(this.abs(relDir));
-    if (this.watchers.has(relDir)) {
-      if (this.ids.get(relDir) === id) return false;
+    const watched = this.watchers.get(relDir);
+    if (watched) {
+      if (watched.id === id) return false;
       this.unwatch(relDir); // another folder now: its watch is made anew
     }
     try {
       const watcher = fs.watch(this.abs(relDir), { persistent: false }, (_event, name) => {
-        // The watched folder itself removed or unmounted: inotify names it by its own name, and its
-        // watch hears nothing more. Dropped, it is watched anew when its parent's event for it
-        // comes, or by the pass's `reconcile` (the root, a disk mounted again: same inode, same
-        // birth time). (A child of the same name removed is taken for it: its watch is back after
-        // the pass that event brings.)
-        const own = basename(this.abs(relDir));
-        if (name !== null && String(name) === own && this.watchers.get(relDir) === watcher && !fs.existsSync(this.abs(joinRel(relDir, own)))) {
-          this.unwatch(relDir);
-        }
+        if (name !== null && this.watchers.get(relDir)?.watcher === watcher) this.dropIfGone(relDir, String(name));
         this.onEvent(relDir, name);
       });
       watcher.on('error', () => {
         // The folder went away (or the watch broke): forget it; the pass sees what happened.
-        if (this.watchers.get(relDir) === watcher) this.unwatch(relDir);
+        if (this.watchers.get(relDir)?.watcher === watcher) this.unwatch(relDir);
         else watcher.close();
       });
-      this.watchers.set(relDir, watcher);
-      if (id !== undefined) this.ids.set(relDir, id);
+      this.watchers.set(relDir, { watcher, id });
       return true;
     } catch (error) {
       if (isVanished(error)) return false;
@@ -173,6 +163,18 @@ export class SourceWatcher {
       }
       return false;
     }
+  }
+
+  /**
+   * The watched folder itself removed or unmounted: inotify names it by its own name, and its
+   * watch hears nothing more. Dropped, it is watched anew when its parent's event for it comes, or
+   * by the pass's `reconcile` (the root, a disk mounted again: same inode, same birth time). (A
+   * child of the same name removed is taken for it: its watch is back after the pass that event
+   * brings.)
+   */
+  private dropIfGone(relDir: string, name: string): void {
+    const own = basename(this.abs(relDir));
+    if (name === own && !fs.existsSync(this.abs(joinRel(relDir, own)))) this.unwatch(relDir);
   }
 
   private onEvent(relDir: string, name: string | Buffer | null): void {
