@@ -70,7 +70,7 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
     .option('--manifest <file>', 'where the manifest lives (default: under $XDG_STATE_HOME/folder-sync/)')
     .addOption(new Option('--no-fsync', 'do not flush copied files before renaming them (faster, less safe on power loss)'))
     .option('--hash-threads <n>', 'threads that hash when a pass must read many files (default 2)')
-    .option('--copy-threads <n>', 'threads that write small copies when a pass has many (default 2; 0: none)')
+    .option('--copy-threads <n>', 'threads that write small copies when a pass has many and the addon is not built (default 2; 0: none, every copy on the main thread)')
     .optionsGroup('Choosing files:')
     .option('--exclude <glob>', 'skip paths matching this micromatch glob (repeatable; !glob re-includes)', collect)
     .option('--exclude-from <file>', 'read exclude globs from a file, one a line (repeatable); a .folder-syncignore in the source is read too', collect)

@@ -145,6 +145,9 @@ export interface PendingCopy {
   restoreMode: (() => void) | undefined;
 }
 
+/** `writeCopy`'s steps that the addon's copy (`Io.copyToTemp`) names by their index. */
+export const COPY_STEPS = ['opening', 'reading', 'creating temporary file for', 'writing', 'setting permissions of'] as const;
+
 /**
  * First half of a copy: the source's content into the temporary file in the target's folder,
  * hashed as it goes (the source is read once), then its permission bits. The caller flushes it

@@ -51,6 +51,15 @@ export interface Io {
    * addon that makes the calls is not built or not used (as `syncFs`).
    */
   fixMetas(fixes: readonly MetaFix[]): Promise<MetaFixed>;
+  /**
+   * The first half of a new copy (`writeCopy`'s, no temporary file resumed), on libuv's thread
+   * pool: `sourceAbs` read once, hashed and written into `tempAbs` (created private, truncated),
+   * checked unchanged from start to end of the read, then given its permission bits. Resolves to
+   * the open temporary file; rejects, after removing it, with the error Node's fs would have thrown
+   * and its `step` (an index of `COPY_STEPS`), code ECHANGED if the source changed while read, or
+   * ENOSYS if the native addon is not built or not used (as `syncFs`).
+   */
+  copyToTemp(sourceAbs: string, tempAbs: string): Promise<TempCopy>;
   fchmod(fd: number, mode: number): void;
   futimes(fd: number, atime: Time, mtime: Time): void;
   close(fd: number): void;
@@ -117,6 +126,14 @@ export const nodeIo: Io = {
     const nums = new Float64Array(fixes.length * NUMS);
     const errors = await native.fixMetas(fixes.map((fix) => fix.abs), input, nums);
     return { nums, errors };
+  },
+  copyToTemp: async (sourceAbs, tempAbs) => {
+    const native = loadNative();
+    if (!native) throw errnoError(os.constants.errno.ENOSYS, 'copyToTemp');
+    const nums = new Float64Array(NUMS);
+    const md5 = Buffer.alloc(16);
+    const fd = await native.copyToTemp(sourceAbs, tempAbs, nums, md5);
+    return { fd, md5: md5.toString('hex'), nums };
   },
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
   futimes: (fd, atime, mtime) => fs.futimesSync(fd, atime, mtime),
@@ -239,6 +256,16 @@ export interface MetaFix {
 export interface MetaFixed {
   readonly nums: Float64Array;
   readonly errors: readonly (Error | undefined)[] | undefined;
+}
+
+/**
+ * A copy's content in its temporary file (`Io.copyToTemp`): the file's open descriptor, the MD5 of
+ * what was written, and the source as it was read (`NUMS` numbers: read them with `entryFrom`).
+ */
+export interface TempCopy {
+  readonly fd: number;
+  readonly md5: string;
+  readonly nums: Float64Array;
 }
 
 /** A time as utimes takes it. */

@@ -62,6 +62,15 @@ export interface NativeLister {
    * made), or one with code ECHANGED for a file whose fingerprint was not the one given.
    */
   fixMetas(paths: string[], input: Float64Array, nums: Float64Array): Promise<(Error | undefined)[] | undefined>;
+  /**
+   * On libuv's thread pool: `source` (opened O_NOFOLLOW) read, MD5-hashed into `md5` and written
+   * into `temp` (created 0600, truncated, O_NOFOLLOW); its fstat before the read into `nums` (as
+   * `list` writes an entry's); its fstat after, which must show the same fingerprint; `temp` given
+   * the source's permission bits. The open descriptor of `temp`; or rejected, `temp` closed and
+   * removed, with the error Node's fs would have thrown plus `step` (an index of `COPY_STEPS` in
+   * `execute.ts`), or one with code ECHANGED if the source changed while read.
+   */
+  copyToTemp(source: string, temp: string, nums: Float64Array, md5: Uint8Array): Promise<number>;
 }
 
 /** A walker started by `walkStart` (opaque). */
@@ -74,7 +83,7 @@ export const NATIVE_PATH = '../build/Release/fswalk.node';
  * The version of the addon this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
-export const NATIVE_VERSION = 6;
+export const NATIVE_VERSION = 7;
 
 /**
  * The native lister, unless it was not built, fails to load, was built from other sources than

@@ -37,7 +37,8 @@ import type { DeleteLimit } from './config.js';
 import type { ExcludeMatcher, OwnPath } from './filter.js';
 import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
 import type { Io, MetaFix, MetaFixed } from './io.js';
-import { CopyPool } from './copy-pool.js';
+import { CopyPool, PoolCopier, type CopyWriter } from './copy-pool.js';
+import { loadNative } from './native.js';
 import { DEFAULT_HASH_THREADS, HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
 import { InlineLister, closeListers, entryFrom, threadListers, type Listers } from './lister.js';
 import type { Reporter } from './log.js';
@@ -102,6 +103,11 @@ export interface PassOptions {
   copyThreadsFrom?: number;
   /** With `threads`: how many copying threads (`--copy-threads`; 0: none; default `COPY_THREADS`). */
   copyThreads?: number;
+  /**
+   * With `threads`: small copies written by the addon on libuv's thread pool when it is built
+   * (`PoolCopier`; default true). False: as without it (copying threads for a pass with many).
+   */
+  poolCopies?: boolean;
 }
 
 export interface PassResult {
@@ -573,8 +579,12 @@ class Pass {
     const phases: Op[][] = refusedDeletes ? [plan.upserts] : [plan.upserts, plan.deletes, plan.afterDeletes];
     const copies = phases.flat().filter((op) => op.op === 'copy');
     const copyThreads = this.o.copyThreads ?? COPY_THREADS;
-    if (this.o.threads && !this.o.dryRun && copyThreads > 0 && copies.length >= (this.o.copyThreadsFrom ?? COPY_THREADS_FROM)) {
-      this.copyPool = new CopyPool(copyThreads, { sourceRoot: this.o.source, replicaRoot: this.o.replica }, (error) =>
+    const roots = { sourceRoot: this.o.source, replicaRoot: this.o.replica };
+    if (this.o.threads && !this.o.dryRun && copyThreads > 0 && copies.length > 0 && this.o.poolCopies !== false && loadNative() !== undefined) {
+      this.copyPool = new PoolCopier(this.o.io, roots);
+      this.o.log.debug(`${copies.length} copies: the small ones written on the thread pool`);
+    } else if (this.o.threads && !this.o.dryRun && copyThreads > 0 && copies.length >= (this.o.copyThreadsFrom ?? COPY_THREADS_FROM)) {
+      this.copyPool = new CopyPool(copyThreads, roots, (error) =>
         this.warn(`a copying thread failed (${describe(error)}); its copies are written on the main thread`),
       );
       this.o.log.debug(`${copies.length} copies: the small ones written on ${copyThreads} copying threads`);
@@ -1028,8 +1038,8 @@ class Pass {
   private walkComplete = false;
   /** The thread that hashes what the kernel copies (one copy at a time, so one thread). */
   private copyHasher: HashPool | undefined;
-  /** Threads that write small copies, for a pass with many (see `CopyPool`). */
-  private copyPool: CopyPool | undefined;
+  /** Small copies written off this thread: on the thread pool, or on copying threads for a pass with many (see `copy-pool.ts`). */
+  private copyPool: CopyWriter | undefined;
   /** Left-over temporary files of files this pass copies: resumed, not swept. */
   private readonly resumable = new Set<string>();
 

@@ -21,8 +21,8 @@ before(async () => {
 });
 after(() => fs.rmSync(out, { recursive: true, force: true }));
 
-function run(args: string[], stateHome: string): { status: number | null; output: string } {
-  const r = spawnSync(process.execPath, [path.join(out, 'bin.js'), ...args], { cwd: ROOT, env: cliEnv(stateHome), encoding: 'utf8', timeout: 60_000 });
+function run(args: string[], stateHome: string, env: Record<string, string> = {}): { status: number | null; output: string } {
+  const r = spawnSync(process.execPath, [path.join(out, 'bin.js'), ...args], { cwd: ROOT, env: { ...cliEnv(stateHome), ...env }, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, output: r.stdout + r.stderr };
 }
 
@@ -50,7 +50,7 @@ describe('the built program', () => {
     // (The program run inherits FOLDER_SYNC_NATIVE.)
     const native = fs.existsSync(path.join(ROOT, 'build', 'Release', 'fswalk.node')) && process.env.FOLDER_SYNC_NATIVE !== '0';
     assert.match(first.output, native ? /^lister: native, in listing threads/m : /^lister: JavaScript/m);
-    assert.match(first.output, /^1100 copies: the small ones written on 2 copying threads$/m);
+    assert.match(first.output, native ? /^1100 copies: the small ones written on the thread pool$/m : /^1100 copies: the small ones written on 2 copying threads$/m);
     assert.deepEqual(summaryCounts(first.output), { copied: 1101, updated: 0, deleted: 0, hashed: 1100, errors: 0 });
     assert.deepEqual(mirrorDiff(source, replica, (rel) => rel === 'skip.tmp'), []);
     assert.ok(!fs.existsSync(path.join(replica, 'skip.tmp')));
@@ -65,5 +65,17 @@ describe('the built program', () => {
     assert.deepEqual(summaryCounts(touched.output), { copied: 1, updated: 1100, deleted: 0, hashed: 1101, errors: 0 });
     assert.deepEqual(mirrorDiff(source, replica), []);
     assert.equal(fs.statSync(path.join(replica, 'd5', 'f5.txt')).mtimeMs, 1_700_000_000_000);
+  });
+
+  test('without the addon, a first sync of many files writes them on copying threads', () => {
+    const base = tempDir();
+    const source = path.join(base, 'source');
+    const replica = path.join(base, 'replica');
+    writeTree(source, Object.fromEntries(Array.from({ length: 1030 }, (_, i) => [`d${i % 7}/f${i}.txt`, `file ${i}\n`.repeat(1 + (i % 5))])));
+    const r = run([source, replica, '1', path.join(base, 'sync.log'), '--once', '--log-level', 'debug'], base, { FOLDER_SYNC_NATIVE: '0' });
+    assert.equal(r.status, 0, r.output);
+    assert.match(r.output, /^1030 copies: the small ones written on 2 copying threads$/m);
+    assert.deepEqual(summaryCounts(r.output), { copied: 1030, updated: 0, deleted: 0, hashed: 1030, errors: 0 });
+    assert.deepEqual(mirrorDiff(source, replica), []);
   });
 });

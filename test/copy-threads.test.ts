@@ -12,7 +12,7 @@ import { Manifest } from '../src/manifest.js';
 import { md5, mirrorDiff, numbered, readTree, settle, setup, sync, tempFiles, withoutAddon } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
-const THREADS = { threads: { excludes: [], own: [] }, copyThreadsFrom: 1 };
+const THREADS = { threads: { excludes: [], own: [] }, copyThreadsFrom: 1, poolCopies: false };
 
 function tree(): Record<string, { content: string; mode?: number; mtime?: number }> {
   const files: Record<string, { content: string; mode?: number; mtime?: number }> = {};

@@ -13,7 +13,8 @@ import { Manifest } from '../src/manifest.js';
 import { errno, md5, mirrorDiff, readTree, settle, setup, sync, tempDir, tempFiles, type SyncSetup } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;
-const THREADS = { threads: { excludes: [], own: [] }, kernelCopyMinBytes: 1 << 20 };
+// Small copies on the main thread (not the addon's thread pool), where `fail('write')` reaches them.
+const THREADS = { threads: { excludes: [], own: [] }, kernelCopyMinBytes: 1 << 20, poolCopies: false };
 
 /** Runs `hook` when the pass starts its kernel copy, then lets the real copy go on. */
 function beforeKernelCopy(s: SyncSetup, hook: (output: number) => void): void {

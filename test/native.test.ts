@@ -1,11 +1,12 @@
 /** The native lister (native/fswalk.c): built by `npm install`, and listing exactly as the JavaScript one does. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { fixMeta, type ExecContext } from '../src/execute.js';
+import { COPY_STEPS, fixMeta, type ExecContext } from '../src/execute.js';
 import { DIR, entryFrom, FILE, kindAt, NativeWalkLister, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
 import { loadNative } from '../src/native.js';
 import { nodeIo } from '../src/io.js';
@@ -164,6 +165,45 @@ describe('native lister', () => {
     // Bad arguments throw at once.
     assert.throws(() => loadNative()!.fixMetas(['x'], new Float64Array(10), new Float64Array(NUMS)), TypeError);
     assert.throws(() => loadNative()!.fixMetas([1 as never], new Float64Array(11), new Float64Array(NUMS)), TypeError);
+  });
+
+  test('copyToTemp writes the source\'s bytes into a private temporary file with the source\'s bits, answers its MD5 and fstat, and fails as fs would, naming its step, with nothing left behind', { skip: notUsed }, async () => {
+    const root = tempDir('fs-native-copy-');
+    const source = path.join(root, 'source.bin');
+    const data = Buffer.concat([randomBytes(3 << 20), Buffer.from('tail')]); // more than one 1 MiB read
+    fs.writeFileSync(source, data, { mode: 0o640 });
+    fs.chmodSync(source, 0o640);
+    const temp = path.join(root, '.folder-sync-0123456789abcdef.tmp');
+    fs.writeFileSync(temp, 'a longer file left over from before, longer than nothing'); // truncated, not appended to
+    const copied = await nodeIo.copyToTemp(source, temp);
+    try {
+      assert.equal(copied.md5, createHash('md5').update(data).digest('hex'));
+      // (Its atime as before the read, which may have moved it.)
+      const { atimeS: _s, atimeN: _n, ...before } = entryFrom('source.bin', copied.nums, 0);
+      const { atimeS: _S, atimeN: _N, ...now } = toEntry('source.bin', fs.lstatSync(source, { bigint: true }));
+      assert.deepEqual(before, now);
+      assert.equal(fs.fstatSync(copied.fd).mode & 0o7777, 0o640);
+      assert.ok(fs.readFileSync(temp).equals(data));
+    } finally {
+      fs.closeSync(copied.fd);
+    }
+    const fails = async (from: string, to: string, expected: { code: string; step: number; syscall: string; path: string }) => {
+      const error = await nodeIo.copyToTemp(from, to).then(
+        () => assert.fail(`${from} -> ${to} was copied`),
+        (e: NodeJS.ErrnoException & { step: number }) => e,
+      );
+      assert.deepEqual({ code: error.code, step: error.step, syscall: error.syscall }, { code: expected.code, step: expected.step, syscall: expected.syscall });
+      assert.ok(error.message.endsWith(`${expected.syscall} '${expected.path}'`), error.message);
+      assert.equal(COPY_STEPS[error.step], ['opening', 'reading', 'creating temporary file for'][expected.step]);
+      assert.equal(fs.existsSync(to), false, 'no temporary file left');
+    };
+    await fails(path.join(root, 'missing'), path.join(root, 't1.tmp'), { code: 'ENOENT', step: 0, syscall: 'open', path: path.join(root, 'missing') });
+    fs.symlinkSync('source.bin', path.join(root, 'link'));
+    await fails(path.join(root, 'link'), path.join(root, 't2.tmp'), { code: 'ELOOP', step: 0, syscall: 'open', path: path.join(root, 'link') });
+    await fails(root, path.join(root, 't3.tmp'), { code: 'EISDIR', step: 1, syscall: 'read', path: root });
+    await fails(source, path.join(root, 'no-folder', 't4.tmp'), { code: 'ENOENT', step: 2, syscall: 'open', path: path.join(root, 'no-folder', 't4.tmp') });
+    assert.throws(() => loadNative()!.copyToTemp(source, temp, new Float64Array(NUMS - 1), new Uint8Array(16)), TypeError);
+    assert.throws(() => loadNative()!.copyToTemp(source, temp, new Float64Array(NUMS), new Uint8Array(15)), TypeError);
   });
 
   test('lists every folder exactly as the JavaScript lister does, in a listing thread and walking in its own: names, order, numbers, temporary and undecodable names', { skip: notUsed }, async () => {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { compileExcludes } from '../../src/filter.js';
-import { nodeIo, type Io, type MetaFix, type MetaFixed } from '../../src/io.js';
+import { nodeIo, type Io, type MetaFix, type MetaFixed, type TempCopy } from '../../src/io.js';
 import { NUMS } from '../../src/types.js';
 import { actionText, type Action, type Reporter } from '../../src/log.js';
 import { Manifest } from '../../src/manifest.js';
@@ -232,6 +232,20 @@ export class SpyIo implements Io {
       k++;
     });
     return { nums, errors: errors.some(Boolean) ? errors : undefined };
+  };
+  /** Sources the addon's copies (`copyToTemp`, on the thread pool) read, in order asked. */
+  poolCopies: string[] = [];
+  /**
+   * `nodeIo.copyToTemp`; `fail('copyToTemp', source)` rejects it with that error as is (give it a
+   * `step` to stand for the addon's own failure), before anything is done.
+   */
+  copyToTemp = async (sourceAbs: string, tempAbs: string): Promise<TempCopy> => {
+    this.poolCopies.push(sourceAbs);
+    const error = this.fail?.('copyToTemp', sourceAbs);
+    if (error) throw error;
+    const copied = await nodeIo.copyToTemp(sourceAbs, tempAbs);
+    this.paths.set(copied.fd, tempAbs);
+    return copied;
   };
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
   futimes = (fd: number, a: number | string, m: number | string) => nodeIo.futimes(fd, a, m);
