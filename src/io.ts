@@ -67,6 +67,8 @@ export interface Io {
   /** rename on libuv's thread pool (a copy's last step, see `finishCopy`). */
   renameAsync(fromAbs: string, toAbs: string): Promise<void>;
   unlink(absPath: string): void;
+  /** unlink on libuv's thread pool (a run of deletes, see `applyDeletes` in `pass.ts`). */
+  unlinkAsync(absPath: string): Promise<void>;
   rmdir(absPath: string): void;
   mkdir(absPath: string, mode: number): void;
   chmod(absPath: string, mode: number): void;
@@ -141,6 +143,7 @@ export const nodeIo: Io = {
   rename: (from, to) => fs.renameSync(from, to),
   renameAsync: (from, to) => new Promise((resolve, reject) => fs.rename(from, to, (error) => (error ? reject(error) : resolve()))),
   unlink: (p) => fs.unlinkSync(p),
+  unlinkAsync: (p) => new Promise((resolve, reject) => fs.unlink(p, (error) => (error ? reject(error) : resolve()))),
   rmdir: (p) => fs.rmdirSync(p),
   mkdir: (p, mode) => fs.mkdirSync(p, { mode }),
   chmod: (p, mode) => fs.chmodSync(p, mode),

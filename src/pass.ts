@@ -158,6 +158,8 @@ const HASH_THREADS_FROM_BYTES = 64 << 20;
  */
 const METAS_BATCH = 256;
 const METAS_AHEAD = 2;
+/** Files' unlinks under way at once on libuv's thread pool (`applyDeletes`). */
+const UNLINKS_AHEAD = 64;
 /** Folders flushed at once before a manifest write (each holds a descriptor while it waits). */
 const FSYNC_DIRS_AT_ONCE = 64;
 
@@ -621,6 +623,13 @@ class Pass {
           i = end - 1;
           continue;
         }
+        if (this.unlinksOffThread(op)) {
+          let end = i + 1;
+          while (end < ops.length && this.unlinksOffThread(ops[end])) end++;
+          if (!(await this.applyDeletes(ops.slice(i, end) as DeleteOp[]))) return;
+          i = end - 1;
+          continue;
+        }
         await this.apply(op);
         await this.checkpoint();
       }
@@ -709,13 +718,8 @@ class Pass {
           break;
         }
         case 'delete': {
-          const suffix = op.replica.kind === 'dir' ? '/' : '';
-          if (!o.dryRun) {
-            if (!deleteEntry(this.exec, op.relPath, op.replica)) break;
-            this.touched(op.relPath);
-          }
-          o.log.action({ verb: `${would}${o.dryRun ? 'delete' : 'deleted'}`, path: path + suffix, reason: op.reason });
-          stats.deleted++;
+          if (!o.dryRun && !deleteEntry(this.exec, op.relPath, op.replica)) break;
+          this.deleted(op);
           break;
         }
       }
@@ -777,6 +781,60 @@ class Pass {
       // Interrupted: the batches under way are let finish (a few ms); what they did is not recorded.
       await Promise.all(batches);
     }
+  }
+
+  /** Whether `op` is a file's delete that `applyDeletes` unlinks on the thread pool (not a folder's, nor one moved to a backup). */
+  private unlinksOffThread(op: Op): op is DeleteOp {
+    return op.op === 'delete' && op.replica.kind !== 'dir' && !this.o.dryRun && this.exec.backupRoot === undefined;
+  }
+
+  /**
+   * A run of files' deletes, each logged and counted in the plan's order as `apply` does; their
+   * unlinks run on libuv's thread pool (`Io.unlinkAsync`), up to UNLINKS_AHEAD ahead of the one
+   * this thread logs. One that failed is done again by `apply`, here: a read-only folder (EACCES) is
+   * made writable for it, another error is reported as before; one already gone is left unlogged,
+   * as `deleteEntry` leaves it. False when the pass was asked to stop (the unlinks already under
+   * way are still awaited and logged: every file deleted has its line).
+   *
+   * Perf: an unlink costs ~120 us on this disk (the inode is freed); the 1% change's 200 deletes
+   * took ~30 ms of the main thread, one after another.
+   */
+  private async applyDeletes(ops: readonly DeleteOp[]): Promise<boolean> {
+    const unlinks: Promise<unknown>[] = [];
+    let stopped = false;
+    const start = (i: number): void => {
+      if (i >= ops.length || stopped) return;
+      // (Started in a `then`: an Io that throws instead of rejecting is treated the same way.)
+      unlinks[i] = Promise.resolve(this.o.replica + '/' + ops[i].relPath)
+        .then((abs) => this.o.io.unlinkAsync(abs))
+        .then(
+          () => undefined,
+          (error: unknown) => error ?? new Error('unlink failed'),
+        );
+    };
+    for (let i = 0; i < UNLINKS_AHEAD; i++) start(i);
+    for (let i = 0; i < ops.length && unlinks[i] !== undefined; i++) {
+      const error = await unlinks[i];
+      if (!stopped && (await this.tick())) stopped = true;
+      start(i + UNLINKS_AHEAD);
+      const op = ops[i];
+      if (error === undefined) {
+        this.deleted(op);
+      } else if (errorCode(error) !== 'ENOENT' && !stopped) {
+        await this.apply(op);
+      }
+      await this.checkpoint();
+    }
+    return !stopped;
+  }
+
+  /** Logs and counts a replica entry deleted (or, in a dry run, that would be). */
+  private deleted(op: DeleteOp): void {
+    const { o } = this;
+    if (!o.dryRun) this.touched(op.relPath);
+    const suffix = op.replica.kind === 'dir' ? '/' : '';
+    o.log.action({ verb: o.dryRun ? 'would delete' : 'deleted', path: show(op.relPath) + suffix, reason: op.reason });
+    this.stats.deleted++;
   }
 
   /** A batch of `applyMetas` the pool could not take: made here; without the addon, all from now on. */
@@ -1116,6 +1174,7 @@ type Here = { here: true };
 
 /** A file whose content is in sync and whose metadata may need fixing (`applyMetas`). */
 type MetaOp = Extract<Op, { op: 'meta' }>;
+type DeleteOp = Extract<Op, { op: 'delete' }>;
 
 /** A copy being written to its temporary file (here or on a copying thread), then flushed and renamed. */
 interface BatchedCopy {

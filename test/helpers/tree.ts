@@ -260,6 +260,13 @@ export class SpyIo implements Io {
     return error ? Promise.reject(error) : nodeIo.renameAsync(a, b);
   };
   unlink = (p: string) => (this.check('unlink', p), nodeIo.unlink(p));
+  /** Files unlinked on the thread pool (`unlinkAsync`), in order asked; `fail('unlink', p)` fails them too. */
+  poolUnlinks: string[] = [];
+  unlinkAsync = async (p: string): Promise<void> => {
+    this.poolUnlinks.push(p);
+    this.check('unlink', p);
+    return nodeIo.unlinkAsync(p);
+  };
   rmdir = (p: string) => (this.check('rmdir', p), nodeIo.rmdir(p));
   mkdir = (p: string, mode: number) => (this.check('mkdir', p), nodeIo.mkdir(p, mode));
   chmod = (p: string, mode: number) => (this.check('chmod', p), nodeIo.chmod(p, mode));
