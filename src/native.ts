@@ -104,6 +104,13 @@ export function listerName(walks: boolean): string {
 /** The native lister, or why it is not used. */
 function probeNative(): NativeLister | string {
   if (process.env.FOLDER_SYNC_NATIVE === '0') return 'FOLDER_SYNC_NATIVE=0';
+  // Perf: looked up once (a `createRequire` and a resolution cost ~8 us, and each small copy asks).
+  return (probed ??= requireNative());
+}
+
+let probed: NativeLister | string | undefined;
+
+function requireNative(): NativeLister | string {
   const notBuilt = 'the native lister is not built, or not for this version: run npm install';
   try {
     const native = createRequire(import.meta.url)(NATIVE_PATH) as NativeLister;
