@@ -35,21 +35,23 @@ export interface CopyWriter {
  * and MD5, with the other core idle.
  */
 export class PoolCopier implements CopyWriter {
+  /** `maxBytes`: a source found to hold this many bytes or more (it grew since the walk) is the main thread's to copy. */
   constructor(
     private readonly io: Io,
     private readonly roots: { sourceRoot: string; replicaRoot: string },
+    private readonly maxBytes: number,
   ) {}
 
   async write(relPath: string, replacing: boolean): Promise<PendingCopy | undefined> {
     const tempAbs = tempPathFor(this.roots.replicaRoot, relPath);
     try {
-      const { fd, md5, nums } = await this.io.copyToTemp(this.roots.sourceRoot + '/' + relPath, tempAbs);
+      const { fd, md5, nums } = await this.io.copyToTemp(this.roots.sourceRoot + '/' + relPath, tempAbs, this.maxBytes);
       const source = entryFrom(relPath.slice(relPath.lastIndexOf('/') + 1), nums, 0);
       return { relPath, tempAbs, output: fd, source, md5, resumedBytes: 0, replacing, restoreMode: undefined };
     } catch (error) {
       if (errorCode(error) === 'ECHANGED') throw new ChangedWhileReading(relPath);
       const step = COPY_STEPS[(error as { step?: number }).step ?? -1];
-      // Not the addon's failure (ENOSYS: not built), or a read-only folder: the main thread's.
+      // No copy made (ENOSYS: no addon; ETOOBIG: grown past small), or a read-only folder: the main thread's.
       if (step === undefined || (step === COPY_STEPS[2] && errorCode(error) === 'EACCES')) return undefined;
       throw new StepError(`copying (${step})`, relPath, error);
     }

@@ -56,10 +56,12 @@ export interface Io {
    * pool: `sourceAbs` read once, hashed and written into `tempAbs` (created private, truncated),
    * checked unchanged from start to end of the read, then given its permission bits. Resolves to
    * the open temporary file; rejects, after removing it, with the error Node's fs would have thrown
-   * and its `step` (an index of `COPY_STEPS`), code ECHANGED if the source changed while read, or
-   * ENOSYS if the native addon is not built or not used (as `syncFs`).
+   * and its `step` (an index of `COPY_STEPS`). Without a `step`, it made no copy for the caller to
+   * make otherwise: code ECHANGED, the source changed while read; ETOOBIG, it holds `maxBytes` or
+   * more (it grew since the walk); ENOSYS, the addon is not built or not used, or cannot hash here
+   * (`poolCopies`).
    */
-  copyToTemp(sourceAbs: string, tempAbs: string): Promise<TempCopy>;
+  copyToTemp(sourceAbs: string, tempAbs: string, maxBytes: number): Promise<TempCopy>;
   fchmod(fd: number, mode: number): void;
   futimes(fd: number, atime: Time, mtime: Time): void;
   close(fd: number): void;
@@ -102,7 +104,7 @@ export const nodeIo: Io = {
   fsync: (fd) => fs.fsyncSync(fd),
   fsyncAsync: (fd) => new Promise((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve()))),
   syncFs: async (fd) => {
-    const native = loadNative(); // (once a batch of copies: a lookup in require's cache)
+    const native = loadNative();
     const errno = native ? await native.syncFs(fd) : os.constants.errno.ENOSYS;
     if (errno !== 0) throw errnoError(errno, 'syncfs');
   },
@@ -129,12 +131,12 @@ export const nodeIo: Io = {
     const errors = await native.fixMetas(fixes.map((fix) => fix.abs), input, nums);
     return { nums, errors };
   },
-  copyToTemp: async (sourceAbs, tempAbs) => {
+  copyToTemp: async (sourceAbs, tempAbs, maxBytes) => {
     const native = loadNative();
-    if (!native) throw errnoError(os.constants.errno.ENOSYS, 'copyToTemp');
+    if (!native?.copyToTemp || !poolCopies()) throw errnoError(os.constants.errno.ENOSYS, 'copyToTemp');
     const nums = new Float64Array(NUMS);
     const md5 = Buffer.alloc(16);
-    const fd = await native.copyToTemp(sourceAbs, tempAbs, nums, md5);
+    const fd = await native.copyToTemp(sourceAbs, tempAbs, nums, md5, maxBytes);
     return { fd, md5: md5.toString('hex'), nums };
   },
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
@@ -259,6 +261,14 @@ export interface MetaFix {
 export interface MetaFixed {
   readonly nums: Float64Array;
   readonly errors: readonly (Error | undefined)[] | undefined;
+}
+
+/**
+ * Whether `nodeIo.copyToTemp` copies: the addon is built with it, and this Node has the OpenSSL it
+ * hashes with (a Node built without crypto exports none: the addon would fail at its first copy).
+ */
+export function poolCopies(): boolean {
+  return loadNative()?.copyToTemp !== undefined && process.versions.openssl !== undefined;
 }
 
 /**

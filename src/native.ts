@@ -68,9 +68,11 @@ export interface NativeLister {
    * `list` writes an entry's); its fstat after, which must show the same fingerprint; `temp` given
    * the source's permission bits. The open descriptor of `temp`; or rejected, `temp` closed and
    * removed, with the error Node's fs would have thrown plus `step` (an index of `COPY_STEPS` in
-   * `execute.ts`), or one with code ECHANGED if the source changed while read.
+   * `execute.ts`); or, with no `step`, code ECHANGED if the source changed while read, ETOOBIG if
+   * it holds `maxBytes` or more, ENOMD5 if OpenSSL gave no MD5. Absent from an addon built without
+   * OpenSSL's headers.
    */
-  copyToTemp(source: string, temp: string, nums: Float64Array, md5: Uint8Array): Promise<number>;
+  copyToTemp?(source: string, temp: string, nums: Float64Array, md5: Uint8Array, maxBytes: number): Promise<number>;
 }
 
 /** A walker started by `walkStart` (opaque). */
@@ -83,7 +85,7 @@ export const NATIVE_PATH = '../build/Release/fswalk.node';
  * The version of the addon this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
-export const NATIVE_VERSION = 7;
+export const NATIVE_VERSION = 8;
 
 /**
  * The native lister, unless it was not built, fails to load, was built from other sources than

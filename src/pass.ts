@@ -36,9 +36,8 @@ import {
 import type { DeleteLimit } from './config.js';
 import type { ExcludeMatcher, OwnPath } from './filter.js';
 import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
-import type { Io, MetaFix, MetaFixed } from './io.js';
+import { poolCopies, type Io, type MetaFix, type MetaFixed } from './io.js';
 import { CopyPool, PoolCopier, type CopyWriter } from './copy-pool.js';
-import { loadNative } from './native.js';
 import { DEFAULT_HASH_THREADS, HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
 import { InlineLister, closeListers, entryFrom, threadListers, type Listers } from './lister.js';
 import type { Reporter } from './log.js';
@@ -101,7 +100,11 @@ export interface PassOptions {
   kernelCopyMinBytes?: number;
   /** With `threads`: from this many copies in a pass, small ones are written on copying threads (default `COPY_THREADS_FROM`). */
   copyThreadsFrom?: number;
-  /** With `threads`: how many copying threads (`--copy-threads`; 0: none; default `COPY_THREADS`). */
+  /**
+   * With `threads`: how many copying threads (`--copy-threads`; default `COPY_THREADS`), used for a
+   * pass with many copies when the addon cannot make them (see `poolCopies`); 0: none, nor the
+   * addon's either (every copy written on the main thread).
+   */
   copyThreads?: number;
   /**
    * With `threads`: small copies written by the addon on libuv's thread pool when it is built
@@ -582,9 +585,11 @@ class Pass {
     const copies = phases.flat().filter((op) => op.op === 'copy');
     const copyThreads = this.o.copyThreads ?? COPY_THREADS;
     const roots = { sourceRoot: this.o.source, replicaRoot: this.o.replica };
-    if (this.o.threads && !this.o.dryRun && copyThreads > 0 && copies.length > 0 && this.o.poolCopies !== false && loadNative() !== undefined) {
-      this.copyPool = new PoolCopier(this.o.io, roots);
-      this.o.log.debug(`${copies.length} copies: the small ones written on the thread pool`);
+    const smallBelow = this.o.kernelCopyMinBytes ?? KERNEL_COPY_MIN_BYTES;
+    const small = copies.filter((op) => op.source.size < smallBelow).length;
+    if (this.o.threads && !this.o.dryRun && copyThreads > 0 && small > 0 && this.o.poolCopies !== false && poolCopies()) {
+      this.copyPool = new PoolCopier(this.o.io, roots, smallBelow);
+      this.o.log.debug(`${copies.length} copies: ${small} small ones written on the thread pool`);
     } else if (this.o.threads && !this.o.dryRun && copyThreads > 0 && copies.length >= (this.o.copyThreadsFrom ?? COPY_THREADS_FROM)) {
       this.copyPool = new CopyPool(copyThreads, roots, (error) =>
         this.warn(`a copying thread failed (${describe(error)}); its copies are written on the main thread`),
@@ -813,17 +818,21 @@ class Pass {
         );
     };
     for (let i = 0; i < UNLINKS_AHEAD; i++) start(i);
-    for (let i = 0; i < ops.length && unlinks[i] !== undefined; i++) {
-      const error = await unlinks[i];
-      if (!stopped && (await this.tick())) stopped = true;
-      start(i + UNLINKS_AHEAD);
-      const op = ops[i];
-      if (error === undefined) {
-        this.deleted(op);
-      } else if (errorCode(error) !== 'ENOENT' && !stopped) {
-        await this.apply(op);
+    try {
+      for (let i = 0; i < ops.length && unlinks[i] !== undefined; i++) {
+        const error = await unlinks[i];
+        if (!stopped && (await this.tick())) stopped = true;
+        start(i + UNLINKS_AHEAD);
+        const op = ops[i];
+        if (error === undefined) this.deleted(op);
+        else if (errorCode(error) === 'ENOENT') continue; // already gone
+        else if (stopped) this.failed(op, new StepError('deleting', op.relPath, error)); // not tried again
+        else await this.apply(op);
+        await this.checkpoint();
       }
-      await this.checkpoint();
+    } finally {
+      // (Were anything above to throw, the unlinks under way still end before the pass does.)
+      await Promise.all(unlinks);
     }
     return !stopped;
   }
@@ -889,7 +898,7 @@ class Pass {
     const small = op.source.size < (this.o.kernelCopyMinBytes ?? KERNEL_COPY_MIN_BYTES);
     const tempAbs = tempPathFor(this.o.replica, op.relPath);
     if (this.copyPool && small && !this.resumable.has(tempAbs)) {
-      // Not awaited: the thread writes it while this one goes on (see `CopyPool`).
+      // Not awaited: the pool or a thread writes it while this one goes on (see `copy-pool.ts`).
       written = this.copyPool.write(op.relPath, op.replacing !== undefined).then(
         (pending): Written => (pending === undefined ? { here: true } : { pending: this.counted(op, pending) }),
         (error: unknown) => {

@@ -5,14 +5,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
 import { COPY_STEPS, fixMeta, type ExecContext } from '../src/execute.js';
 import { DIR, entryFrom, FILE, kindAt, NativeWalkLister, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
 import { loadNative } from '../src/native.js';
-import { nodeIo } from '../src/io.js';
+import { nodeIo, poolCopies } from '../src/io.js';
 import { byName, joinRel, listDir, toEntry } from '../src/scan.js';
 import { tempDir } from './helpers/tree.js';
 
+const ROOT_DIR = fileURLToPath(new URL('..', import.meta.url));
 const built = fs.existsSync(new URL('../build/Release/fswalk.node', import.meta.url));
 const notBuilt = built ? false : 'the native lister was not built (npm install found no C compiler)';
 /** Not built, or built and turned off (FOLDER_SYNC_NATIVE=0): the tests of what it does are skipped. */
@@ -167,15 +169,15 @@ describe('native lister', () => {
     assert.throws(() => loadNative()!.fixMetas([1 as never], new Float64Array(11), new Float64Array(NUMS)), TypeError);
   });
 
-  test('copyToTemp writes the source\'s bytes into a private temporary file with the source\'s bits, answers its MD5 and fstat, and fails as fs would, naming its step, with nothing left behind', { skip: notUsed }, async () => {
+  test('copyToTemp writes the source\'s bytes into a private temporary file with the source\'s bits, answers its MD5 and fstat, and fails as fs would, naming its step, with nothing left behind', { skip: notUsed || (poolCopies() ? false : 'built without copyToTemp (no OpenSSL headers)') }, async () => {
     const root = tempDir('fs-native-copy-');
     const source = path.join(root, 'source.bin');
     const data = Buffer.concat([randomBytes(3 << 20), Buffer.from('tail')]); // more than one 1 MiB read
     fs.writeFileSync(source, data, { mode: 0o640 });
     fs.chmodSync(source, 0o640);
     const temp = path.join(root, '.folder-sync-0123456789abcdef.tmp');
-    fs.writeFileSync(temp, 'a longer file left over from before, longer than nothing'); // truncated, not appended to
-    const copied = await nodeIo.copyToTemp(source, temp);
+    fs.writeFileSync(temp, randomBytes(4 << 20)); // left over, longer: truncated, not written over
+    const copied = await nodeIo.copyToTemp(source, temp, 1 << 30);
     try {
       assert.equal(copied.md5, createHash('md5').update(data).digest('hex'));
       // (Its atime as before the read, which may have moved it.)
@@ -187,23 +189,41 @@ describe('native lister', () => {
     } finally {
       fs.closeSync(copied.fd);
     }
-    const fails = async (from: string, to: string, expected: { code: string; step: number; syscall: string; path: string }) => {
-      const error = await nodeIo.copyToTemp(from, to).then(
+    const fails = async (from: string, to: string, expected: { code: string; step?: number; syscall?: string; path?: string }) => {
+      const error = await nodeIo.copyToTemp(from, to, expected.code === 'ETOOBIG' ? data.length : 1 << 30).then(
         () => assert.fail(`${from} -> ${to} was copied`),
-        (e: NodeJS.ErrnoException & { step: number }) => e,
+        (e: NodeJS.ErrnoException & { step?: number }) => e,
       );
       assert.deepEqual({ code: error.code, step: error.step, syscall: error.syscall }, { code: expected.code, step: expected.step, syscall: expected.syscall });
-      assert.ok(error.message.endsWith(`${expected.syscall} '${expected.path}'`), error.message);
-      assert.equal(COPY_STEPS[error.step], ['opening', 'reading', 'creating temporary file for'][expected.step]);
+      if (expected.path) assert.ok(error.message.endsWith(`${expected.syscall} '${expected.path}'`), error.message);
+      if (expected.step !== undefined) assert.equal(COPY_STEPS[expected.step], ['opening', 'reading', 'creating temporary file for'][expected.step]);
       assert.equal(fs.existsSync(to), false, 'no temporary file left');
     };
     await fails(path.join(root, 'missing'), path.join(root, 't1.tmp'), { code: 'ENOENT', step: 0, syscall: 'open', path: path.join(root, 'missing') });
     fs.symlinkSync('source.bin', path.join(root, 'link'));
     await fails(path.join(root, 'link'), path.join(root, 't2.tmp'), { code: 'ELOOP', step: 0, syscall: 'open', path: path.join(root, 'link') });
-    await fails(root, path.join(root, 't3.tmp'), { code: 'EISDIR', step: 1, syscall: 'read', path: root });
     await fails(source, path.join(root, 'no-folder', 't4.tmp'), { code: 'ENOENT', step: 2, syscall: 'open', path: path.join(root, 'no-folder', 't4.tmp') });
-    assert.throws(() => loadNative()!.copyToTemp(source, temp, new Float64Array(NUMS - 1), new Uint8Array(16)), TypeError);
-    assert.throws(() => loadNative()!.copyToTemp(source, temp, new Float64Array(NUMS), new Uint8Array(15)), TypeError);
+    // A call on a descriptor names no path, as Node's: reading a folder.
+    const dirError = await nodeIo.copyToTemp(root, path.join(root, 't3.tmp'), 1 << 30).catch((e: Error) => e);
+    assert.deepEqual({ ...(dirError as object), message: (dirError as Error).message }, { code: 'EISDIR', errno: -os.constants.errno.EISDIR, syscall: 'read', step: 1, message: 'EISDIR: illegal operation on a directory, read' });
+    assert.equal(fs.existsSync(path.join(root, 't3.tmp')), false);
+    // Grown to the limit since the walk (the caller copies it otherwise): no step, nothing left.
+    await fails(source, path.join(root, 't5.tmp'), { code: 'ETOOBIG' });
+    assert.throws(() => loadNative()!.copyToTemp!(source, temp, new Float64Array(NUMS - 1), new Uint8Array(16), 1), TypeError);
+    assert.throws(() => loadNative()!.copyToTemp!(source, temp, new Float64Array(NUMS), new Uint8Array(15), 1), TypeError);
+    assert.throws(() => loadNative()!.copyToTemp!(source, temp, new Float64Array(NUMS), new Uint8Array(16), 'x' as never), TypeError);
+  });
+
+  test('copyToTemp: a write that fails (a file size limit: EFBIG) is the writing step, named without a path as Node names it, and leaves no temporary file', { skip: notUsed || (poolCopies() ? false : 'built without copyToTemp') || (spawnSync('prlimit', ['--version']).status === 0 ? false : 'no prlimit') }, () => {
+    const root = tempDir('fs-native-efbig-');
+    fs.writeFileSync(path.join(root, 'source.bin'), randomBytes(64 << 10));
+    // Node ignores SIGXFSZ: past RLIMIT_FSIZE, write fails with EFBIG.
+    const script = `import('${pathToFileURL(path.join(ROOT_DIR, 'src/io.ts')).href}').then(({ nodeIo }) => nodeIo.copyToTemp(process.argv[1] + '/source.bin', process.argv[1] + '/t.tmp', 1 << 30)).then(() => console.log('copied'), (e) => console.log(JSON.stringify({ code: e.code, step: e.step, syscall: e.syscall, message: e.message })))`;
+    const r = spawnSync('prlimit', ['--fsize=4096', process.execPath, '--import', 'tsx', '-e', script, root], { encoding: 'utf8', cwd: ROOT_DIR });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { code: 'EFBIG', step: 3, syscall: 'write', message: 'EFBIG: file too large, write' });
+    assert.equal(COPY_STEPS[3], 'writing');
+    assert.equal(fs.existsSync(path.join(root, 't.tmp')), false);
   });
 
   test('lists every folder exactly as the JavaScript lister does, in a listing thread and walking in its own: names, order, numbers, temporary and undecodable names', { skip: notUsed }, async () => {

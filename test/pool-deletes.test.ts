@@ -33,6 +33,47 @@ describe('deletes unlinked on the thread pool', () => {
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
   });
 
+  test('lines in the plan\'s order, not in the order the unlinks end', async () => {
+    const { s, removed } = await mirroredThenRemoved(60);
+    const real = s.io.unlinkAsync;
+    const first = path.join(s.replica, [...removed].sort()[0]);
+    s.io.unlinkAsync = async (p) => {
+      if (p === first) await new Promise((resolve) => setTimeout(resolve, 100)); // ends last
+      return real(p);
+    };
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.log.actions, [...removed].sort().map((name) => `deleted ${name} (not in source)`));
+  });
+
+  test('a folder gone from the source with more files than are unlinked at once: its files first, then the folder, no error', async () => {
+    const names = numbered('gone', 150);
+    const s = setup({ ...Object.fromEntries(names.map((name) => [name, 'x'])), 'stay.txt': 'stay' });
+    await sync(s);
+    fs.rmSync(path.join(s.source, 'gone'), { recursive: true });
+    const result = await sync(s);
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.equal(result.stats.deleted, 151);
+    assert.equal(s.log.actions.at(-1), 'deleted gone/ (not in source)');
+    assert.equal(s.io.poolUnlinks.length, 150);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
+  test('with --backup-dir, or in a dry run, nothing is unlinked on the pool: files are moved to the backup, or only named', async () => {
+    const { s, removed } = await mirroredThenRemoved(12);
+    const dry = await sync(s, { dryRun: true });
+    assert.equal(dry.stats.deleted, removed.length);
+    assert.deepEqual(s.io.poolUnlinks, []);
+    for (const name of removed) assert.ok(fs.existsSync(path.join(s.replica, name)), name);
+    const backupDir = path.join(path.dirname(s.replica), 'backup');
+    const backed = await sync(s, { backupDir });
+    assert.equal(backed.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(s.io.poolUnlinks, []);
+    const [stamp] = fs.readdirSync(backupDir);
+    for (const name of removed) assert.ok(fs.existsSync(path.join(backupDir, stamp, name)), name);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
   test('an unlink the pool could not make is made again on the main thread (made then: no error); one that fails there too is an error, as before; one gone meanwhile has no line', async () => {
     const { s, removed } = await mirroredThenRemoved(30);
     const [once, always, vanishing] = removed.map((name) => path.join(s.replica, name));

@@ -239,11 +239,11 @@ export class SpyIo implements Io {
    * `nodeIo.copyToTemp`; `fail('copyToTemp', source)` rejects it with that error as is (give it a
    * `step` to stand for the addon's own failure), before anything is done.
    */
-  copyToTemp = async (sourceAbs: string, tempAbs: string): Promise<TempCopy> => {
+  copyToTemp = async (sourceAbs: string, tempAbs: string, maxBytes: number): Promise<TempCopy> => {
     this.poolCopies.push(sourceAbs);
     const error = this.fail?.('copyToTemp', sourceAbs);
     if (error) throw error;
-    const copied = await nodeIo.copyToTemp(sourceAbs, tempAbs);
+    const copied = await nodeIo.copyToTemp(sourceAbs, tempAbs, maxBytes);
     this.paths.set(copied.fd, tempAbs);
     return copied;
   };
