@@ -589,7 +589,7 @@ class Pass {
     const small = copies.filter((op) => op.source.size < smallBelow).length;
     if (this.o.threads && !this.o.dryRun && copyThreads > 0 && small > 0 && this.o.poolCopies !== false && poolCopies()) {
       this.copyPool = new PoolCopier(this.o.io, roots, smallBelow);
-      this.o.log.debug(`${copies.length} copies: ${small} small ones written on the thread pool`);
+      this.o.log.debug(`copies written on the thread pool: ${small} of ${copies.length} (those under ${formatBytes(smallBelow)})`);
     } else if (this.o.threads && !this.o.dryRun && copyThreads > 0 && copies.length >= (this.o.copyThreadsFrom ?? COPY_THREADS_FROM)) {
       this.copyPool = new CopyPool(copyThreads, roots, (error) =>
         this.warn(`a copying thread failed (${describe(error)}); its copies are written on the main thread`),

@@ -419,7 +419,7 @@ describe('--log-level', () => {
     const walkLine = /^walk: 5 entries listed in \d+ ms, 4 to look at$/;
     const logged = readLog(r.log);
     // With the addon, which writes small copies on the thread pool, a line says so before them.
-    const copiesLine = withoutAddon ? [] : ['2 copies: 2 small ones written on the thread pool'];
+    const copiesLine = withoutAddon ? [] : ['copies written on the thread pool: 2 of 2 (those under 16.0 MiB)'];
     const debug = logged.filter((l) => l.level === 'DEBUG');
     assert.equal(debug.length, 4 + copiesLine.length, JSON.stringify(logged));
     assert.match(debug[0].message, /^lister: (native, .+|JavaScript \(.+\))$/);
