@@ -121,6 +121,31 @@ describe('small copies written on the thread pool', { skip: withoutAddon }, () =
     assert.deepEqual(tempFiles(s.replica), []);
   });
 
+  test('stopped while copies are under way on the pool: each one put in place is logged and recorded, no temporary file stays, the next pass copies the rest', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 400; i++) files[`d${i % 9}/f${String(i).padStart(3, '0')}.txt`] = `content ${i} `.repeat(50 + i);
+    const s = setup(files);
+    const stopped = await sync(s, { ...THREADS, shouldStop: () => s.log.actions.length >= 70 });
+    assert.equal(stopped.exitStatus, 0, s.log.lines.join('\n'));
+    const copied = s.log.actions.filter((l) => l.startsWith('copied ') && l.endsWith('.txt (new)')).map((l) => l.slice('copied '.length, -' (new)'.length));
+    assert.ok(copied.length >= 60 && copied.length < 400, `${copied.length} copied`);
+    assert.equal(stopped.stats.copied, copied.length);
+    for (const rel of Object.keys(files)) {
+      const inReplica = path.join(s.replica, rel);
+      if (copied.includes(rel)) {
+        assert.equal(fs.readFileSync(inReplica, 'utf8'), files[rel], rel);
+        assert.equal(stopped.manifest.get(rel)?.md5, md5(files[rel]), rel);
+      } else {
+        assert.equal(fs.existsSync(inReplica), false, `${rel}: in the replica, not logged`);
+      }
+    }
+    assert.deepEqual(tempFiles(s.replica), []);
+    const next = await sync(s, THREADS);
+    assert.equal(next.exitStatus, 0, s.log.lines.join('\n'));
+    assert.equal(next.stats.copied, 400 - copied.length);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
   test('--copy-threads 0 writes every copy on the main thread, the pool\'s too', async () => {
     const s = setup(tree());
     const result = await sync(s, { ...THREADS, copyThreads: 0 });
