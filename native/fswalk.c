@@ -1043,6 +1043,16 @@ static napi_value walk_stop(napi_env env, napi_callback_info info) {
  * after it finds nothing left to write. (That fsync is still made: it reports the file's own write
  * error, which syncfs reports only since Linux 5.8, and then for the whole filesystem.)
  */
+/* Queues `execute` (on libuv's thread pool), then `complete`, with `data`, as work named `name`; false if it could not (nothing queued). */
+static bool queue_work(napi_env env, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete, void *data, napi_async_work *work) {
+  napi_value resource;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  if (napi_create_async_work(env, NULL, resource, execute, complete, data, work) != napi_ok) return false;
+  if (napi_queue_async_work(env, *work) == napi_ok) return true;
+  napi_delete_async_work(env, *work);
+  return false;
+}
+
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
@@ -1066,7 +1076,7 @@ static void syncfs_complete(napi_env env, napi_status status, void *data) {
 
 static napi_value sync_fs(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], promise, name;
+  napi_value argv[1], promise;
   int32_t fd = -1;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
@@ -1084,11 +1094,8 @@ static napi_value sync_fs(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "syncFs: cannot create a promise");
     return NULL;
   }
-  napi_create_string_utf8(env, "folder-sync:syncfs", NAPI_AUTO_LENGTH, &name);
-  bool created = napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, s, &s->work) == napi_ok;
-  if (!created || napi_queue_async_work(env, s->work) != napi_ok) {
+  if (!queue_work(env, "folder-sync:syncfs", syncfs_execute, syncfs_complete, s, &s->work)) {
     napi_value code;
-    if (created) napi_delete_async_work(env, s->work);
     napi_create_int32(env, EAGAIN, &code);
     napi_resolve_deferred(env, s->deferred, code);
     free(s);
@@ -1240,7 +1247,7 @@ static void *typed_data(napi_env env, napi_value value, napi_typedarray_type typ
 
 static napi_value fix_metas(napi_env env, napi_callback_info info) {
   size_t argc = 3;
-  napi_value argv[3], promise, name;
+  napi_value argv[3], promise;
   uint32_t count = 0;
   bool is_array = false;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -1293,10 +1300,7 @@ static napi_value fix_metas(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "fixMetas: cannot hold its arrays");
     return NULL;
   }
-  napi_create_string_utf8(env, "folder-sync:fixMetas", NAPI_AUTO_LENGTH, &name);
-  bool created = napi_create_async_work(env, NULL, name, metas_execute, metas_complete, m, &m->work) == napi_ok;
-  if (!created || napi_queue_async_work(env, m->work) != napi_ok) {
-    if (created) napi_delete_async_work(env, m->work);
+  if (!queue_work(env, "folder-sync:fixMetas", metas_execute, metas_complete, m, &m->work)) {
     napi_reject_deferred(env, m->deferred, errno_error(env, EAGAIN, "fixMetas", "", NULL));
     metas_free(env, m);
   }
@@ -1470,7 +1474,7 @@ static char *string_arg(napi_env env, napi_value value) {
 
 static napi_value copy_to_temp(napi_env env, napi_callback_info info) {
   size_t argc = 5;
-  napi_value argv[5], promise, name;
+  napi_value argv[5], promise;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   copy_t *c = calloc(1, sizeof *c);
   if (!c) {
@@ -1490,10 +1494,7 @@ static napi_value copy_to_temp(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "copyToTemp: cannot hold its arrays");
     return NULL;
   }
-  napi_create_string_utf8(env, "folder-sync:copyToTemp", NAPI_AUTO_LENGTH, &name);
-  bool created = napi_create_async_work(env, NULL, name, copy_execute, copy_complete, c, &c->work) == napi_ok;
-  if (!created || napi_queue_async_work(env, c->work) != napi_ok) {
-    if (created) napi_delete_async_work(env, c->work);
+  if (!queue_work(env, "folder-sync:copyToTemp", copy_execute, copy_complete, c, &c->work)) {
     napi_reject_deferred(env, c->deferred, errno_error(env, EAGAIN, "copyToTemp", c->source, NULL));
     copy_free(env, c);
   }
