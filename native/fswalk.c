@@ -1034,15 +1034,6 @@ static napi_value walk_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/*
- * syncFs(fd): a promise of 0 once syncfs(2) has written out the whole filesystem holding `fd`, or
- * of the errno it failed with. It runs on libuv's thread pool; `fd` must stay open until then.
- *
- * Perf: flushing a batch of 64 files one fsync each costs the filesystem a journal commit for each
- * few of them; one syncfs first writes them all out with one commit, and each file's own fsync
- * after it finds nothing left to write. (That fsync is still made: it reports the file's own write
- * error, which syncfs reports only since Linux 5.8, and then for the whole filesystem.)
- */
 /* Queues `execute` (on libuv's thread pool), then `complete`, with `data`, as work named `name`; false if it could not (nothing queued). */
 static bool queue_work(napi_env env, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete, void *data, napi_async_work *work) {
   napi_value resource;
@@ -1053,6 +1044,15 @@ static bool queue_work(napi_env env, const char *name, napi_async_execute_callba
   return false;
 }
 
+/*
+ * syncFs(fd): a promise of 0 once syncfs(2) has written out the whole filesystem holding `fd`, or
+ * of the errno it failed with. It runs on libuv's thread pool; `fd` must stay open until then.
+ *
+ * Perf: flushing a batch of 64 files one fsync each costs the filesystem a journal commit for each
+ * few of them; one syncfs first writes them all out with one commit, and each file's own fsync
+ * after it finds nothing left to write. (That fsync is still made: it reports the file's own write
+ * error, which syncfs reports only since Linux 5.8, and then for the whole filesystem.)
+ */
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
