@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { BIN, ROOT, cliEnv, runCli, type CliResult } from './helpers/cli.js';
-import { mirrorDiff, readTree, settle, tempDir, withoutAddon, writeTree } from './helpers/tree.js';
+import { poolCopies } from '../src/io.js';
+import { mirrorDiff, readTree, settle, tempDir, writeTree } from './helpers/tree.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -419,7 +420,7 @@ describe('--log-level', () => {
     const walkLine = /^walk: 5 entries listed in \d+ ms, 4 to look at$/;
     const logged = readLog(r.log);
     // With the addon, which writes small copies on the thread pool, a line says so before them.
-    const copiesLine = withoutAddon ? [] : ['copies written on the thread pool: 2 of 2 (those under 16.0 MiB)'];
+    const copiesLine = !poolCopies() ? [] : ['copies written on the thread pool: 2 of 2 (those under 16.0 MiB)'];
     const debug = logged.filter((l) => l.level === 'DEBUG');
     assert.equal(debug.length, 4 + copiesLine.length, JSON.stringify(logged));
     assert.match(debug[0].message, /^lister: (native, .+|JavaScript \(.+\))$/);

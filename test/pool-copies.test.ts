@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { poolCopies } from '../src/io.js';
 import { Manifest } from '../src/manifest.js';
 import { errno, md5, mirrorDiff, readTree, settle, setup, sync, tempFiles, withoutAddon, type SyncSetup } from './helpers/tree.js';
 
@@ -30,7 +31,7 @@ function addonError(code: string, step?: number): NodeJS.ErrnoException {
   return Object.assign(errno(code, 'failed'), step === undefined ? {} : { step });
 }
 
-describe('small copies written on the thread pool', { skip: withoutAddon }, () => {
+describe('small copies written on the thread pool', { skip: poolCopies() ? false : withoutAddon || 'the addon was built without copyToTemp (no OpenSSL headers)' }, () => {
   test('every file arrives with its bytes, bits and mtime, none read on the main thread, each recorded with its MD5; no temporary file stays; the next pass has nothing to do', async () => {
     const s = setup(tree());
     await settle(); // else the files may be copied within the racy window, and rightly read again next pass

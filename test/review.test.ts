@@ -11,7 +11,8 @@ import { describe, test } from 'node:test';
 import { includeAll } from '../src/filter.js';
 import { SourceWatcher } from '../src/watch.js';
 import { BIN, ROOT, cliEnv, runCli } from './helpers/cli.js';
-import { mirrorDiff, readTree, settle, tempDir, withoutAddon, writeTree } from './helpers/tree.js';
+import { poolCopies } from '../src/io.js';
+import { mirrorDiff, readTree, settle, tempDir, writeTree } from './helpers/tree.js';
 
 /** Each of `bad` given to `option`: one line, exit 2, nothing touched. */
 function refusesBadCounts(w: ReturnType<typeof world>, log: string, option: string, bad: string[]): void {
@@ -150,8 +151,8 @@ describe('review edges', () => {
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /pass finished: 1030 copied/);
       // With the addon, small copies go to libuv's thread pool instead of copying threads; 0: neither.
-      assert.equal(/1030 copies: the small ones written on 2 copying threads/.test(r.stdout), threads === '2' && withoutAddon !== false, r.stdout.slice(0, 2000));
-      assert.equal(/copies written on the thread pool: 1030 of 1030 /.test(r.stdout), threads === '2' && withoutAddon === false, r.stdout.slice(0, 2000));
+      assert.equal(/1030 copies: the small ones written on 2 copying threads/.test(r.stdout), threads === '2' && !poolCopies(), r.stdout.slice(0, 2000));
+      assert.equal(/copies written on the thread pool: 1030 of 1030 /.test(r.stdout), threads === '2' && poolCopies(), r.stdout.slice(0, 2000));
       assert.deepEqual(mirrorDiff(w.source, w.replica), [], threads);
       const again = runCli([w.source, w.replica, '1', log, '--once', '--manifest', w.manifest, '--copy-threads', threads], w.env);
       assert.match(again.stdout, /pass finished: 0 copied, 0 moved, 0 updated, 0 deleted, 0 hashed/);
