@@ -13,6 +13,7 @@ import { ChangedWhileReading, COPY_STEPS, tempPathFor, type PendingCopy } from '
 import type { CopyAnswer, CopyJob } from './copy-worker.js';
 import type { Io } from './io.js';
 import { entryFrom } from './lister.js';
+import { splitRel } from './record-store.js';
 import { startThread } from './threads.js';
 
 /** Writes the first half of small copies (`writeCopy`) off the main thread. */
@@ -46,7 +47,7 @@ export class PoolCopier implements CopyWriter {
     const tempAbs = tempPathFor(this.roots.replicaRoot, relPath);
     try {
       const { fd, md5, nums } = await this.io.copyToTemp(this.roots.sourceRoot + '/' + relPath, tempAbs, this.maxBytes);
-      const source = entryFrom(relPath.slice(relPath.lastIndexOf('/') + 1), nums, 0);
+      const source = entryFrom(splitRel(relPath)[1], nums, 0);
       return { relPath, tempAbs, output: fd, source, md5, resumedBytes: 0, replacing, restoreMode: undefined };
     } catch (error) {
       if (errorCode(error) === 'ECHANGED') throw new ChangedWhileReading(relPath);

@@ -132,11 +132,10 @@ export const nodeIo: Io = {
     return { nums, errors };
   },
   copyToTemp: async (sourceAbs, tempAbs, maxBytes) => {
-    const native = loadNative();
-    if (!native?.copyToTemp || !poolCopies()) throw errnoError(os.constants.errno.ENOSYS, 'copyToTemp');
+    if (!poolCopies()) throw errnoError(os.constants.errno.ENOSYS, 'copyToTemp');
     const nums = new Float64Array(NUMS);
     const md5 = Buffer.alloc(16);
-    const fd = await native.copyToTemp(sourceAbs, tempAbs, nums, md5, maxBytes);
+    const fd = await loadNative()!.copyToTemp!(sourceAbs, tempAbs, nums, md5, maxBytes);
     return { fd, md5: md5.toString('hex'), nums };
   },
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),

@@ -587,10 +587,12 @@ class Pass {
     const roots = { sourceRoot: this.o.source, replicaRoot: this.o.replica };
     const smallBelow = this.o.kernelCopyMinBytes ?? KERNEL_COPY_MIN_BYTES;
     const small = copies.filter((op) => op.source.size < smallBelow).length;
-    if (this.o.threads && !this.o.dryRun && copyThreads > 0 && small > 0 && this.o.poolCopies !== false && poolCopies()) {
+    // (Otherwise every copy is written on this thread.)
+    const offThread = this.o.threads !== undefined && !this.o.dryRun && copyThreads > 0;
+    if (offThread && small > 0 && this.o.poolCopies !== false && poolCopies()) {
       this.copyPool = new PoolCopier(this.o.io, roots, smallBelow);
       this.o.log.debug(`copies written on the thread pool: ${small} of ${copies.length} (those under ${formatBytes(smallBelow)})`);
-    } else if (this.o.threads && !this.o.dryRun && copyThreads > 0 && copies.length >= (this.o.copyThreadsFrom ?? COPY_THREADS_FROM)) {
+    } else if (offThread && copies.length >= (this.o.copyThreadsFrom ?? COPY_THREADS_FROM)) {
       this.copyPool = new CopyPool(copyThreads, roots, (error) =>
         this.warn(`a copying thread failed (${describe(error)}); its copies are written on the main thread`),
       );
@@ -622,15 +624,13 @@ class Pass {
         }
         await this.finishCopies();
         if (op.op === 'meta' && !this.o.dryRun) {
-          let end = i + 1;
-          while (end < ops.length && ops[end].op === 'meta') end++;
+          const end = runEnd(ops, i, (next) => next.op === 'meta');
           await this.applyMetas(ops.slice(i, end) as MetaOp[]);
           i = end - 1;
           continue;
         }
         if (this.unlinksOffThread(op)) {
-          let end = i + 1;
-          while (end < ops.length && this.unlinksOffThread(ops[end])) end++;
+          const end = runEnd(ops, i, (next) => this.unlinksOffThread(next));
           if (!(await this.applyDeletes(ops.slice(i, end) as DeleteOp[]))) return;
           i = end - 1;
           continue;
@@ -1182,6 +1182,13 @@ type Flushed = { pending: PendingCopy; flushError?: unknown } | { error: unknown
 type Here = { here: true };
 
 /** A file whose content is in sync and whose metadata may need fixing (`applyMetas`). */
+/** The end (exclusive) of the run of ops from `start` on that `inRun` takes. */
+function runEnd(ops: readonly Op[], start: number, inRun: (op: Op) => boolean): number {
+  let end = start + 1;
+  while (end < ops.length && inRun(ops[end])) end++;
+  return end;
+}
+
 type MetaOp = Extract<Op, { op: 'meta' }>;
 type DeleteOp = Extract<Op, { op: 'delete' }>;
 
