@@ -117,6 +117,7 @@ describe('small copies written on the thread pool', { skip: poolCopies() ? false
     const result = await sync(s, THREADS);
     assert.equal(result.stats.copied, 90);
     assert.equal(result.stats.errors, 0, s.log.lines.join('\n'));
+    assert.ok(s.io.poolCopies.includes(gone), 'asked of the pool');
     assert.ok(s.log.lines.some((l) => l.includes('d4/sub0/f84.txt vanished from the source during the pass; skipped')), s.log.lines.join('\n'));
     assert.equal(fs.existsSync(path.join(s.replica, 'd4/sub0/f84.txt')), false);
     assert.deepEqual(tempFiles(s.replica), []);
