@@ -17,8 +17,13 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-/** The command, and the modules `startThread` starts threads from. */
-const ENTRIES = ['bin', 'lister-worker', 'hash-worker', 'copy-worker'];
+/** The command, and the modules `startThread` starts threads from (`THREAD_MODULES` in src/threads.ts), by their name in `outdir`. */
+const ENTRIES = {
+  bin: 'src/bin.ts',
+  'lister-worker': 'src/tree/lister-worker.ts',
+  'hash-worker': 'src/hash/hash-worker.ts',
+  'copy-worker': 'src/replica/local/copiers/copy-worker.ts',
+};
 
 /**
  * Bundles the program into `outdir`, which must be a folder of the repository's top level: the
@@ -28,7 +33,7 @@ export async function bundle(outdir) {
   fs.rmSync(outdir, { recursive: true, force: true });
   await build({
     absWorkingDir: ROOT,
-    entryPoints: ENTRIES.map((name) => `src/${name}.ts`),
+    entryPoints: ENTRIES,
     outdir,
     bundle: true,
     splitting: true,

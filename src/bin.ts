@@ -2,8 +2,8 @@
 /** The `folder-sync` command: runs the CLI and lets the process end by itself with its status. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IGNORE_FILE, plainNames, readPatternFile } from './filter.js';
-import { prestartListers } from './lister.js';
+import { IGNORE_FILE, plainNames, readPatternFile } from './tree/filter.js';
+import { prestartListers } from './tree/lister.js';
 import { loadNative } from './native.js';
 
 // Perf: a sync's two listing threads boot while the rest of the program loads (see
@@ -30,7 +30,7 @@ function mayWalkNatively(): boolean {
   return plainNames(patterns) !== undefined && loadNative() !== undefined;
 }
 
-const { main, flushConsole } = await import('./cli.js');
+const { main, flushConsole } = await import('./cli/main.js');
 
 // A closed pipe (`folder-sync … | head -1`) must not end a sync with a stack trace: the console's
 // lines are dropped from then on, the log file keeps them all.

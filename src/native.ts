@@ -5,7 +5,7 @@
  * listing threads list in JavaScript (`listFolder` in `lister-worker.ts`).
  */
 import { createRequire } from 'node:module';
-import type { PackedBatch } from './lister.js';
+import type { PackedBatch } from './tree/lister.js';
 
 /**
  * What `list` answers: where the folder's names end in `text` and its numbers in `nums`, and the

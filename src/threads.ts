@@ -1,6 +1,6 @@
 /**
  * Starting one of our worker threads. Built, each thread's module is `<name>.js` beside this one.
- * Run from source (tsx: the tests), it is `<name>.ts`, and a worker does not inherit tsx's loader:
+ * Run from source (tsx: the tests), it is its source file (`THREAD_MODULES`), and a worker does not inherit tsx's loader:
  * it registers it, then imports the module.
  */
 import { Worker } from 'node:worker_threads';
@@ -12,9 +12,18 @@ import { Worker } from 'node:worker_threads';
  */
 const resourceLimits = { maxYoungGenerationSizeMb: 4 };
 
-export function startThread(name: string, workerData?: unknown, options: { trackUnmanagedFds?: boolean } = {}): Worker {
+/** Each thread's module: built, `dist/<name>.js` (see `scripts/build.mjs`); from source, this file. */
+export const THREAD_MODULES = {
+  'lister-worker': 'tree/lister-worker.ts',
+  'hash-worker': 'hash/hash-worker.ts',
+  'copy-worker': 'replica/local/copiers/copy-worker.ts',
+} as const;
+
+export type ThreadName = keyof typeof THREAD_MODULES;
+
+export function startThread(name: ThreadName, workerData?: unknown, options: { trackUnmanagedFds?: boolean } = {}): Worker {
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url), { workerData, resourceLimits, ...options });
-  const entry = new URL(`./${name}.ts`, import.meta.url).href;
+  const entry = new URL(`./${THREAD_MODULES[name]}`, import.meta.url).href;
   // Resolved here: an eval'd worker resolves bare names from the working folder, which may be anywhere.
   const api = import.meta.resolve('tsx/esm/api');
   const code = `import(${JSON.stringify(api)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { CopyPool } from '../src/copy-pool.js';
-import { Manifest } from '../src/manifest.js';
+import { CopyPool } from '../src/replica/local/copiers/pools.js';
+import { Manifest } from '../src/manifest/manifest.js';
 import { md5, mirrorDiff, numbered, readTree, settle, setup, sync, tempFiles, withoutAddon } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;

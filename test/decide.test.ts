@@ -1,11 +1,11 @@
 /** The pure steps, table-tested: excludes, the per-file decision, the plan. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { compareDirs, compareFiles, compareLinks, metaReason, metaToFix, settleFile } from '../src/diff.js';
-import { compileExcludes, plainNames } from '../src/filter.js';
-import { distrustCache, isRacy, makeRecord, trustCache } from '../src/fingerprint.js';
-import { planOps } from '../src/plan.js';
-import type { Change, Entry, FileRecord } from '../src/types.js';
+import { compareDirs, compareFiles, compareLinks, metaReason, metaToFix, settleFile } from '../src/compare/diff.js';
+import { compileExcludes, plainNames } from '../src/tree/filter.js';
+import { distrustCache, isRacy, makeRecord, trustCache } from '../src/compare/fingerprint.js';
+import { planOps } from '../src/compare/plan.js';
+import type { Change, Entry, FileRecord } from '../src/compare/types.js';
 
 function entry(over: Partial<Entry> = {}): Entry {
   return { name: 'f', kind: 'file', size: 10, mode: 0o644, mtimeS: 1000, mtimeN: 0, ctimeS: 1000, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 1, ...over };

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { inodeNumber, toEntry } from '../src/scan.js';
+import { inodeNumber, toEntry } from '../src/tree/scan.js';
 import { mountExt4, settle, setup, sync, tempDir, tryMount as mount } from './helpers/tree.js';
 
 const THREADS = { threads: { excludes: [], own: [] } };

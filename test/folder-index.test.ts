@@ -1,7 +1,7 @@
 /** The folder index of the manifest's records: it must answer exactly as a Map would. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { FolderIndex, namesInOrder } from '../src/folder-index.js';
+import { FolderIndex, namesInOrder } from '../src/manifest/folder-index.js';
 
 /** A small deterministic generator (tests must replay the same operations). */
 function random(seed: number): () => number {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { parseMaxDelete, parseSize } from '../src/config.js';
+import { parseMaxDelete, parseSize } from '../src/cli/config.js';
 import { cliEnv, runCli, summaryCounts } from './helpers/cli.js';
 import { mirrorDiff, mountExt4, readTree, settle, setup, sync, tempDir, writeTree, type Spec } from './helpers/tree.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import type { Counters, Progress } from '../src/progress.js';
+import type { Counters, Progress } from '../src/log/progress.js';
 import { readTree, setMtime, settle, setup, sync, type SyncSetup } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;

@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { DIR, entryAt, FILE, type FolderListing, kindAt, type ListerJob, NativeWalkLister, prestartListers, spareListers, ThreadLister, threadListers, closeListers } from '../src/lister.js';
-import { joinRel } from '../src/scan.js';
+import { DIR, entryAt, FILE, type FolderListing, kindAt, type ListerJob, NativeWalkLister, prestartListers, spareListers, ThreadLister, threadListers, closeListers } from '../src/tree/lister.js';
+import { joinRel } from '../src/tree/scan.js';
 import { loadNative, type NativeLister, type NativeWalker } from '../src/native.js';
 import { mirrorDiff, setup, sync, tempDir } from './helpers/tree.js';
 
@@ -77,7 +77,7 @@ describe('listing threads', () => {
   });
 
   test('spare threads no pass takes do not keep the process alive', () => {
-    const lister = new URL('../src/lister.ts', import.meta.url).href;
+    const lister = new URL('../src/tree/lister.ts', import.meta.url).href;
     const started = Date.now();
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `const m = await import(${JSON.stringify(lister)}); m.prestartListers(2); console.log(m.spareListers());`], {
       encoding: 'utf8',
@@ -90,7 +90,7 @@ describe('listing threads', () => {
 
   test('a native walker left listing (never closed, held back waiting for room) does not keep the process alive, nor trouble its exit', { skip: KINDS[1].skip }, () => {
     const root = bigTree();
-    const lister = new URL('../src/lister.ts', import.meta.url).href;
+    const lister = new URL('../src/tree/lister.ts', import.meta.url).href;
     const native = new URL('../src/native.ts', import.meta.url).href;
     const script = `const m = await import(${JSON.stringify(lister)}); const n = await import(${JSON.stringify(native)});
       const w = new m.NativeWalkLister({ root: ${JSON.stringify(root)}, excludes: [], own: [], maxAhead: 8 }, n.loadNative());

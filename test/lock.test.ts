@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { acquireLock } from '../src/lock.js';
+import { acquireLock } from '../src/cli/lock.js';
 import { tempDir } from './helpers/tree.js';
 
 describe('locks', () => {

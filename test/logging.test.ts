@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { BIN, ROOT, cliEnv, runCli, type CliResult } from './helpers/cli.js';
-import { poolCopies } from '../src/io.js';
+import { poolCopies } from '../src/replica/local/io.js';
 import { mirrorDiff, readTree, settle, tempDir, writeTree } from './helpers/tree.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { Manifest, SCHEMA_VERSION } from '../src/manifest.js';
-import { RecordStore } from '../src/record-store.js';
-import { FileRecord, type RecordFields } from '../src/types.js';
+import { Manifest, SCHEMA_VERSION } from '../src/manifest/manifest.js';
+import { RecordStore } from '../src/manifest/record-store.js';
+import { FileRecord, type RecordFields } from '../src/compare/types.js';
 import { tempDir } from './helpers/tree.js';
 
 const pair = { source: '/src', replica: '/rep' };

@@ -7,11 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
-import { COPY_STEPS, fixMeta, type ExecContext } from '../src/execute.js';
-import { DIR, entryFrom, FILE, kindAt, NativeWalkLister, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/lister.js';
+import { COPY_STEPS, fixMeta, type ExecContext } from '../src/replica/local/execute.js';
+import { DIR, entryFrom, FILE, kindAt, NativeWalkLister, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/tree/lister.js';
 import { loadNative } from '../src/native.js';
-import { nodeIo, poolCopies } from '../src/io.js';
-import { byName, joinRel, listDir, toEntry } from '../src/scan.js';
+import { nodeIo, poolCopies } from '../src/replica/local/io.js';
+import { byName, joinRel, listDir, toEntry } from '../src/tree/scan.js';
 import { tempDir } from './helpers/tree.js';
 
 const ROOT_DIR = fileURLToPath(new URL('..', import.meta.url));
@@ -218,7 +218,7 @@ describe('native lister', () => {
     const root = tempDir('fs-native-efbig-');
     fs.writeFileSync(path.join(root, 'source.bin'), randomBytes(64 << 10));
     // Node ignores SIGXFSZ: past RLIMIT_FSIZE, write fails with EFBIG.
-    const script = `import('${pathToFileURL(path.join(ROOT_DIR, 'src/io.ts')).href}').then(({ nodeIo }) => nodeIo.copyToTemp(process.argv[1] + '/source.bin', process.argv[1] + '/t.tmp', 1 << 30)).then(() => console.log('copied'), (e) => console.log(JSON.stringify({ code: e.code, step: e.step, syscall: e.syscall, message: e.message })))`;
+    const script = `import('${pathToFileURL(path.join(ROOT_DIR, 'src/replica/local/io.ts')).href}').then(({ nodeIo }) => nodeIo.copyToTemp(process.argv[1] + '/source.bin', process.argv[1] + '/t.tmp', 1 << 30)).then(() => console.log('copied'), (e) => console.log(JSON.stringify({ code: e.code, step: e.step, syscall: e.syscall, message: e.message })))`;
     const r = spawnSync('prlimit', ['--fsize=4096', process.execPath, '--import', 'tsx', '-e', script, root], { encoding: 'utf8', cwd: ROOT_DIR });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { code: 'EFBIG', step: 3, syscall: 'write', message: 'EFBIG: file too large, write' });

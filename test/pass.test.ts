@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { Manifest } from '../src/manifest.js';
+import { Manifest } from '../src/manifest/manifest.js';
 import { hasRsync, rsyncCheck } from './helpers/cli.js';
 import { errno, md5, mirrorDiff, numbered, readTree, refusedWhileReadOnly, settle, setup, sync, tempFiles, writePastReadOnly, writeTree } from './helpers/tree.js';
 

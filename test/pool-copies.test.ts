@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { poolCopies } from '../src/io.js';
-import { Manifest } from '../src/manifest.js';
+import { poolCopies } from '../src/replica/local/io.js';
+import { Manifest } from '../src/manifest/manifest.js';
 import { errno, md5, mirrorDiff, readTree, settle, setup, sync, tempFiles, withoutAddon, type SyncSetup } from './helpers/tree.js';
 
 const OLD = 1_600_000_000;

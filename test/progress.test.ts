@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { TerminalProgress } from '../src/progress.js';
+import { TerminalProgress } from '../src/log/progress.js';
 import { BIN, ROOT, cliEnv, runCli } from './helpers/cli.js';
 import { tempDir, writeTree } from './helpers/tree.js';
 

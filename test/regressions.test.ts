@@ -4,8 +4,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { tempPathFor } from '../src/execute.js';
-import { Manifest } from '../src/manifest.js';
+import { tempPathFor } from '../src/replica/local/execute.js';
+import { Manifest } from '../src/manifest/manifest.js';
 import { BIN, hasRsync, ROOT, rsyncCheck } from './helpers/cli.js';
 import { errno, mirrorDiff, readTree, refusedWhileReadOnly, settle, setup, sync, tempDir, tempFiles, writePastReadOnly, writeTree } from './helpers/tree.js';
 
@@ -153,7 +153,7 @@ describe('review regressions', () => {
   test('the log file in the replica excludes exactly its own companions', async () => {
     const s = setup({ 'notes.txt': 'n', '.notes.x': 'x', 'notes.lock.txt': 'l' });
     // `notes` is our log inside the replica: the config's own-path exclusion keeps it, nothing more.
-    const { buildConfig } = await import('../src/config.js');
+    const { buildConfig } = await import('../src/cli/config.js');
     fs.mkdirSync(s.replica, { recursive: true });
     const config = buildConfig(
       { source: s.source, replica: s.replica, interval: '1', logFile: path.join(s.replica, 'notes') },

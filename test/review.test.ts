@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { includeAll } from '../src/filter.js';
-import { SourceWatcher } from '../src/watch.js';
+import { includeAll } from '../src/tree/filter.js';
+import { SourceWatcher } from '../src/cli/watch.js';
 import { BIN, ROOT, cliEnv, runCli } from './helpers/cli.js';
-import { poolCopies } from '../src/io.js';
+import { poolCopies } from '../src/replica/local/io.js';
 import { mirrorDiff, readTree, settle, tempDir, writeTree } from './helpers/tree.js';
 
 /** Each of `bad` given to `option`: one line, exit 2, nothing touched. */

@@ -4,11 +4,11 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { tempPathFor } from '../src/execute.js';
-import { acquireLock } from '../src/lock.js';
-import { compileExcludes } from '../src/filter.js';
-import { Manifest } from '../src/manifest.js';
-import { runPass } from '../src/pass.js';
+import { tempPathFor } from '../src/replica/local/execute.js';
+import { acquireLock } from '../src/cli/lock.js';
+import { compileExcludes } from '../src/tree/filter.js';
+import { Manifest } from '../src/manifest/manifest.js';
+import { runPass } from '../src/pass/index.js';
 import { errno, md5, mirrorDiff, numbered, settle, setup, sync, tempDir, tempFiles, withoutAddon } from './helpers/tree.js';
 
 function bigContent(mib: number): Buffer {

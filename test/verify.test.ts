@@ -4,8 +4,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { compileExcludes, includeAll } from '../src/filter.js';
-import { formatDifference, verify, type Difference, type VerifyOptions, type VerifyResult } from '../src/verify.js';
+import { compileExcludes, includeAll } from '../src/tree/filter.js';
+import { formatDifference, verify, type Difference, type VerifyOptions, type VerifyResult } from '../src/commands/verify.js';
 import { errno, md5, SpyIo, tempDir, writeTree, type Spec } from './helpers/tree.js';
 
 const OLD = 1_600_000_000; // 2020-09-13T12:26:40Z

@@ -7,13 +7,13 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { compileExcludes } from '../../src/filter.js';
-import { nodeIo, type Io, type MetaFix, type MetaFixed, type TempCopy } from '../../src/io.js';
-import { NUMS } from '../../src/types.js';
-import { actionText, type Action, type Reporter } from '../../src/log.js';
-import { Manifest } from '../../src/manifest.js';
+import { compileExcludes } from '../../src/tree/filter.js';
+import { nodeIo, type Io, type MetaFix, type MetaFixed, type TempCopy } from '../../src/replica/local/io.js';
+import { NUMS } from '../../src/compare/types.js';
+import { actionText, type Action, type Reporter } from '../../src/log/log.js';
+import { Manifest } from '../../src/manifest/manifest.js';
 import { loadNative } from '../../src/native.js';
-import { runPass, type PassOptions, type PassResult } from '../../src/pass.js';
+import { runPass, type PassOptions, type PassResult } from '../../src/pass/index.js';
 
 export type Spec =
   | string

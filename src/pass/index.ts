@@ -5,8 +5,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { metaToFix, settleFile } from './diff.js';
-import { StepError, describe, errorCode, isVanished, show } from './errors.js';
+import { metaToFix, settleFile } from '../compare/diff.js';
+import { StepError, describe, errorCode, isVanished, show } from '../errors.js';
 import {
   ChangedInReplica,
   ChangedWhileReading,
@@ -32,23 +32,23 @@ import {
   tempPathFor,
   touchLink,
   type ExecContext,
-} from './execute.js';
-import type { DeleteLimit } from './config.js';
-import type { ExcludeMatcher, OwnPath } from './filter.js';
-import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from './fingerprint.js';
-import { poolCopies, type Io, type MetaFix, type MetaFixed } from './io.js';
-import { CopyPool, PoolCopier, type CopyWriter } from './copy-pool.js';
-import { DEFAULT_HASH_THREADS, HashPool, canHashOpenFiles, type HashJob, type HashResult } from './hash-pool.js';
-import { InlineLister, closeListers, entryFrom, threadListers, type Listers } from './lister.js';
-import type { Reporter } from './log.js';
-import { formatBytes } from './units.js';
-import type { Manifest } from './manifest.js';
-import { noProgress, type Progress } from './progress.js';
-import { planOps, type Plan } from './plan.js';
-import { toEntry } from './scan.js';
-import { emptyStats, type Change, type Entry, type Op, type PassStats, type Reason } from './types.js';
-import { Walker, type WalkResult } from './walk.js';
-import { pairMoves } from './moves.js';
+} from '../replica/local/execute.js';
+import type { DeleteLimit } from '../cli/config.js';
+import type { ExcludeMatcher, OwnPath } from '../tree/filter.js';
+import { CHUNK_SIZE, distrustCache, hashFile, isRacy, makeRecord, sameFingerprint, trustCache } from '../compare/fingerprint.js';
+import { poolCopies, type Io, type MetaFix, type MetaFixed } from '../replica/local/io.js';
+import { CopyPool, PoolCopier, type CopyWriter } from '../replica/local/copiers/pools.js';
+import { DEFAULT_HASH_THREADS, HashPool, canHashOpenFiles, type HashJob, type HashResult } from '../hash/threads.js';
+import { InlineLister, closeListers, entryFrom, threadListers, type Listers } from '../tree/lister.js';
+import type { Reporter } from '../log/log.js';
+import { formatBytes } from '../log/units.js';
+import type { Manifest } from '../manifest/manifest.js';
+import { noProgress, type Progress } from '../log/progress.js';
+import { planOps, type Plan } from '../compare/plan.js';
+import { toEntry } from '../tree/scan.js';
+import { emptyStats, type Change, type Entry, type Op, type PassStats, type Reason } from '../compare/types.js';
+import { Walker, type WalkResult } from '../compare/walk.js';
+import { pairMoves } from '../compare/moves.js';
 
 export interface PassOptions {
   /** Absolute, resolved roots. */

@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
-import { startThread } from './threads.js';
+import { startThread } from '../threads.js';
 import type { HashAnswer, HashBatch, HashOpenFile } from './hash-worker.js';
 
 export interface HashJob {

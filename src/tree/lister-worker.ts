@@ -9,10 +9,10 @@
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { buildExclude } from './filter.js';
-import { isVanished } from './errors.js';
+import { isVanished } from '../errors.js';
 import { AHEAD, BATCH_ENTRIES, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './lister.js';
 import { byName, inodeNumber, isTempName, joinRel, splitNs } from './scan.js';
-import { loadNative, type NativeAnswer, type NativeLister } from './native.js';
+import { loadNative, type NativeAnswer, type NativeLister } from '../native.js';
 
 let job: ListerStart;
 let exclude: ReturnType<typeof buildExclude>;

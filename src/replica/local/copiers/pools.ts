@@ -8,13 +8,13 @@
  * Large files keep their own path (the kernel copies while a thread hashes, see `execute.ts`).
  */
 import type { Worker } from 'node:worker_threads';
-import { errorCode, StepError } from './errors.js';
-import { ChangedWhileReading, COPY_STEPS, tempPathFor, type PendingCopy } from './execute.js';
+import { errorCode, StepError } from '../../../errors.js';
+import { ChangedWhileReading, COPY_STEPS, tempPathFor, type PendingCopy } from '../execute.js';
 import type { CopyAnswer, CopyJob } from './copy-worker.js';
-import type { Io } from './io.js';
-import { entryFrom } from './lister.js';
-import { splitRel } from './record-store.js';
-import { startThread } from './threads.js';
+import type { Io } from '../io.js';
+import { entryFrom } from '../../../tree/lister.js';
+import { splitRel } from '../../../manifest/record-store.js';
+import { startThread } from '../../../threads.js';
 
 /** Writes the first half of small copies (`writeCopy`) off the main thread. */
 export interface CopyWriter {

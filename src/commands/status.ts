@@ -5,10 +5,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UsageError, describe, errorCode } from './errors.js';
-import { lockHolder } from './lock.js';
-import { Manifest, type LastPass } from './manifest.js';
-import { formatBytes, formatCount, formatDuration } from './units.js';
+import { UsageError, describe, errorCode } from '../errors.js';
+import { lockHolder } from '../cli/lock.js';
+import { Manifest, type LastPass } from '../manifest/manifest.js';
+import { formatBytes, formatCount, formatDuration } from '../log/units.js';
 
 export interface ManifestStatus {
   manifest: string;

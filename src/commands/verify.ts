@@ -9,14 +9,14 @@
  * Safety: nothing here writes. The only calls are readdir, lstat, readlink and reads of files
  * opened O_RDONLY | O_NOFOLLOW (through `Io.openRead`, or the hashing threads, which open the same way).
  */
-import { describe, show } from './errors.js';
-import type { ExcludeMatcher } from './filter.js';
-import { CHUNK_SIZE, hashFile } from './fingerprint.js';
-import { DEFAULT_HASH_THREADS, HashPool, type HashJob } from './hash-pool.js';
-import { nodeIo, type Io } from './io.js';
-import { byName, joinRel, listDir, toEntry, type Listing } from './scan.js';
-import type { Entry, Kind } from './types.js';
-import { noProgress, type Progress } from './progress.js';
+import { describe, show } from '../errors.js';
+import type { ExcludeMatcher } from '../tree/filter.js';
+import { CHUNK_SIZE, hashFile } from '../compare/fingerprint.js';
+import { DEFAULT_HASH_THREADS, HashPool, type HashJob } from '../hash/threads.js';
+import { nodeIo, type Io } from '../replica/local/io.js';
+import { byName, joinRel, listDir, toEntry, type Listing } from '../tree/scan.js';
+import type { Entry, Kind } from '../compare/types.js';
+import { noProgress, type Progress } from '../log/progress.js';
 
 /** The ways a path can differ, in the order a path's differences are listed. */
 export const DIFFERENCE_KINDS = ['missing', 'extra', 'type', 'content', 'mode', 'mtime', 'link target', 'unreadable'] as const;

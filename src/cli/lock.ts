@@ -3,7 +3,7 @@
  * holder's pid. A lock whose pid is no longer running (kill -9, power cut) is stale and taken over.
  */
 import * as fs from 'node:fs';
-import { LockedError, describe } from './errors.js';
+import { LockedError, describe } from '../errors.js';
 
 export interface Lock {
   readonly path: string;

@@ -5,10 +5,10 @@
  * records it, exactly as for a copy it wrote itself.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { StepError } from './errors.js';
-import { ChangedWhileReading, ReadOnlyParent, writeCopy, type ExecContext, type PendingCopy } from './execute.js';
-import { CHUNK_SIZE } from './fingerprint.js';
-import { nodeIo } from './io.js';
+import { StepError } from '../../../errors.js';
+import { ChangedWhileReading, ReadOnlyParent, writeCopy, type ExecContext, type PendingCopy } from '../execute.js';
+import { CHUNK_SIZE } from '../../../compare/fingerprint.js';
+import { nodeIo } from '../io.js';
 
 export interface CopyJob {
   id: number;

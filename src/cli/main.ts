@@ -4,27 +4,27 @@
  * once, at the end, and the process ends by itself once the log is flushed.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, readFileSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { buildExclude } from './filter.js';
+import { buildExclude } from '../tree/filter.js';
 import { buildConfig, checkPair, defaultManifestPath, parseHashThreads, passExclude, passPatterns, prepareLocations, readExcludes, type Config, type RawOptions } from './config.js';
-import { EXIT_USAGE, UsageError, describe, show } from './errors.js';
-import { nodeIo, type Io } from './io.js';
+import { VERSION } from '../package.js';
+import { EXIT_USAGE, UsageError, describe, show } from '../errors.js';
+import { nodeIo, type Io } from '../replica/local/io.js';
 import { acquireLock, type Lock } from './lock.js';
-import { DEFAULT_LOG_FILES, createLogger, flushConsole, type Logger, type StatusLine } from './log.js';
-import { Manifest } from './manifest.js';
-import { closeListers, nativeWalker, threadListers, type Listers } from './lister.js';
-import { listerName } from './native.js';
-import { runPass } from './pass.js';
-import { TerminalProgress } from './progress.js';
-import { formatStatus, listManifests, readStatus } from './status.js';
-import { formatBytes, formatCount } from './units.js';
-import { DIFFERENCE_KINDS, formatDifference, verify } from './verify.js';
+import { DEFAULT_LOG_FILES, createLogger, flushConsole, type Logger, type StatusLine } from '../log/log.js';
+import { Manifest } from '../manifest/manifest.js';
+import { closeListers, nativeWalker, threadListers, type Listers } from '../tree/lister.js';
+import { listerName } from '../native.js';
+import { runPass } from '../pass/index.js';
+import { TerminalProgress } from '../log/progress.js';
+import { formatStatus, listManifests, readStatus } from '../commands/status.js';
+import { formatBytes, formatCount } from '../log/units.js';
+import { DIFFERENCE_KINDS, formatDifference, verify } from '../commands/verify.js';
 import { SourceWatcher } from './watch.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

@@ -10,8 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { loadNative } from './native.js';
-import { NUMS, type Entry } from './types.js';
+import { loadNative } from '../../native.js';
+import { NUMS, type Entry } from '../../compare/types.js';
 
 export interface Io {
   readdir(absPath: string): string[];

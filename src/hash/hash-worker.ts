@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { inodeNumber, splitNs } from './scan.js';
+import { inodeNumber, splitNs } from '../tree/scan.js';
 
 export interface HashBatch {
   id: number;

@@ -6,9 +6,9 @@
  * can skip the lstat for: folders need their mode too). Paths are joined by concatenation.
  */
 import type { BigIntStats } from 'node:fs';
-import { isVanished } from './errors.js';
-import type { Io } from './io.js';
-import type { Entry, Kind } from './types.js';
+import { isVanished } from '../errors.js';
+import type { Io } from '../replica/local/io.js';
+import type { Entry, Kind } from '../compare/types.js';
 
 /** Temporary files of ours: `.folder-sync-` + 16 hex + `.tmp`. Never a user's file name in practice. */
 export const TEMP_PREFIX = '.folder-sync-';

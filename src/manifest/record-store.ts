@@ -9,7 +9,7 @@
  * bytes): about 95 bytes. Slots live in fixed chunks so growing never copies what is there.
  */
 import { FolderIndex, namesInOrder } from './folder-index.js';
-import { FileRecord, type RecordFields } from './types.js';
+import { FileRecord, type RecordFields } from '../compare/types.js';
 
 const CHUNK_BITS = 14;
 const CHUNK = 1 << CHUNK_BITS;

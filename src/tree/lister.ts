@@ -14,11 +14,11 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { compileExcludes, plainNames, type OwnPath } from './filter.js';
-import type { Io } from './io.js';
-import { loadNative, type NativeLister, type NativeWalker } from './native.js';
+import type { Io } from '../replica/local/io.js';
+import { loadNative, type NativeLister, type NativeWalker } from '../native.js';
 import { byName, listDir, type Listing } from './scan.js';
-import { startThread } from './threads.js';
-import { KINDS, NUMS, type Entry } from './types.js';
+import { startThread } from '../threads.js';
+import { KINDS, NUMS, type Entry } from '../compare/types.js';
 
 export { KINDS, NUMS };
 

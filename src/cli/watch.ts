@@ -18,9 +18,9 @@
  */
 import * as fs from 'node:fs';
 import { basename } from 'node:path';
-import { isVanished } from './errors.js';
-import type { ExcludeMatcher } from './filter.js';
-import { joinRel } from './scan.js';
+import { isVanished } from '../errors.js';
+import type { ExcludeMatcher } from '../tree/filter.js';
+import { joinRel } from '../tree/scan.js';
 
 export interface WatchOptions {
   root: string;

@@ -5,7 +5,7 @@
  * rename-over or `touch -d` moves at least the ctime, which nobody can set back.
  */
 import { createHash } from 'node:crypto';
-import type { Io } from './io.js';
+import type { Io } from '../replica/local/io.js';
 import { FileRecord, type Entry, type RecordFields } from './types.js';
 
 /** Whether `entry` (a source file) still has the fingerprint the record was made with. */

@@ -7,12 +7,12 @@
  * an I/O or permission error never looks like an empty folder (no deletes beneath it).
  */
 import { compareDirs, compareFiles, compareLinks } from './diff.js';
-import { describe, isVanished, show } from './errors.js';
-import type { ExcludeMatcher } from './filter.js';
+import { describe, isVanished, show } from '../errors.js';
+import type { ExcludeMatcher } from '../tree/filter.js';
 import type { CacheLookup } from './fingerprint.js';
-import type { Io } from './io.js';
-import { DIR, entryAt, FILE, fillEntry, kindAt, SPECIAL, SYMLINK, type FolderListing, type Lister, type ScratchEntry } from './lister.js';
-import { joinRel } from './scan.js';
+import type { Io } from '../replica/local/io.js';
+import { DIR, entryAt, FILE, fillEntry, kindAt, SPECIAL, SYMLINK, type FolderListing, type Lister, type ScratchEntry } from '../tree/lister.js';
+import { joinRel } from '../tree/scan.js';
 import type { Change, Entry, RecordFields } from './types.js';
 
 export interface WalkContext {

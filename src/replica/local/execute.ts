@@ -7,11 +7,11 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { StepError, errorCode, show } from './errors.js';
-import { sameFingerprint } from './fingerprint.js';
+import { StepError, errorCode, show } from '../../errors.js';
+import { sameFingerprint } from '../../compare/fingerprint.js';
 import { toSeconds, type Io } from './io.js';
-import { TEMP_PREFIX, toEntry } from './scan.js';
-import type { Entry } from './types.js';
+import { TEMP_PREFIX, toEntry } from '../../tree/scan.js';
+import type { Entry } from '../../compare/types.js';
 
 export interface ExecContext {
   io: Io;

@@ -34,10 +34,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile, DataFileSync } from 'lowdb/node';
-import { describe } from './errors.js';
+import { describe } from '../errors.js';
 import { isMd5, pushRecordValues, RecordStore, splitRel } from './record-store.js';
-import { joinRel } from './scan.js';
-import { FileRecord, type RecordFields } from './types.js';
+import { joinRel } from '../tree/scan.js';
+import { FileRecord, type RecordFields } from '../compare/types.js';
 
 export const MANIFEST_FORMAT = 'folder-sync manifest';
 /**

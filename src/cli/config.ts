@@ -6,9 +6,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { UsageError, describe, isVanished } from './errors.js';
-import { IGNORE_FILE, buildExclude, readPatternFile, type ExcludeMatcher, type OwnPath } from './filter.js';
-import { DEFAULT_LOG_FILES, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
+import { UsageError, describe, isVanished } from '../errors.js';
+import { IGNORE_FILE, buildExclude, readPatternFile, type ExcludeMatcher, type OwnPath } from '../tree/filter.js';
+import { DEFAULT_LOG_FILES, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log/log.js';
 
 export interface RawOptions {
   once?: boolean;
