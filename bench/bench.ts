@@ -173,7 +173,7 @@ function checkPrerequisites(h: Harness): void {
 function warnIfStale(): void {
   const src = path.join(ROOT, 'src');
   const built = fs.statSync(BIN).mtimeMs;
-  const stale = fs.readdirSync(src).filter((name) => name.endsWith('.ts') && fs.statSync(path.join(src, name)).mtimeMs > built);
+  const stale = (fs.readdirSync(src, { recursive: true }) as string[]).filter((name) => name.endsWith('.ts') && fs.statSync(path.join(src, name)).mtimeMs > built);
   if (stale.length > 0) log(`warning: dist/ is older than src/ (${stale.join(', ')}): timing the old build; run \`npm run build\` first`);
 }
 

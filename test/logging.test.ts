@@ -491,7 +491,7 @@ describe('the console', () => {
     const base = tempDir('fs-logging-');
     const out = path.join(base, 'out.txt');
     const script = `
-      import { createLogger } from ${JSON.stringify(path.join(ROOT, 'src', 'log.ts'))};
+      import { createLogger } from ${JSON.stringify(path.join(ROOT, 'src', 'log', 'log.ts'))};
       let writes = 0;
       const write = process.stdout.write.bind(process.stdout);
       process.stdout.write = (...args) => (writes++, write(...args));
@@ -519,8 +519,8 @@ describe('the console', () => {
     const out = path.join(base, 'out.txt');
     // A progress line that shows where it is drawn; the exit as the second SIGINT makes it.
     const script = `
-      import { createLogger } from ${JSON.stringify(path.join(ROOT, 'src', 'log.ts'))};
-      import { exitAtOnce } from ${JSON.stringify(path.join(ROOT, 'src', 'cli.ts'))};
+      import { createLogger } from ${JSON.stringify(path.join(ROOT, 'src', 'log', 'log.ts'))};
+      import { exitAtOnce } from ${JSON.stringify(path.join(ROOT, 'src', 'cli', 'main.ts'))};
       const statusLine = { clear() {}, redraw() { process.stderr.write('[progress]'); } };
       const logger = await createLogger({ logFile: process.argv[1], statusLine });
       logger.action({ verb: 'copied', path: 'a', reason: 'new' });
