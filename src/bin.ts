@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IGNORE_FILE, plainNames, readPatternFile } from './tree/filter.js';
-import { prestartListers } from './tree/lister.js';
+import { prestartListers } from './tree/thread-lister.js';
 import { loadNative } from './native.js';
 
 // Perf: a sync's two listing threads boot while the rest of the program loads (see

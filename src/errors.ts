@@ -1,4 +1,7 @@
-/** Errors and the one place that turns outcomes into exit statuses. */
+/**
+ * Errors: bad usage (exit 2), a failed step on one entry, and the outcomes that say "the tree moved
+ * under us" (a warning: the next pass looks again), which every replica reports alike.
+ */
 
 /** Bad usage or configuration: reported in one line, exit 2, nothing touched. */
 export class UsageError extends Error {
@@ -22,6 +25,35 @@ export class StepError extends Error {
     super(`${step} ${show(relPath)}: ${describe(cause)}`, { cause });
     this.code = errorCode(cause);
   }
+}
+
+/** The pass was asked to stop in the middle of an operation; what it had begun is undone. */
+export class Interrupted extends Error {
+  override name = 'Interrupted';
+}
+
+/** The source changed while we read it: not an error, the next pass copies the settled file. */
+export class ChangedWhileReading extends Error {
+  override name = 'ChangedWhileReading';
+  constructor(readonly relPath: string) {
+    super(`${relPath} changed while it was being read; it will be copied next pass`);
+  }
+}
+
+/**
+ * A replica file that changed since the walk saw it, found just before its metadata was fixed (or
+ * it was moved): left as it is (the record made after the fix would vouch for content nobody read).
+ */
+export class ChangedInReplica extends Error {
+  override name = 'ChangedInReplica';
+  constructor(readonly relPath: string) {
+    super(`${relPath} changed in the replica during the pass`);
+  }
+}
+
+/** A move whose rename failed: the file is still where it was. */
+export class RenameFailed extends StepError {
+  override name = 'RenameFailed';
 }
 
 /** The short `CODE: message` text of an error, without a stack. */

@@ -1,11 +1,16 @@
 /**
- * The native lister (`native/fswalk.c`, built by `npm install` into `build/`): lists one folder
- * straight into a listing thread's batch buffers, or walks a whole tree in a thread of its own
- * (`NativeWalkLister` in `lister.ts`). Optional: without a C compiler the build is skipped, and the
- * listing threads list in JavaScript (`listFolder` in `lister-worker.ts`).
+ * The native addon (`native/`, built by `npm install` into `build/`), typed by what each of its
+ * jobs offers, each in its own C file:
+ * - `NativeList` (`list.c`): lists one folder straight into a listing thread's batch buffers;
+ * - `NativeWalk` (`walker.c`): walks a whole tree in a thread of its own (`NativeWalkLister`);
+ * - `NativePool` (`pool.c`): syncfs and batches of metadata fixes on libuv's thread pool;
+ * - `NativeCopy` (`copy.c`): a small copy's first half on libuv's thread pool, when built with
+ *   OpenSSL's headers.
+ * Optional: without a C compiler the build is skipped; each job then has a JavaScript way.
  */
 import { createRequire } from 'node:module';
-import type { PackedBatch } from './tree/lister.js';
+import { PACKAGE_ROOT } from './package.js';
+import type { PackedBatch } from './tree/batches.js';
 
 /**
  * What `list` answers: where the folder's names end in `text` and its numbers in `nums`, and the
@@ -17,9 +22,8 @@ export type NativeAnswer =
   | [textEnd: number, numsEnd: number, subdirs: string[] | undefined, temps: string[] | undefined, undecodable: string[] | undefined]
   | [-1, textNeeded: number, numsNeeded: number];
 
-export interface NativeLister {
-  /** `NATIVE_VERSION` of the source it was built from. */
-  version: number;
+/** `list.c`: one folder listed (by a listing thread). */
+export interface NativeList {
   /**
    * Lists folder `path`: its names in `byName` order, joined by NUL, into `text` from `textAt`;
    * `NUMS` numbers per name into `nums` from `numsAt`. Leaves out our temporary files, names that
@@ -27,6 +31,10 @@ export interface NativeLister {
    * if the folder cannot be read, or an lstat fails for another reason than the entry being gone.
    */
   list(path: string, text: Uint8Array, textAt: number, nums: Float64Array, numsAt: number): NativeAnswer;
+}
+
+/** `walker.c`: a whole tree walked by a thread of the addon's own. */
+export interface NativeWalk {
   /**
    * Starts a thread walking the tree at `root` (absolute) depth first in the walk's order, every
    * folder listed as `list` does, into batches of about `batchEntries` entries (names and
@@ -47,6 +55,10 @@ export interface NativeLister {
   walkAhead(walker: NativeWalker, ahead: number): void;
   /** Stops the walker at its next folder, dropping what it posted. */
   walkStop(walker: NativeWalker): void;
+}
+
+/** `pool.c`: calls made on libuv's thread pool, many files a trip. */
+export interface NativePool {
   /**
    * syncfs(2) of the filesystem holding `fd`, on libuv's thread pool: 0 once done, else the errno
    * it failed with. `fd` must stay open until it settles.
@@ -62,6 +74,10 @@ export interface NativeLister {
    * made), or one with code ECHANGED for a file whose fingerprint was not the one given.
    */
   fixMetas(paths: string[], input: Float64Array, nums: Float64Array): Promise<(Error | undefined)[] | undefined>;
+}
+
+/** `copy.c`: a small copy's first half on libuv's thread pool. */
+export interface NativeCopy {
   /**
    * On libuv's thread pool: `source` (opened O_NOFOLLOW) read, MD5-hashed into `md5` and written
    * into `temp` (created 0600, truncated, O_NOFOLLOW); its fstat before the read into `nums` (as
@@ -72,50 +88,55 @@ export interface NativeLister {
    * it holds `maxBytes` or more, ENOMD5 if OpenSSL gave no MD5. Absent from an addon built without
    * OpenSSL's headers.
    */
-  copyToTemp?(source: string, temp: string, nums: Float64Array, md5: Uint8Array, maxBytes: number): Promise<number>;
+  copyToTemp(source: string, temp: string, nums: Float64Array, md5: Uint8Array, maxBytes: number): Promise<number>;
 }
+
+/** The addon as built: every job, `copyToTemp` only where OpenSSL's headers were found. */
+export type Addon = { /** `NATIVE_VERSION` of the source it was built from. */ version: number } & NativeList & NativeWalk & NativePool & Partial<NativeCopy>;
 
 /** A walker started by `walkStart` (opaque). */
 export type NativeWalker = { readonly nativeWalker: unique symbol };
 
-/** Where `npm install` builds it, from `src/` and from `dist/` alike. */
-export const NATIVE_PATH = '../build/Release/fswalk.node';
+/** Where `npm install` builds it. */
+export const NATIVE_PATH = new URL('build/Release/fswalk.node', PACKAGE_ROOT);
 
 /**
- * The version of the addon this code speaks (`FSWALK_VERSION` in `native/fswalk.c`). A build left
+ * The version of the addon this code speaks (`FSWALK_VERSION` in `native/addon.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
 export const NATIVE_VERSION = 8;
 
 /**
- * The native lister, unless it was not built, fails to load, was built from other sources than
- * this code's, or `FOLDER_SYNC_NATIVE=0`.
+ * The addon, unless it was not built, fails to load, was built from other sources than this
+ * code's, or `FOLDER_SYNC_NATIVE=0`.
  */
-export function loadNative(): NativeLister | undefined {
+export function loadNative(): Addon | undefined {
   const found = probeNative();
   return typeof found === 'string' ? undefined : found;
 }
 
-/** For the log: which lister lists, given whether the native walker may (`nativeWalker` in `lister.ts`). */
-export function listerName(walks: boolean): string {
-  const found = probeNative();
-  if (typeof found === 'string') return `JavaScript (${found})`;
-  return walks ? 'native, walking in threads of its own' : 'native, in listing threads (a pattern other than a plain name, or a backup dir: the walker matches no pattern)';
+/**
+ * The addon's copies (`copyToTemp`), when it is built with them and this Node has the OpenSSL they
+ * hash with (a Node built without crypto exports none: the addon would fail at its first copy).
+ */
+export function nativeCopy(): NativeCopy | undefined {
+  const native = loadNative();
+  return native?.copyToTemp !== undefined && process.versions.openssl !== undefined ? (native as NativeCopy) : undefined;
 }
 
-/** The native lister, or why it is not used. */
-function probeNative(): NativeLister | string {
+/** The addon, or why it is not used. */
+export function probeNative(): Addon | string {
   if (process.env.FOLDER_SYNC_NATIVE === '0') return 'FOLDER_SYNC_NATIVE=0';
   // Perf: looked up once (a `createRequire` and a resolution cost ~8 us, and each small copy asks).
   return (probed ??= requireNative());
 }
 
-let probed: NativeLister | string | undefined;
+let probed: Addon | string | undefined;
 
-function requireNative(): NativeLister | string {
+function requireNative(): Addon | string {
   const notBuilt = 'the native lister is not built, or not for this version: run npm install';
   try {
-    const native = createRequire(import.meta.url)(NATIVE_PATH) as NativeLister;
+    const native = createRequire(import.meta.url)(NATIVE_PATH.pathname) as Addon;
     return native.version === NATIVE_VERSION ? native : notBuilt;
   } catch {
     return notBuilt;

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { cliEnv, ROOT, summaryCounts } from './helpers/cli.js';
-import { poolCopies } from '../src/replica/local/io.js';
+import { nativeCopy } from '../src/native.js';
+const poolCopies = (): boolean => nativeCopy() !== undefined;
 import { mirrorDiff, tempDir, writeTree, type Spec } from './helpers/tree.js';
 
 // At the top level, as dist/ is: the program finds ../package.json and ../build/ from there.

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { CopyPool } from '../src/replica/local/copiers/pools.js';
+import { CopyPool } from '../src/replica/local/copiers/threads.js';
+import type { LocalContext } from '../src/replica/local/context.js';
 import { Manifest } from '../src/manifest/manifest.js';
 import { md5, mirrorDiff, numbered, readTree, settle, setup, sync, tempFiles, withoutAddon } from './helpers/tree.js';
 
@@ -70,19 +71,20 @@ describe('copies written on copying threads', () => {
     assert.deepEqual(tempFiles(s.replica), []);
   });
 
-  test('a thread that fails is reported once, and its copies are handed back to the main thread (undefined), not failed', async () => {
+  test('a thread that fails is reported once, and its copies are declined (for the next copier), not failed', async () => {
     const s = setup(tree());
     fs.mkdirSync(path.join(s.replica, 'd0/sub0'), { recursive: true });
     const failures: string[] = [];
-    const pool = new CopyPool(1, { sourceRoot: s.source, replicaRoot: s.replica }, (error) => failures.push(error.message));
+    const pool = new CopyPool(1, { sourceRoot: s.source, replicaRoot: s.replica } as LocalContext, 1 << 20, (error) => failures.push(error.message));
+    const job = (relPath: string) => ({ relPath, size: 10, replacing: false, resume: false });
     try {
-      const written = await pool.write('d0/sub0/f0.txt', false);
-      assert.ok(written !== undefined && written.md5 === md5(fs.readFileSync(path.join(s.source, 'd0/sub0/f0.txt'))));
-      fs.closeSync(written.output);
-      // The thread dies (as from a crash): what is asked of it from now on comes back undefined.
+      const written = await pool.write(job('d0/sub0/f0.txt'));
+      assert.ok(written.kind === 'written' && written.pending.md5 === md5(fs.readFileSync(path.join(s.source, 'd0/sub0/f0.txt'))));
+      fs.closeSync(written.pending.output);
+      // The thread dies (as from a crash): what is asked of it from now on is declined.
       await (pool as unknown as { threads: { worker: { terminate(): Promise<number> } }[] }).threads[0].worker.terminate();
-      assert.equal(await pool.write('d0/sub0/f21.txt', false), undefined);
-      assert.equal(await pool.write('d0/sub0/f42.txt', false), undefined);
+      assert.deepEqual(await pool.write(job('d0/sub0/f21.txt')), { kind: 'declined' });
+      assert.deepEqual(await pool.write(job('d0/sub0/f42.txt')), { kind: 'declined' });
       assert.equal(failures.length, 1, failures.join('\n'));
     } finally {
       await pool.close();

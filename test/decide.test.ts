@@ -5,7 +5,8 @@ import { compareDirs, compareFiles, compareLinks, metaReason, metaToFix, settleF
 import { compileExcludes, plainNames } from '../src/tree/filter.js';
 import { distrustCache, isRacy, makeRecord, trustCache } from '../src/compare/fingerprint.js';
 import { planOps } from '../src/compare/plan.js';
-import type { Change, Entry, FileRecord } from '../src/compare/types.js';
+import type { Change, FileRecord } from '../src/compare/types.js';
+import type { Entry } from '../src/tree/entry.js';
 
 function entry(over: Partial<Entry> = {}): Entry {
   return { name: 'f', kind: 'file', size: 10, mode: 0o644, mtimeS: 1000, mtimeN: 0, ctimeS: 1000, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 1, ...over };

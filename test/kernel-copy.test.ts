@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { tempPathFor } from '../src/replica/local/execute.js';
+import { tempPathFor } from '../src/replica/local/context.js';
 import { nodeIo } from '../src/replica/local/io.js';
 import { Manifest } from '../src/manifest/manifest.js';
 import { errno, md5, mirrorDiff, readTree, settle, setup, sync, tempDir, tempFiles, type SyncSetup } from './helpers/tree.js';

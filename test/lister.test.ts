@@ -4,9 +4,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { DIR, entryAt, FILE, type FolderListing, kindAt, type ListerJob, NativeWalkLister, prestartListers, spareListers, ThreadLister, threadListers, closeListers } from '../src/tree/lister.js';
+import { DIR, entryAt, FILE, type FolderListing, kindAt } from '../src/tree/entry.js';
+import { type ListerJob } from '../src/tree/batches.js';
+import { NativeWalkLister } from '../src/tree/native-walker.js';
+import { prestartListers, spareListers, ThreadLister } from '../src/tree/thread-lister.js';
+import { chooseListers } from '../src/tree/choose.js';
+import { closeListers } from '../src/tree/lister.js';
 import { joinRel } from '../src/tree/scan.js';
-import { loadNative, type NativeLister, type NativeWalker } from '../src/native.js';
+import { loadNative, type NativeWalk, type NativeWalker } from '../src/native.js';
 import { mirrorDiff, setup, sync, tempDir } from './helpers/tree.js';
 
 /** 80 folders of 200 files: 16,080 entries, several batches (4,096 each), so the thread can be held back. */
@@ -77,7 +82,7 @@ describe('listing threads', () => {
   });
 
   test('spare threads no pass takes do not keep the process alive', () => {
-    const lister = new URL('../src/tree/lister.ts', import.meta.url).href;
+    const lister = new URL('../src/tree/thread-lister.ts', import.meta.url).href;
     const started = Date.now();
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `const m = await import(${JSON.stringify(lister)}); m.prestartListers(2); console.log(m.spareListers());`], {
       encoding: 'utf8',
@@ -90,7 +95,7 @@ describe('listing threads', () => {
 
   test('a native walker left listing (never closed, held back waiting for room) does not keep the process alive, nor trouble its exit', { skip: KINDS[1].skip }, () => {
     const root = bigTree();
-    const lister = new URL('../src/tree/lister.ts', import.meta.url).href;
+    const lister = new URL('../src/tree/native-walker.ts', import.meta.url).href;
     const native = new URL('../src/native.ts', import.meta.url).href;
     const script = `const m = await import(${JSON.stringify(lister)}); const n = await import(${JSON.stringify(native)});
       const w = new m.NativeWalkLister({ root: ${JSON.stringify(root)}, excludes: [], own: [], maxAhead: 8 }, n.loadNative());
@@ -135,8 +140,8 @@ describe('listing threads', () => {
 
   test('a pass lists with native walkers when nothing is excluded and the native lister is built, else with listing threads', async () => {
     const root = bigTree();
-    const kinds = (lists: Parameters<typeof threadListers>[2]) => {
-      const listers = threadListers(root, root, lists);
+    const kinds = (lists: Parameters<typeof chooseListers>[2]) => {
+      const listers = chooseListers(root, root, lists, { threads: true });
       void closeListers(listers);
       return [listers.source, listers.replica].map((lister) => lister.constructor.name);
     };
@@ -399,7 +404,7 @@ describe('listing threads', () => {
       if (lister instanceof NativeWalkLister) {
         // (close() does not wait for the walker's thread, which never calls into Node: it is asked
         // directly whether it has ended, woken from its wait for room rather than left there.)
-        const { native, walker: handle } = lister as unknown as { native: NativeLister; walker: NativeWalker };
+        const { native, walker: handle } = lister as unknown as { native: NativeWalk; walker: NativeWalker };
         assert.equal(native.walkNext(handle, 5000), true);
       }
     });

@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { BIN, ROOT, cliEnv, runCli, type CliResult } from './helpers/cli.js';
-import { poolCopies } from '../src/replica/local/io.js';
+import { nativeCopy } from '../src/native.js';
+const poolCopies = (): boolean => nativeCopy() !== undefined;
 import { mirrorDiff, readTree, settle, tempDir, writeTree } from './helpers/tree.js';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;

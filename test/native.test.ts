@@ -7,10 +7,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
-import { COPY_STEPS, fixMeta, type ExecContext } from '../src/replica/local/execute.js';
-import { DIR, entryFrom, FILE, kindAt, NativeWalkLister, NUMS, SPECIAL, SYMLINK, ThreadLister, type FolderListing } from '../src/tree/lister.js';
+import { COPY_STEPS } from '../src/replica/local/copy.js';
+import { fixMeta } from '../src/replica/local/ops.js';
+import type { LocalContext } from '../src/replica/local/context.js';
+import { metaFix } from '../src/replica/replica.js';
+import { DIR, entryFrom, FILE, kindAt, NUMS, SPECIAL, SYMLINK, type FolderListing } from '../src/tree/entry.js';
+import { NativeWalkLister } from '../src/tree/native-walker.js';
+import { ThreadLister } from '../src/tree/thread-lister.js';
 import { loadNative } from '../src/native.js';
-import { nodeIo, poolCopies } from '../src/replica/local/io.js';
+import { nodeIo } from '../src/replica/local/io.js';
+import { nativeCopy } from '../src/native.js';
+const poolCopies = (): boolean => nativeCopy() !== undefined;
 import { byName, joinRel, listDir, toEntry } from '../src/tree/scan.js';
 import { tempDir } from './helpers/tree.js';
 
@@ -131,7 +138,7 @@ describe('native lister', () => {
     const seen = (p: string) => toEntry(path.basename(p), fs.lstatSync(p, { bigint: true }));
     // Source times as the walk splits them: an mtime before 1970 (-1.5 s), an atime with nanoseconds.
     const source = { ...seen(viaNode), mode: 0o604, mtimeS: -2, mtimeN: 500_000_000, atimeS: 1_700_000_000, atimeN: 123_456_789 };
-    fixMeta({ io: nodeIo, replicaRoot: root } as ExecContext, 'node.txt', source, seen(viaNode));
+    fixMeta({ io: nodeIo, replicaRoot: root } as LocalContext, metaFix('node.txt', source, seen(viaNode)));
     const fix = { mode: 0o604, atimeS: source.atimeS, atimeN: source.atimeN, mtimeS: source.mtimeS, mtimeN: source.mtimeN };
     const changedSeen = seen(changed);
     fs.writeFileSync(changed, 'y'); // rewritten at the same size since the walk saw it

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { poolCopies } from '../src/replica/local/io.js';
+import { nativeCopy } from '../src/native.js';
+const poolCopies = (): boolean => nativeCopy() !== undefined;
 import { Manifest } from '../src/manifest/manifest.js';
 import { errno, md5, mirrorDiff, readTree, settle, setup, sync, tempFiles, withoutAddon, type SyncSetup } from './helpers/tree.js';
 
@@ -148,12 +149,21 @@ describe('small copies written on the thread pool', { skip: poolCopies() ? false
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
   });
 
-  test('--copy-threads 0 writes every copy on the main thread, the pool\'s too', async () => {
+  test('--copy-threads 0 means no copying threads, nothing more: the addon still writes the small copies on the pool', async () => {
     const s = setup(tree());
-    const result = await sync(s, { ...THREADS, copyThreads: 0 });
+    const result = await sync(s, { ...THREADS, copyThreads: 0, copyThreadsFrom: 1 });
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.equal(s.io.poolCopies.length, 91);
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+  });
+
+  test('without the addon\'s copies and with --copy-threads 0, every copy is written on the main thread', async () => {
+    const s = setup(tree());
+    const result = await sync(s, { ...THREADS, poolCopies: false, copyThreads: 0, copyThreadsFrom: 1 });
     assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
     assert.deepEqual(s.io.poolCopies, []);
     assert.equal(s.io.opens.length, 91);
+    assert.ok(!s.log.debugs.some((line) => line.includes('copying threads')), s.log.debugs.join('\n'));
     assert.deepEqual(mirrorDiff(s.source, s.replica), []);
   });
 });

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { tempPathFor } from '../src/replica/local/execute.js';
+import { tempPathFor } from '../src/replica/local/context.js';
 import { Manifest } from '../src/manifest/manifest.js';
 import { BIN, hasRsync, ROOT, rsyncCheck } from './helpers/cli.js';
 import { errno, mirrorDiff, readTree, refusedWhileReadOnly, settle, setup, sync, tempDir, tempFiles, writePastReadOnly, writeTree } from './helpers/tree.js';

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { tempPathFor } from '../src/replica/local/execute.js';
+import { tempPathFor } from '../src/replica/local/context.js';
 import { acquireLock } from '../src/cli/lock.js';
 import { compileExcludes } from '../src/tree/filter.js';
 import { Manifest } from '../src/manifest/manifest.js';

@@ -16,8 +16,8 @@ import { nodeIo, type Io } from '../replica/local/io.js';
 import { acquireLock, type Lock } from './lock.js';
 import { DEFAULT_LOG_FILES, createLogger, flushConsole, type Logger, type StatusLine } from '../log/log.js';
 import { Manifest } from '../manifest/manifest.js';
-import { closeListers, nativeWalker, threadListers, type Listers } from '../tree/lister.js';
-import { listerName } from '../native.js';
+import { closeListers, type Listers } from '../tree/lister.js';
+import { chooseListers, listerName } from '../tree/choose.js';
 import { runPass } from '../pass/index.js';
 import { TerminalProgress } from '../log/progress.js';
 import { formatStatus, listManifests, readStatus } from '../commands/status.js';
@@ -70,7 +70,7 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
     .option('--manifest <file>', 'where the manifest lives (default: under $XDG_STATE_HOME/folder-sync/)')
     .addOption(new Option('--no-fsync', 'do not flush copied files before renaming them (faster, less safe on power loss)'))
     .option('--hash-threads <n>', 'threads that hash when a pass must read many files (default 2)')
-    .option('--copy-threads <n>', 'threads that write small copies when a pass has many and the addon is not built (default 2; 0: none, every copy on the main thread)')
+    .option('--copy-threads <n>', 'threads that write small copies when a pass has many (1,024) and the native addon cannot write them on libuv\'s thread pool (default 2; 0: those copies on the main thread)')
     .optionsGroup('Choosing files:')
     .option('--exclude <glob>', 'skip paths matching this micromatch glob (repeatable; !glob re-includes)', collect)
     .option('--exclude-from <file>', 'read exclude globs from a file, one a line (repeatable); a .folder-syncignore in the source is read too', collect)
@@ -338,7 +338,7 @@ async function run(config: Config, io: Io): Promise<number> {
     if (config.watch && config.once) log.warn('--watch has no effect with --once: one pass is run, then folder-sync exits');
     // The first pass's selection is also what the watcher starts with (the ignore file read once).
     let selection = early ?? passExclude(config);
-    if (config.logLevel === 'debug') log.debug(`lister: ${listerName(nativeWalker({ excludes: selection.patterns, own: config.ownRelPaths }) !== undefined)}`);
+    if (config.logLevel === 'debug') log.debug(`lister: ${listerName({ excludes: selection.patterns, own: config.ownRelPaths })}`);
     if (config.watch && !config.once) {
       watcher = new SourceWatcher({
         root: config.source,
@@ -438,7 +438,7 @@ function startListing(config: Config, patterns: string[]): Listers | undefined {
     }
   };
   if (!isFolder(config.source) || !isFolder(config.replica)) return undefined;
-  return threadListers(config.source, config.replica, { excludes: patterns, own: config.ownRelPaths });
+  return chooseListers(config.source, config.replica, { excludes: patterns, own: config.ownRelPaths }, { threads: true });
 }
 
 /** SIGINT/SIGTERM: stop starting work; a second SIGINT exits at once (nothing half-written: copies land by rename). */

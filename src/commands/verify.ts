@@ -11,11 +11,11 @@
  */
 import { describe, show } from '../errors.js';
 import type { ExcludeMatcher } from '../tree/filter.js';
-import { CHUNK_SIZE, hashFile } from '../compare/fingerprint.js';
-import { DEFAULT_HASH_THREADS, HashPool, type HashJob } from '../hash/threads.js';
+import { CHUNK_SIZE, hashFile, type HashJob } from '../hash/hasher.js';
+import { DEFAULT_HASH_THREADS, HashPool } from '../hash/threads.js';
 import { nodeIo, type Io } from '../replica/local/io.js';
 import { byName, joinRel, listDir, toEntry, type Listing } from '../tree/scan.js';
-import type { Entry, Kind } from '../compare/types.js';
+import type { Entry, Kind } from '../tree/entry.js';
 import { noProgress, type Progress } from '../log/progress.js';
 
 /** The ways a path can differ, in the order a path's differences are listed. */
@@ -293,12 +293,12 @@ class Audit {
 
   private async hashOnThreads(jobs: HashJob[]): Promise<Hashed[]> {
     if (jobs.length === 0) return [];
-    const pool = new HashPool(this.o.hashThreads ?? DEFAULT_HASH_THREADS);
+    const pool = new HashPool(this.o.hashThreads ?? DEFAULT_HASH_THREADS, this.stop);
     const progress = this.o.progress ?? noProgress;
     const totalBytes = jobs.reduce((sum, job) => sum + job.size, 0);
-    progress.begin('hashing', () => ({ files: pool.doneFiles, bytes: pool.doneBytes, totalFiles: jobs.length, totalBytes }));
+    progress.begin('hashing', () => ({ files: pool.done.files, bytes: pool.done.bytes, totalFiles: jobs.length, totalBytes }));
     try {
-      return await pool.hashAll(jobs, this.stop);
+      return (await pool.hashAll(jobs)).map((r) => (r === undefined ? undefined : r.kind === 'hashed' ? { md5: r.md5 } : { error: r.error }));
     } finally {
       progress.end();
       await pool.close();

@@ -3,7 +3,8 @@
  * lstat and readlink saw, and the manifest's record.
  */
 import { type CacheLookup, replicaMatches, sourceMatches, trustCache } from './fingerprint.js';
-import type { Change, Entry, RecordFields, Reason } from './types.js';
+import type { Change, RecordFields, Reason } from './types.js';
+import type { Entry } from '../tree/entry.js';
 
 /**
  * libuv sets times with microsecond precision, and a float of seconds can be off by one more

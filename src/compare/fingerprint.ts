@@ -1,12 +1,11 @@
 /**
- * Change detection: when may the cache vouch for a file's content, and reading it when it may not.
+ * Change detection: when may the cache vouch for a file's content (reading it is `src/hash/`'s job).
  *
  * A file's fingerprint is its size, mtime and ctime (nanoseconds) and inode. Any write, chmod,
  * rename-over or `touch -d` moves at least the ctime, which nobody can set back.
  */
-import { createHash } from 'node:crypto';
-import type { Io } from '../replica/local/io.js';
-import { FileRecord, type Entry, type RecordFields } from './types.js';
+import { FileRecord, type RecordFields } from './types.js';
+import { type Entry } from '../tree/entry.js';
 
 /** Whether `entry` (a source file) still has the fingerprint the record was made with. */
 export function sourceMatches(record: RecordFields, entry: Entry): boolean {
@@ -91,23 +90,3 @@ export const trustCache: CacheLookup = (record, entry, side) => {
 
 /** `--checksum`: the cache vouches for nothing, every file is read. */
 export const distrustCache: CacheLookup = () => undefined;
-
-/** Perf: 1 MiB reads; large enough that syscalls don't dominate, small enough to stay in cache. */
-export const CHUNK_SIZE = 1 << 20;
-
-/** Reads a whole file and returns its MD5 (hex). `onChunk` gets each chunk's size, and lets the caller yield or stop. */
-export async function hashFile(io: Io, absPath: string, buffer: Buffer, onChunk?: (bytes: number) => Promise<void>): Promise<string> {
-  const hash = createHash('md5');
-  const fd = io.openRead(absPath);
-  try {
-    for (;;) {
-      const n = io.read(fd, buffer, null);
-      if (n === 0) break;
-      hash.update(n === buffer.length ? buffer : buffer.subarray(0, n));
-      if (onChunk) await onChunk(n);
-    }
-  } finally {
-    io.close(fd);
-  }
-  return hash.digest('hex');
-}

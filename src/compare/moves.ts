@@ -10,7 +10,8 @@
  * equal.
  */
 import { replicaMatches } from './fingerprint.js';
-import type { Change, Entry, FileRecord } from './types.js';
+import type { Change, FileRecord } from './types.js';
+import type { Entry } from '../tree/entry.js';
 
 export interface MoveContext {
   /** The manifest's record of a path, without marking it as seen. */

@@ -4,35 +4,7 @@
  * Paths: `relPath` is POSIX (`/`-separated), relative to its root, and `''` is the root itself.
  * `absPath` is an absolute path on the machine.
  */
-
-/** What lstat said a directory entry is. `special` covers FIFOs, sockets and devices. */
-export type Kind = 'file' | 'dir' | 'symlink' | 'special';
-
-/**
- * Numbers per entry in a listing (and in `Io.fixMetas`' answer): kind (an index of `KINDS`), size,
- * mode, mtime s/ns, ctime s/ns, atime s/ns, inode.
- */
-export const NUMS = 10;
-export const KINDS: Kind[] = ['file', 'dir', 'symlink', 'special'];
-
-/**
- * One directory entry as lstat saw it (never following links). Times are split into whole seconds
- * and nanoseconds so they stay exact as plain numbers (Perf: no BigInt on the hot path).
- */
-export interface Entry {
-  readonly name: string;
-  readonly kind: Kind;
-  readonly size: number;
-  /** Permission bits only (`mode & 0o7777`). */
-  readonly mode: number;
-  readonly mtimeS: number;
-  readonly mtimeN: number;
-  readonly ctimeS: number;
-  readonly ctimeN: number;
-  readonly atimeS: number;
-  readonly atimeN: number;
-  readonly ino: number;
-}
+import type { Entry } from '../tree/entry.js';
 
 /** A record's fields, read from a `FileRecord` or in place from the manifest's store (`RecordView`). */
 export interface RecordFields {
@@ -85,7 +57,6 @@ export type Reason =
   | 'new'
   | 'content changed'
   | 'changed in replica'
-  | 'missing in replica'
   | 'type changed'
   | 'link target changed'
   | 'permissions'
@@ -134,19 +105,3 @@ export type Op =
   | { op: 'dirmode'; relPath: string; source: Entry }
   | { op: 'delete'; relPath: string; replica: Entry; reason: Reason }
   | { op: 'move'; relPath: string; from: string; source: Entry; replica: Entry; md5: string };
-
-/** The counters every pass reports. */
-export interface PassStats {
-  copied: number;
-  moved: number;
-  updated: number;
-  deleted: number;
-  hashed: number;
-  errors: number;
-  warnings: number;
-  bytesCopied: number;
-}
-
-export function emptyStats(): PassStats {
-  return { copied: 0, moved: 0, updated: 0, deleted: 0, hashed: 0, errors: 0, warnings: 0, bytesCopied: 0 };
-}

@@ -6,23 +6,21 @@
  * first. A source folder that cannot be read is reported and its replica side is left alone, so
  * an I/O or permission error never looks like an empty folder (no deletes beneath it).
  */
-import { compareDirs, compareFiles, compareLinks } from './diff.js';
 import { describe, isVanished, show } from '../errors.js';
+import { DIR, entryAt, FILE, fillEntry, kindAt, scratchEntry, SPECIAL, SYMLINK, type Entry, type FolderListing } from '../tree/entry.js';
 import type { ExcludeMatcher } from '../tree/filter.js';
-import type { CacheLookup } from './fingerprint.js';
-import type { Io } from '../replica/local/io.js';
-import { DIR, entryAt, FILE, fillEntry, kindAt, SPECIAL, SYMLINK, type FolderListing, type Lister, type ScratchEntry } from '../tree/lister.js';
+import type { Lister } from '../tree/lister.js';
 import { joinRel } from '../tree/scan.js';
-import type { Change, Entry, RecordFields } from './types.js';
+import { compareDirs, compareFiles, compareLinks } from './diff.js';
+import type { CacheLookup } from './fingerprint.js';
+import type { Change, RecordFields } from './types.js';
 
 export interface WalkContext {
-  io: Io;
   /** Folder listings of each tree (inline, or from a listing thread). */
   sourceLister: Lister;
   replicaLister: Lister;
-  /** Absolute roots, without a trailing slash. */
-  sourceRoot: string;
-  replicaRoot: string;
+  /** A symbolic link's target text on one side. */
+  readlink(side: Side, relPath: string): string;
   exclude: ExcludeMatcher;
   /** Marks a path's record (if any) as still in the source. */
   seen(relPath: string): void;
@@ -35,7 +33,7 @@ export interface WalkContext {
   lookup: CacheLookup;
   onChange(change: Change): void;
   /** A temporary file of ours found in the replica (to sweep). */
-  onTemp(absPath: string): void;
+  onTemp(relPath: string): void;
   warn(message: string): void;
   error(message: string): void;
   /** Lets the event loop run now and then (signals); resolves true when the pass must stop. */
@@ -43,6 +41,9 @@ export interface WalkContext {
   /** Told each source folder listed. */
   onSourceDir?: (relPath: string) => void;
 }
+
+/** Which tree. */
+export type Side = 'source' | 'replica';
 
 export interface WalkResult {
   /** False when a source folder could not be read or the walk was stopped. */
@@ -66,8 +67,8 @@ export class Walker {
   /** Entries listed so far on both sides (for progress). */
   listed = 0;
   /** Perf: what `compareFiles` and `compareDirs` read while nothing changed; refilled per entry. */
-  private readonly s: ScratchEntry = { name: '', kind: 'file', size: 0, mode: 0, mtimeS: 0, mtimeN: 0, ctimeS: 0, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 0 };
-  private readonly r: ScratchEntry = { name: '', kind: 'file', size: 0, mode: 0, mtimeS: 0, mtimeN: 0, ctimeS: 0, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 0 };
+  private readonly s = scratchEntry();
+  private readonly r = scratchEntry();
 
   constructor(private readonly ctx: WalkContext) {}
 
@@ -133,7 +134,7 @@ export class Walker {
       this.reportUndecodable(listing, relPath, 'replica');
       this.replicaEntries += listing.names.length;
       this.listed += listing.names.length;
-      for (const name of listing.temps) this.ctx.onTemp(this.ctx.replicaRoot + '/' + joinRel(relPath, name));
+      for (const name of listing.temps) this.ctx.onTemp(joinRel(relPath, name));
       return listing;
     } catch (error) {
       this.complete = false;
@@ -229,9 +230,8 @@ export class Walker {
   }
 
   private readLinks(relPath: string): [string, string] | undefined {
-    const { io, sourceRoot, replicaRoot } = this.ctx;
     try {
-      return [io.readlink(sourceRoot + '/' + relPath), io.readlink(replicaRoot + '/' + relPath)];
+      return [this.ctx.readlink('source', relPath), this.ctx.readlink('replica', relPath)];
     } catch (error) {
       if (isVanished(error)) this.ctx.warn(`${show(relPath)} vanished during the pass; skipped`);
       else this.ctx.error(`reading link ${show(relPath)}: ${describe(error)}`);

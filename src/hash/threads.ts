@@ -11,14 +11,7 @@ import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { startThread } from '../threads.js';
 import type { HashAnswer, HashBatch, HashOpenFile } from './hash-worker.js';
-
-export interface HashJob {
-  absPath: string;
-  size: number;
-}
-
-/** An MD5 with the file's fingerprint at the end of the read (size, mtime s/ns, ctime s/ns, inode). */
-export type HashResult = { md5: string; fp: number[] } | { error: Error };
+import type { Hasher, HashJob, HashResult, ReadFingerprint } from './hasher.js';
 
 /**
  * Perf: two hashing threads by default, one per core of the machine this was tuned on: MD5 is
@@ -39,14 +32,16 @@ export function canHashOpenFiles(): boolean {
   return existsSync('/proc/self/fd');
 }
 
-export class HashPool {
+export class HashPool implements Hasher {
   private readonly workers: Thread[];
   private nextId = 0;
-  /** Files and bytes hashed so far (for progress). */
-  doneFiles = 0;
-  doneBytes = 0;
+  readonly done = { files: 0, bytes: 0 };
 
-  constructor(readonly threads: number) {
+  /** `shouldStop`: once true, no more batches are sent (`hashAll` answers undefined for their jobs). */
+  constructor(
+    readonly threads: number,
+    private readonly shouldStop: () => boolean = () => false,
+  ) {
     this.workers = Array.from({ length: threads }, () => {
       const worker = startThread('hash-worker');
       const thread: Thread = { worker, waiting: new Map<number, Waiter>() };
@@ -64,7 +59,8 @@ export class HashPool {
   }
 
   /** Hashes every job; results in the same order (undefined for jobs skipped once `shouldStop`). */
-  async hashAll(jobs: HashJob[], shouldStop: () => boolean): Promise<(HashResult | undefined)[]> {
+  async hashAll(jobs: readonly HashJob[]): Promise<(HashResult | undefined)[]> {
+    const shouldStop = this.shouldStop;
     const batches: { start: number; paths: string[]; bytes: number }[] = [];
     for (let i = 0; i < jobs.length; ) {
       const start = i;
@@ -83,8 +79,8 @@ export class HashPool {
       while (next < batches.length && !shouldStop()) {
         const batch = batches[next++];
         const answer = await this.ask(thread, { id: this.nextId++, paths: batch.paths });
-        this.doneFiles += batch.paths.length;
-        this.doneBytes += batch.bytes;
+        this.done.files += batch.paths.length;
+        this.done.bytes += batch.bytes;
         answer.results.forEach((r, k) => (results[batch.start + k] = toResult(r)));
       }
     };
@@ -125,5 +121,5 @@ export class HashPool {
 }
 
 function toResult(r: HashAnswer['results'][number]): HashResult {
-  return 'md5' in r ? { md5: r.md5, fp: r.fp } : { error: Object.assign(new Error(r.message), { code: r.code }) };
+  return 'md5' in r ? { kind: 'hashed', md5: r.md5, fp: r.fp as unknown as ReadFingerprint } : { kind: 'failed', error: Object.assign(new Error(r.message), { code: r.code }) };
 }

@@ -10,9 +10,10 @@ import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { buildExclude } from './filter.js';
 import { isVanished } from '../errors.js';
-import { AHEAD, BATCH_ENTRIES, DIR, FILE, NUMS, SPECIAL, SYMLINK, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './lister.js';
+import { AHEAD, BATCH_ENTRIES, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './batches.js';
+import { DIR, FILE, NUMS, SPECIAL, SYMLINK } from './entry.js';
 import { byName, inodeNumber, isTempName, joinRel, splitNs } from './scan.js';
-import { loadNative, type NativeAnswer, type NativeLister } from '../native.js';
+import { loadNative, type NativeAnswer, type NativeList } from '../native.js';
 
 let job: ListerStart;
 let exclude: ReturnType<typeof buildExclude>;
@@ -296,7 +297,7 @@ function listFolderNative(relDir: string): string[] {
 }
 
 /** The native lister, when it was built and the job allows it. */
-let native: NativeLister | undefined;
+let native: NativeList | undefined;
 /** `listFolderNative` or `listFolder`, chosen once. */
 let listOne: (relDir: string) => string[] = listFolder;
 

@@ -8,7 +8,7 @@
 import type { BigIntStats } from 'node:fs';
 import { isVanished } from '../errors.js';
 import type { Io } from '../replica/local/io.js';
-import type { Entry, Kind } from '../compare/types.js';
+import type { Entry, Kind } from './entry.js';
 
 /** Temporary files of ours: `.folder-sync-` + 16 hex + `.tmp`. Never a user's file name in practice. */
 export const TEMP_PREFIX = '.folder-sync-';

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { compileExcludes } from '../../src/tree/filter.js';
 import { nodeIo, type Io, type MetaFix, type MetaFixed, type TempCopy } from '../../src/replica/local/io.js';
-import { NUMS } from '../../src/compare/types.js';
+import { NUMS } from '../../src/tree/entry.js';
 import { actionText, type Action, type Reporter } from '../../src/log/log.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import { loadNative } from '../../src/native.js';

@@ -6,12 +6,12 @@
  * the thread-pool round trip of `fs.promises` costs more than the syscall itself (measured ~3x
  * slower for a 100k-file walk). The pass yields to the event loop between entries instead.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { loadNative } from '../../native.js';
-import { NUMS, type Entry } from '../../compare/types.js';
+import { loadNative, nativeCopy } from '../../native.js';
+import { catCopy } from './cat.js';
+import { NUMS, type Entry } from '../../tree/entry.js';
 
 export interface Io {
   readdir(absPath: string): string[];
@@ -59,7 +59,7 @@ export interface Io {
    * and its `step` (an index of `COPY_STEPS`). Without a `step`, it made no copy for the caller to
    * make otherwise: code ECHANGED, the source changed while read; ETOOBIG, it holds `maxBytes` or
    * more (it grew since the walk); ENOSYS, the addon is not built or not used, or cannot hash here
-   * (`poolCopies`).
+   * (`nativeCopy`).
    */
   copyToTemp(sourceAbs: string, tempAbs: string, maxBytes: number): Promise<TempCopy>;
   fchmod(fd: number, mode: number): void;
@@ -69,7 +69,7 @@ export interface Io {
   /** rename on libuv's thread pool (a copy's last step, see `finishCopy`). */
   renameAsync(fromAbs: string, toAbs: string): Promise<void>;
   unlink(absPath: string): void;
-  /** unlink on libuv's thread pool (a run of deletes, see `applyDeletes` in `pass.ts`). */
+  /** unlink on libuv's thread pool (a run of deletes, see `LocalReplica.remove`). */
   unlinkAsync(absPath: string): Promise<void>;
   rmdir(absPath: string): void;
   mkdir(absPath: string, mode: number): void;
@@ -132,10 +132,11 @@ export const nodeIo: Io = {
     return { nums, errors };
   },
   copyToTemp: async (sourceAbs, tempAbs, maxBytes) => {
-    if (!poolCopies()) throw errnoError(os.constants.errno.ENOSYS, 'copyToTemp');
+    const native = nativeCopy();
+    if (native === undefined) throw errnoError(os.constants.errno.ENOSYS, 'copyToTemp');
     const nums = new Float64Array(NUMS);
     const md5 = Buffer.alloc(16);
-    const fd = await loadNative()!.copyToTemp!(sourceAbs, tempAbs, nums, md5, maxBytes);
+    const fd = await native.copyToTemp(sourceAbs, tempAbs, nums, md5, maxBytes);
     return { fd, md5: md5.toString('hex'), nums };
   },
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
@@ -160,60 +161,6 @@ export const nodeIo: Io = {
     }
   },
 };
-
-/**
- * Perf: `cat` (GNU coreutils 9 and later) copies one regular file into another with
- * copy_file_range: the bytes stay in the kernel, which costs about half the CPU time of reading
- * and writing them through a buffer here (4 GiB, cold cache, writeback included: 2.6-4.0 s of CPU
- * against 6.6-7.8 s), and leaves a core to the thread that hashes the same file meanwhile.
- *
- * Safety: why a process and not `fs.copyFile`, Node's only kernel copy. libuv's copy (1.46, in
- * Node 20) asks for the size it saw at the start and loops forever, on a thread-pool thread that
- * nothing can stop, when the source shrinks meanwhile (a log truncated in place); even
- * `process.exit` then hangs. It also gives the temporary file the source's permission bits before
- * writing the first byte. `cat` stops at the end of the file, works on the descriptors we opened
- * (the very inode opened with O_NOFOLLOW, no path looked up again), leaves the temporary file
- * private (0600), and can be killed. An older or other `cat` copies through its own buffer:
- * slower, still right.
- */
-function catCopy(input: number, output: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('cat', [], { stdio: [input, output, 'pipe'] });
-    trackChild(child);
-    // Settled only once the process is gone: a stopped copy writes nothing after.
-    const kill = () => child.kill('SIGKILL');
-    signal.addEventListener('abort', kill, { once: true });
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-500)));
-    child.on('error', reject); // not started (no `cat`)
-    child.on('close', (code, killedBy) => {
-      signal.removeEventListener('abort', kill);
-      if (code === 0) resolve();
-      else reject(new Error(`cat ${killedBy ? `killed by ${killedBy}` : `exited with status ${code}`}${stderr ? `: ${stderr.trim()}` : ''}`));
-    });
-  });
-}
-
-const children = new Set<ChildProcess>();
-
-/**
- * Safety: a copying process must not outlive the pass that started it (after a second SIGINT, the
- * process exits at once): those still running are killed on exit. A SIGKILL of folder-sync itself
- * leaves them to finish their copy into a temporary file that the next pass resumes or sweeps.
- */
-function trackChild(child: ChildProcess): void {
-  if (!exitHookSet) {
-    exitHookSet = true;
-    process.on('exit', () => {
-      for (const running of children) running.kill('SIGKILL');
-    });
-  }
-  children.add(child);
-  const forget = () => children.delete(child);
-  child.on('error', forget);
-  child.on('close', forget);
-}
-let exitHookSet = false;
 
 /**
  * Seconds for utimes, from whole seconds and nanoseconds (libuv keeps microseconds of it). Node
@@ -260,14 +207,6 @@ export interface MetaFix {
 export interface MetaFixed {
   readonly nums: Float64Array;
   readonly errors: readonly (Error | undefined)[] | undefined;
-}
-
-/**
- * Whether `nodeIo.copyToTemp` copies: the addon is built with it, and this Node has the OpenSSL it
- * hashes with (a Node built without crypto exports none: the addon would fail at its first copy).
- */
-export function poolCopies(): boolean {
-  return loadNative()?.copyToTemp !== undefined && process.versions.openssl !== undefined;
 }
 
 /**

@@ -5,19 +5,21 @@
  * records it, exactly as for a copy it wrote itself.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { StepError } from '../../../errors.js';
-import { ChangedWhileReading, ReadOnlyParent, writeCopy, type ExecContext, type PendingCopy } from '../execute.js';
-import { CHUNK_SIZE } from '../../../compare/fingerprint.js';
+import { ChangedWhileReading, StepError } from '../../../errors.js';
+import { CHUNK_SIZE } from '../../../hash/hasher.js';
+import type { LocalContext } from '../context.js';
+import { writeCopy, type LocalPendingCopy } from '../copy.js';
 import { nodeIo } from '../io.js';
+import { ReadOnlyParent } from '../writable.js';
 
-export interface CopyJob {
+export interface CopyRequest {
   id: number;
   relPath: string;
   replacing: boolean;
 }
 
 /** `PendingCopy` without its function (a read-only folder's mode is put back at once, see below). */
-export type WrittenCopy = Omit<PendingCopy, 'restoreMode'>;
+export type WrittenCopy = Omit<LocalPendingCopy, 'restoreMode'>;
 
 export interface CopyAnswer {
   id: number;
@@ -31,7 +33,7 @@ export interface CopyAnswer {
 }
 
 const { sourceRoot, replicaRoot } = workerData as { sourceRoot: string; replicaRoot: string };
-const ctx: ExecContext = {
+const ctx: LocalContext = {
   io: nodeIo,
   sourceRoot,
   replicaRoot,
@@ -41,10 +43,10 @@ const ctx: ExecContext = {
   unlockParents: false,
 };
 
-async function copy(job: CopyJob): Promise<CopyAnswer> {
+async function copy(job: CopyRequest): Promise<CopyAnswer> {
   try {
     // No `restoreMode`: this thread never makes a folder writable (`unlockParents`).
-    const { restoreMode: _, ...written } = await writeCopy(ctx, job.relPath, undefined, job.replacing);
+    const { restoreMode: _, ...written } = await writeCopy(ctx, job.relPath, { replacing: job.replacing });
     return { id: job.id, written };
   } catch (error) {
     if (error instanceof ChangedWhileReading) return { id: job.id, changed: true };
@@ -56,6 +58,6 @@ async function copy(job: CopyJob): Promise<CopyAnswer> {
 
 // One copy at a time, in the order asked (they share the buffer).
 let queue = Promise.resolve();
-parentPort!.on('message', (job: CopyJob) => {
+parentPort!.on('message', (job: CopyRequest) => {
   queue = queue.then(() => copy(job)).then((answer) => parentPort!.postMessage(answer));
 });

@@ -1,0 +1,157 @@
+/**
+ * Execute: the plan's operations against the replica, in order, each recorded once done. Only this
+ * stage changes the replica (through `Replica`); a failed operation is logged and skipped.
+ */
+import { metaToFix } from '../compare/diff.js';
+import type { Plan } from '../compare/plan.js';
+import type { Op } from '../compare/types.js';
+import { ChangedInReplica, describe, errorCode, RenameFailed, show, StepError } from '../errors.js';
+import type { Replica } from '../replica/replica.js';
+import type { PassContext } from './context.js';
+import { CopyBatches } from './copies.js';
+import type { DeleteOp, MetaOp, Recorder } from './recorder.js';
+import { applyDeletes, applyMetas } from './runs.js';
+
+/** Runs `plan` (without its deletes, nor what waits for them, when `refusedDeletes`). `hashedAt`: when moves' sources were read. */
+export async function execute(pass: PassContext, replica: Replica, recorder: Recorder, plan: Plan, refusedDeletes: boolean, hashedAt: number): Promise<void> {
+  const phases: Op[][] = refusedDeletes ? [plan.upserts] : [plan.upserts, plan.deletes, plan.afterDeletes];
+  const executor = new Executor(pass, replica, recorder, hashedAt);
+  const copies = phases.flat().filter((op) => op.op === 'copy');
+  if (copies.length > 0 && !pass.o.dryRun) {
+    const totalBytes = copies.reduce((sum, op) => sum + op.source.size, 0);
+    const { written } = executor.copies;
+    pass.progress.begin('copying', () => ({ files: written.files, bytes: written.bytes, totalFiles: copies.length, totalBytes }));
+  }
+  try {
+    if (!(await executor.phases(phases))) return;
+    // Folder bits last, deepest first: a read-only source folder is filled before it is made read-only.
+    const deferred = new Set(refusedDeletes ? plan.afterDeletes.map((op) => op.relPath) : []);
+    for (const op of plan.dirModes) {
+      if (deferred.has(op.relPath)) continue; // its folder was never created
+      if (await pass.tick()) return;
+      await executor.apply(op);
+    }
+  } finally {
+    pass.progress.end();
+  }
+}
+
+class Executor {
+  readonly copies: CopyBatches;
+
+  constructor(
+    private readonly pass: PassContext,
+    private readonly replica: Replica,
+    private readonly recorder: Recorder,
+    private readonly hashedAt: number,
+  ) {
+    this.copies = new CopyBatches(pass, replica, recorder);
+  }
+
+  /** Every phase's operations; false when the pass was asked to stop (what is under way is finished). */
+  async phases(phases: Op[][]): Promise<boolean> {
+    const { dryRun } = this.pass.o;
+    for (const ops of phases) {
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i];
+        if (await this.pass.tick()) {
+          await this.copies.finish(); // finish what is written; start nothing new
+          return false;
+        }
+        if (op.op === 'copy' && !dryRun) {
+          await this.copies.add(op);
+          continue;
+        }
+        await this.copies.finish();
+        if (op.op === 'meta' && !dryRun) {
+          const end = runEnd(ops, i, (next) => next.op === 'meta');
+          await applyMetas(this.pass, this.replica, this.recorder, ops.slice(i, end) as MetaOp[]);
+          i = end - 1;
+          continue;
+        }
+        if (isFileDelete(op) && !dryRun) {
+          const end = runEnd(ops, i, isFileDelete);
+          if (!(await applyDeletes(this.pass, this.replica, this.recorder, ops.slice(i, end) as DeleteOp[]))) return false;
+          i = end - 1;
+          continue;
+        }
+        await this.apply(op);
+        await this.recorder.checkpoint();
+      }
+      await this.copies.finish();
+    }
+    return true;
+  }
+
+  /** Applies one op (or, in a dry run, logs it) and records it. Never throws. */
+  async apply(op: Op): Promise<void> {
+    const { dryRun, io, source } = this.pass.o;
+    const { replica, recorder } = this;
+    try {
+      switch (op.op) {
+        case 'mkdir':
+          if (!dryRun) replica.mkdir(op.relPath);
+          recorder.folderCreated(op.relPath);
+          return;
+        case 'copy':
+          return recorder.wouldCopy(op); // (real copies go through `copies`)
+        case 'link': {
+          if (op.reason === 'mtime') {
+            if (!dryRun) replica.setLinkTimes(op.relPath, op.source);
+            return recorder.linkTimesSet(op.relPath);
+          }
+          // A dry run reads the target too (read-only), so its line is the real run's.
+          let target: string;
+          try {
+            target = io.readlink(source + '/' + op.relPath);
+          } catch (error) {
+            throw new StepError('reading link', op.relPath, error);
+          }
+          if (!dryRun) replica.symlink(op.relPath, target, op.source, op.replacing !== undefined);
+          return recorder.linked(op, target);
+        }
+        case 'meta': // (a dry run's: a real run's go through `applyMetas`)
+          return recorder.metaFixed(op, metaToFix(op), op.replica);
+        case 'dirmode':
+          return recorder.folderMode(op.relPath, dryRun ? true : replica.setDirMode(op.relPath, op.source.mode));
+        case 'move':
+          return await this.move(op);
+        case 'delete':
+          if (dryRun || (await replica.remove(op.relPath, op.replica))) recorder.deleted(op);
+          return;
+      }
+    } catch (error) {
+      recorder.failed(op, error);
+    }
+  }
+
+  /**
+   * A move: the replica file renamed. One that went away or changed since the walk, or could not be
+   * renamed, is copied instead (one still there is deleted next pass, unpaired).
+   */
+  private async move(op: Extract<Op, { op: 'move' }>): Promise<void> {
+    if (this.pass.o.dryRun) return this.recorder.moved(op, undefined, this.hashedAt);
+    try {
+      this.recorder.moved(op, this.replica.move(op.from, op.relPath, op.source, op.replica), this.hashedAt);
+    } catch (error) {
+      const renameFailed = error instanceof RenameFailed && errorCode(error) !== 'ENOENT';
+      if (errorCode(error) !== 'ENOENT' && !(error instanceof ChangedInReplica) && !renameFailed) throw error;
+      if (error instanceof ChangedInReplica) this.pass.debug(`${show(op.from)} changed in the replica during the pass: ${show(op.relPath)} copied instead of moved`);
+      if (renameFailed) this.pass.warn(`${describe(error)}; copied instead`);
+      await this.copies.add({ op: 'copy', relPath: op.relPath, source: op.source, reason: 'new', replacing: undefined });
+      await this.copies.finish();
+    }
+  }
+}
+
+/** A file's delete, which may run beside others of its run (a folder's waits for its children's). */
+function isFileDelete(op: Op): op is DeleteOp {
+  return op.op === 'delete' && op.replica.kind !== 'dir';
+}
+
+/** The end (exclusive) of the run of ops from `start` on that `inRun` takes. */
+function runEnd(ops: readonly Op[], start: number, inRun: (op: Op) => boolean): number {
+  let end = start + 1;
+  while (end < ops.length && inRun(ops[end])) end++;
+  return end;
+}

@@ -1,0 +1,73 @@
+/**
+ * List and compare: both trees walked in lockstep (`Walker`), each folder listed on both sides and
+ * compared against the manifest, keeping only what is not already in sync.
+ */
+import { distrustCache, trustCache } from '../compare/fingerprint.js';
+import type { Change } from '../compare/types.js';
+import { Walker, type WalkResult } from '../compare/walk.js';
+import type { Replica } from '../replica/replica.js';
+import { chooseLister } from '../tree/choose.js';
+import { closeListers, type Listers } from '../tree/lister.js';
+import type { PassContext } from './context.js';
+import type { Roots } from './roots.js';
+
+export interface Walked {
+  result: WalkResult;
+  /** What is not in sync, in walk order (parents before children for new entries, children first for extras). */
+  changes: Change[];
+  /** Our temporary files found in the replica (relative paths). */
+  temps: string[];
+  /** Files the manifest listed when the pass began. */
+  known: number;
+}
+
+export async function walkTrees(pass: PassContext, replica: Replica, roots: Roots): Promise<Walked> {
+  const { o } = pass;
+  const changes: Change[] = [];
+  const temps: string[] = [];
+  let known = 0;
+  let walker: Walker | undefined;
+  let result: WalkResult;
+  const listers = o.listers ?? openListers(pass, replica);
+  try {
+    const manifest = await pass.loadManifest();
+    known = manifest.size;
+    manifest.beginPass();
+    walker = new Walker({
+      sourceLister: listers.source,
+      replicaLister: listers.replica,
+      readlink: (side, relPath) => (side === 'source' ? o.io.readlink(o.source + '/' + relPath) : replica.readlink(relPath)),
+      exclude: o.exclude,
+      seen: (relPath) => manifest.markSeen(relPath),
+      records: (relDir) => manifest.getIn(relDir),
+      lookup: o.checksum ? distrustCache : trustCache,
+      onChange: (change) => changes.push(change),
+      onTemp: (relPath) => temps.push(relPath),
+      warn: (message) => pass.warn(message),
+      error: (message) => pass.error(message),
+      tick: () => pass.tick(),
+      onSourceDir: o.onSourceDir,
+    });
+    const counting = walker;
+    pass.progress.begin('scanning', () => ({ files: counting.listed, bytes: 0 }));
+    result = await walker.run(roots.source, roots.replica);
+  } finally {
+    pass.progress.end();
+    await closeListers(listers); // whatever happened, even the manifest failing to load
+  }
+  pass.debug(`walk: ${walker.listed} entries listed in ${Date.now() - pass.started} ms, ${changes.length} to look at`);
+  return { result, changes, temps, known };
+}
+
+/** The pass's own listers: the source's chosen here, the replica's by the replica. */
+function openListers(pass: PassContext, replica: Replica): Listers {
+  const { o } = pass;
+  const lists = o.threads ?? { excludes: [], own: [] };
+  const source = chooseLister({ root: o.source, ...lists }, o.threads ? { threads: true } : { threads: false, io: o.io });
+  try {
+    return { source, replica: replica.lister(lists) };
+  } catch (error) {
+    void source.close();
+    throw error;
+  }
+}

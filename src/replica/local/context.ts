@@ -1,0 +1,72 @@
+/** What the local replica's operations share: the roots, the `Io`, the pass's options, and our temporary names. */
+import { createHash } from 'node:crypto';
+import type { Io } from './io.js';
+import { TEMP_PREFIX } from '../../tree/scan.js';
+
+export interface LocalContext {
+  io: Io;
+  sourceRoot: string;
+  replicaRoot: string;
+  /** Flush file contents before the rename (off with --no-fsync). */
+  fsync: boolean;
+  /** A reusable read buffer (Perf: one allocation per pass, not per file). */
+  buffer: Buffer;
+  /** A second one, for comparing a resumed temporary file; allocated when first needed. */
+  compareBuffer?: Buffer;
+  /** Lets the event loop run during long copies. */
+  tick(): Promise<boolean>;
+  /**
+   * `--backup-dir` for this pass (`<dir>/<time>`): what would be deleted or overwritten is moved
+   * here instead, at the same relative path.
+   */
+  backupRoot?: string;
+  /**
+   * False on a copying thread: a read-only folder is not made writable there to create a
+   * temporary file in it (`ReadOnlyParent` is thrown instead), so that only the main thread ever
+   * changes and restores a folder's mode (two threads doing it at once could each take the other's
+   * change for the folder's own mode).
+   */
+  unlockParents?: boolean;
+}
+
+
+/**
+ * Our temporary name for a file about to land at `name`: in the same folder (so the rename is
+ * atomic), hidden, recognisable (`isTempName`), fixed length whatever the name's length, and the
+ * same for the same target (a retry reuses, never accumulates).
+ */
+export function tempName(name: string): string {
+  return TEMP_PREFIX + createHash('md5').update(name).digest('hex').slice(0, 16) + '.tmp';
+}
+
+export function split(relPath: string): [dir: string, name: string] {
+  const slash = relPath.lastIndexOf('/');
+  return slash < 0 ? ['', relPath] : [relPath.slice(0, slash), relPath.slice(slash + 1)];
+}
+
+export function tempPathFor(replicaRoot: string, relPath: string): string {
+  const [dir, name] = split(relPath);
+  return replicaRoot + (dir ? '/' + dir : '') + '/' + tempName(name);
+}
+
+/** The parent folder of a replica path (for flushing its entries). */
+export function replicaParent(replicaRoot: string, relPath: string): string {
+  const [dir] = split(relPath);
+  return replicaRoot + (dir ? '/' + dir : '');
+}
+
+export function removeQuietly(io: Io, absPath: string): void {
+  try {
+    io.unlink(absPath);
+  } catch {
+    // not there, or not ours to worry about: the next pass sweeps temporary files
+  }
+}
+
+export function closeQuietly(io: Io, fd: number): void {
+  try {
+    io.close(fd);
+  } catch {
+    // already closed
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The local replica's other changes, each atomic where the system allows: links (temporary link,
+ * rename), metadata, folders, deletes (or moves into the backup dir), moves. Each returns what it
+ * observed after (for the manifest), or throws a `StepError` naming its step.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ChangedInReplica, RenameFailed, StepError, show } from '../../errors.js';
+import { sameFingerprint } from '../../compare/fingerprint.js';
+import type { Entry } from '../../tree/entry.js';
+import { toEntry } from '../../tree/scan.js';
+import { metaFix, type MetaFix } from '../replica.js';
+import { removeQuietly, tempPathFor, type LocalContext } from './context.js';
+import { toSeconds } from './io.js';
+import { inWritableParent, inWritableParents } from './writable.js';
+
+/** Creates (or replaces) a symlink with the source's target text, via a temporary link and rename. */
+export function makeLink(ctx: LocalContext, relPath: string, target: string, source: Entry, replacing: boolean): Entry {
+  const { io } = ctx;
+  const tempAbs = tempPathFor(ctx.replicaRoot, relPath);
+  const replicaAbs = ctx.replicaRoot + '/' + relPath;
+  let step = 'creating link';
+  try {
+    removeQuietly(io, tempAbs);
+    return inWritableParent(ctx, relPath, () => {
+      io.symlink(target, tempAbs);
+      step = 'setting mtime of link';
+      io.lutimes(tempAbs, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
+      if (replacing && ctx.backupRoot) {
+        step = 'backing up the old version of';
+        backup(ctx, relPath);
+      }
+      step = 'renaming link into place';
+      io.rename(tempAbs, replicaAbs);
+      return toEntry(source.name, io.lstat(replicaAbs));
+    });
+  } catch (error) {
+    removeQuietly(io, tempAbs);
+    throw new StepError(step, relPath, error);
+  }
+}
+
+/** Sets a link's own mtime (its target text is already right). */
+export function touchLink(ctx: LocalContext, relPath: string, source: Entry): void {
+  try {
+    ctx.io.lutimes(ctx.replicaRoot + '/' + relPath, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
+  } catch (error) {
+    throw new StepError('setting mtime of link', relPath, error);
+  }
+}
+
+/** `fixMeta`'s steps, by the call that makes each (`Io.fixMetas` names a failed one's). */
+const META_STEPS = { chmod: 'setting permissions of', utime: 'setting mtime of', lstat: 'checking' } as const;
+
+/**
+ * Brings a replica file's permission bits and mtime to the source's without rewriting it (many at
+ * a time: `Io.fixMetas`, see `LocalReplica.fixMetas`). `replica` is the file as the walk saw it;
+ * one that changed since is left as it is (`ChangedInReplica`; Safety: see `fixMetas` in
+ * native/pool.c).
+ */
+export function fixMeta(ctx: LocalContext, fix: MetaFix): Entry {
+  checkUnchanged(ctx, fix.relPath, fix.seen);
+  return setMeta(ctx, fix);
+}
+
+/**
+ * The error `fixMeta` would have thrown for a file whose fix `Io.fixMetas` reports failed: the
+ * step its `syscall` names, or `ChangedInReplica` (code ECHANGED).
+ */
+export function fixMetaError(relPath: string, error: Error): Error {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (code === 'ECHANGED') return new ChangedInReplica(relPath);
+  return new StepError(syscall === 'chmod' || syscall === 'utime' ? META_STEPS[syscall] : META_STEPS.lstat, relPath, error);
+}
+
+/** `fixMeta` without its check: the bits, the times, and the file as it is after. */
+function setMeta(ctx: LocalContext, fix: MetaFix): Entry {
+  const { io } = ctx;
+  const { relPath } = fix;
+  const replicaAbs = ctx.replicaRoot + '/' + relPath;
+  let step: string = META_STEPS.chmod;
+  try {
+    if (fix.mode !== undefined) io.chmod(replicaAbs, fix.mode);
+    step = META_STEPS.utime;
+    io.utimes(replicaAbs, toSeconds(fix.atimeS, fix.atimeN), toSeconds(fix.mtimeS, fix.mtimeN));
+    step = META_STEPS.lstat;
+    return toEntry(fix.seen.name, io.lstat(replicaAbs));
+  } catch (error) {
+    throw new StepError(step, relPath, error);
+  }
+}
+
+/** Creates a folder, private until its permission bits are set at the end of the pass. */
+export function makeDir(ctx: LocalContext, relPath: string): void {
+  try {
+    inWritableParent(ctx, relPath, () => ctx.io.mkdir(ctx.replicaRoot + '/' + relPath, 0o700));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST' && isDir(ctx, relPath)) return;
+    throw new StepError('creating folder', relPath, error);
+  }
+}
+
+function isDir(ctx: LocalContext, relPath: string): boolean {
+  try {
+    return ctx.io.lstat(ctx.replicaRoot + '/' + relPath).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export function setDirMode(ctx: LocalContext, relPath: string, mode: number): boolean {
+  const abs = relPath ? ctx.replicaRoot + '/' + relPath : ctx.replicaRoot;
+  try {
+    const current = Number(ctx.io.lstat(abs).mode) & 0o7777;
+    if (current === mode) return false;
+    ctx.io.chmod(abs, mode);
+    return true;
+  } catch (error) {
+    throw new StepError('setting permissions of folder', relPath, error);
+  }
+}
+
+/** Removes one replica entry (a folder only once empty: children are deleted first). */
+export function deleteEntry(ctx: LocalContext, relPath: string, entry: Entry): boolean {
+  const abs = ctx.replicaRoot + '/' + relPath;
+  try {
+    if (entry.kind !== 'dir' && ctx.backupRoot) backup(ctx, relPath);
+    else inWritableParent(ctx, relPath, () => (entry.kind === 'dir' ? ctx.io.rmdir(abs) : ctx.io.unlink(abs)));
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false; // already gone
+    throw new StepError('deleting', relPath, error);
+  }
+}
+
+/** Moves a replica entry to `<backupRoot>/<relPath>` (a rename: the backup dir is on the same filesystem). */
+export function backup(ctx: LocalContext, relPath: string): void {
+  const target = ctx.backupRoot + '/' + relPath;
+  mkdirSync(dirname(target), { recursive: true });
+  inWritableParent(ctx, relPath, () => ctx.io.rename(ctx.replicaRoot + '/' + relPath, target));
+}
+
+/**
+ * Renames a replica file whose content moved to another path in the source, then gives it the
+ * source's permission bits and mtime (`fixMeta`). `replica` is the file as the walk saw it at `from`.
+ * Returns the replica file as it is after.
+ */
+export function moveEntry(ctx: LocalContext, from: string, to: string, source: Entry, replica: Entry): Entry {
+  // Before the rename, which moves its ctime.
+  checkUnchanged(ctx, from, replica);
+  try {
+    inWritableParents(ctx, [from, to], () => ctx.io.rename(ctx.replicaRoot + '/' + from, ctx.replicaRoot + '/' + to));
+  } catch (error) {
+    throw new RenameFailed(`moving ${show(from)} ->`, to, error);
+  }
+  return setMeta(ctx, metaFix(to, source, replica));
+}
+
+/** Throws `ChangedInReplica` unless the replica file at `relPath` is still `seen` (its fingerprint). */
+function checkUnchanged(ctx: LocalContext, relPath: string, seen: Entry): void {
+  let now: Entry;
+  try {
+    now = toEntry(seen.name, ctx.io.lstat(ctx.replicaRoot + '/' + relPath));
+  } catch (error) {
+    throw new StepError(META_STEPS.lstat, relPath, error);
+  }
+  if (!sameFingerprint(now, seen)) throw new ChangedInReplica(relPath);
+}
