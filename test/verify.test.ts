@@ -326,7 +326,7 @@ describe('unreadable entries', () => {
       const t = twins({ 'a.txt': 'alpha', 'b.txt': 'bravo' });
       const r = path.join(t.replica, 'a.txt');
       let calls = 0;
-      // The walk asks once per entry (2); the next question comes from the hashing step.
+      // Asked before the walk (1) and before the files are read (2); the next question comes from the hashing step.
       const shouldStop = () => {
         if (++calls === 3) {
           fs.rmSync(r);
@@ -405,7 +405,7 @@ describe('an audit', () => {
       fs.chmodSync(path.join(t.replica, 'b.txt'), 0o600);
       const io = new SpyIo();
       let calls = 0;
-      const result = await run(t, { io, threads, shouldStop: () => ++calls > 3 }); // the walk asks once per entry
+      const result = await run(t, { io, threads, shouldStop: () => ++calls > 2 }); // asked before the walk, then before the files are read
       assert.deepEqual(result, { differences: [diff('mode', 'b.txt', '644 vs 600')], entries: 3, filesHashed: 0, bytesHashed: 0 });
       assert.deepEqual(io.opens, []);
     });

@@ -212,6 +212,7 @@ async function runVerify(invocation: Extract<Invocation, { command: 'verify' }>)
       source,
       replica,
       exclude: buildExclude(patterns, []),
+      lists: { excludes: patterns, own: [] },
       onDifference: (d) => {
         progress?.clear();
         process.stdout.write(formatDifference(d) + '\n');

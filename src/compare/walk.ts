@@ -34,12 +34,45 @@ export interface WalkContext {
   onChange(change: Change): void;
   /** A temporary file of ours found in the replica (to sweep). */
   onTemp(relPath: string): void;
-  warn(message: string): void;
+  /** A special file in the source (skipped). */
+  onSpecial(relPath: string): void;
+  /** What could not be read, and why (`unreadableMessage` words it for a pass). Nothing beneath an unreadable folder is walked. */
+  onUnreadable(unreadable: Unreadable): void;
+  /** What the walk cannot do (a replica folder in the way that holds excluded paths). */
   error(message: string): void;
   /** Lets the event loop run now and then (signals); resolves true when the pass must stop. */
   tick(): Promise<boolean>;
   /** Told each source folder listed. */
   onSourceDir?: (relPath: string) => void;
+  /**
+   * Whether a folder on one side only is walked into (default true: a pass creates or deletes
+   * everything beneath it). `verify` reports the folder alone.
+   */
+  descend?: boolean;
+}
+
+/** A folder that could not be listed, a link that could not be read, a name that cannot be opened (not UTF-8). */
+export interface Unreadable {
+  side: Side;
+  what: 'folder' | 'link' | 'name';
+  relPath: string;
+  error: unknown;
+}
+
+/** A pass's words for what could not be read, as a warning (the tree moved under us) or an error. */
+export function unreadableMessage({ side, what, relPath, error }: Unreadable): { level: 'warn' | 'error'; message: string } {
+  const path = show(relPath);
+  switch (what) {
+    case 'folder':
+      if (side === 'replica') return { level: 'error', message: `reading replica folder ${path}: ${describe(error)}` };
+      if (isVanished(error)) return { level: 'warn', message: `source folder ${path} vanished during the pass; skipped` };
+      return { level: 'error', message: `reading source folder ${path}: ${describe(error)} (nothing beneath it is deleted)` };
+    case 'link':
+      if (isVanished(error)) return { level: 'warn', message: `${path} vanished during the pass; skipped` };
+      return { level: 'error', message: `reading link ${path}: ${describe(error)}` };
+    case 'name':
+      return { level: 'error', message: `cannot sync ${side} entry ${path}: its name is not valid UTF-8; skipped` };
+  }
 }
 
 /** Which tree. */
@@ -66,11 +99,17 @@ export class Walker {
   private sinceTick = 0;
   /** Entries listed so far on both sides (for progress). */
   listed = 0;
+  /** Paths compared so far (either side; excluded paths, temporary and special files left out). */
+  compared = 0;
   /** Perf: what `compareFiles` and `compareDirs` read while nothing changed; refilled per entry. */
   private readonly s = scratchEntry();
   private readonly r = scratchEntry();
 
-  constructor(private readonly ctx: WalkContext) {}
+  private readonly descend: boolean;
+
+  constructor(private readonly ctx: WalkContext) {
+    this.descend = ctx.descend ?? true;
+  }
 
   /** Walks both roots; `replicaExists` false (a dry run into a missing replica) walks the source only. */
   async run(sourceRootEntry: Entry, replicaRootEntry: Entry | undefined): Promise<WalkResult> {
@@ -122,8 +161,7 @@ export class Walker {
       return listing;
     } catch (error) {
       this.complete = false;
-      if (isVanished(error)) this.ctx.warn(`source folder ${show(relPath)} vanished during the pass; skipped`);
-      else this.ctx.error(`reading source folder ${show(relPath)}: ${describe(error)} (nothing beneath it is deleted)`);
+      this.ctx.onUnreadable({ side: 'source', what: 'folder', relPath, error });
       return undefined;
     }
   }
@@ -138,7 +176,7 @@ export class Walker {
       return listing;
     } catch (error) {
       this.complete = false;
-      this.ctx.error(`reading replica folder ${show(relPath)}: ${describe(error)}`);
+      this.ctx.onUnreadable({ side: 'replica', what: 'folder', relPath, error });
       return undefined;
     }
   }
@@ -147,10 +185,10 @@ export class Walker {
    * Names that are not valid UTF-8 come back from readdir with U+FFFD in them and cannot be
    * opened again by that name: an error (exit 1), never a silent skip.
    */
-  private reportUndecodable(listing: FolderListing, relPath: string, side: string): void {
+  private reportUndecodable(listing: FolderListing, relPath: string, side: Side): void {
     for (const name of listing.undecodable) {
       this.complete = false;
-      this.ctx.error(`cannot sync ${side} entry ${show(joinRel(relPath, name))}: its name is not valid UTF-8; skipped`);
+      this.ctx.onUnreadable({ side, what: 'name', relPath: joinRel(relPath, name), error: 'its name is not valid UTF-8' });
     }
   }
 
@@ -161,6 +199,7 @@ export class Walker {
     const replica = await this.listReplica(relPath);
     if (replica === undefined) return;
     const { ctx } = this;
+    if (source.undecodable.length + replica.undecodable.length > 0) this.compared += new Set([...source.undecodable, ...replica.undecodable]).size;
     const record = ctx.records(relPath);
     const sourceNames = source.names;
     const replicaNames = replica.names;
@@ -177,9 +216,10 @@ export class Walker {
       const childRel = joinRel(relPath, name);
       if (ctx.exclude(childRel, kind === DIR)) continue;
       if (kind === SPECIAL) {
-        ctx.warn(`skipped ${show(childRel)} (special file)`);
+        ctx.onSpecial(childRel);
         continue;
       }
+      this.compared++;
       if (r === -1) {
         await this.added(childRel, entryAt(source, i));
         continue;
@@ -223,18 +263,25 @@ export class Walker {
       if (this.due() && (await this.shouldStop())) return;
       const childRel = joinRel(relPath, name);
       if (ctx.exclude(childRel, kindAt(replica, r) === DIR)) continue;
+      this.compared++;
       await this.removed(childRel, entryAt(replica, r));
     }
     ctx.sourceLister.discard(source);
     ctx.replicaLister.discard(replica);
   }
 
+  /** Both sides' link targets; undefined if either could not be read (each failure reported). */
   private readLinks(relPath: string): [string, string] | undefined {
+    const source = this.readLink('source', relPath);
+    const replica = this.readLink('replica', relPath);
+    return source === undefined || replica === undefined ? undefined : [source, replica];
+  }
+
+  private readLink(side: Side, relPath: string): string | undefined {
     try {
-      return [this.ctx.readlink('source', relPath), this.ctx.readlink('replica', relPath)];
+      return this.ctx.readlink(side, relPath);
     } catch (error) {
-      if (isVanished(error)) this.ctx.warn(`${show(relPath)} vanished during the pass; skipped`);
-      else this.ctx.error(`reading link ${show(relPath)}: ${describe(error)}`);
+      this.ctx.onUnreadable({ side, what: 'link', relPath, error });
       return undefined;
     }
   }
@@ -243,7 +290,7 @@ export class Walker {
   private async added(relPath: string, entry: Entry): Promise<void> {
     if (entry.kind === 'file') this.ctx.seen(relPath);
     this.ctx.onChange({ type: 'new', relPath, source: entry });
-    if (entry.kind === 'dir') await this.sourceOnly(relPath);
+    if (entry.kind === 'dir' && this.descend) await this.sourceOnly(relPath);
   }
 
   private async sourceOnly(relPath: string): Promise<void> {
@@ -255,9 +302,10 @@ export class Walker {
       const childRel = joinRel(relPath, source.names[i]);
       if (this.ctx.exclude(childRel, kind === DIR)) continue;
       if (kind === SPECIAL) {
-        this.ctx.warn(`skipped ${show(childRel)} (special file)`);
+        this.ctx.onSpecial(childRel);
         continue;
       }
+      this.compared++;
       await this.added(childRel, entryAt(source, i));
     }
     this.ctx.sourceLister.discard(source);
@@ -268,7 +316,7 @@ export class Walker {
    * (an excluded path, an unreadable folder), in which case the folders holding it stay too.
    */
   private async removed(relPath: string, entry: Entry): Promise<boolean> {
-    if (entry.kind === 'dir') {
+    if (entry.kind === 'dir' && this.descend) {
       const kept = await this.replicaOnly(relPath);
       if (kept) return true;
     }
@@ -287,6 +335,7 @@ export class Walker {
         kept = true;
         continue;
       }
+      this.compared++;
       if (await this.removed(childRel, entryAt(replica, i))) kept = true;
     }
     this.ctx.replicaLister.discard(replica);
@@ -294,7 +343,7 @@ export class Walker {
   }
 
   private async kindChanged(relPath: string, source: Entry, replica: Entry): Promise<void> {
-    if (replica.kind === 'dir') {
+    if (replica.kind === 'dir' && this.descend) {
       // The replica folder's content goes first (children before the folder).
       if (await this.replicaOnly(relPath)) {
         this.ctx.error(`cannot replace folder ${show(relPath)} with a ${source.kind}: it holds excluded or unreadable paths`);
@@ -303,6 +352,6 @@ export class Walker {
     }
     if (source.kind === 'file') this.ctx.seen(relPath);
     this.ctx.onChange({ type: 'kind', relPath, source, replica });
-    if (source.kind === 'dir') await this.sourceOnly(relPath);
+    if (source.kind === 'dir' && this.descend) await this.sourceOnly(relPath);
   }
 }

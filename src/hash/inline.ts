@@ -8,7 +8,7 @@ export class InlineHasher implements Hasher {
   readonly done = { files: 0, bytes: 0 };
   private buffer: Buffer | undefined;
 
-  /** `tick`: lets the event loop run now and then; true once the caller must stop (checked after each chunk). */
+  /** `tick`: lets the event loop run now and then; true once the caller must stop (asked before each file and after each chunk). */
   constructor(
     private readonly io: Io,
     private readonly tick: () => Promise<boolean>,
@@ -18,6 +18,7 @@ export class InlineHasher implements Hasher {
     const results: (HashResult | undefined)[] = new Array(jobs.length);
     this.buffer ??= Buffer.allocUnsafe(CHUNK_SIZE);
     for (let i = 0; i < jobs.length; i++) {
+      if (await this.tick()) break;
       const { absPath } = jobs[i];
       try {
         let md5: string;

@@ -4,7 +4,8 @@
  */
 import { distrustCache, trustCache } from '../compare/fingerprint.js';
 import type { Change } from '../compare/types.js';
-import { Walker, type WalkResult } from '../compare/walk.js';
+import { unreadableMessage, Walker, type WalkResult } from '../compare/walk.js';
+import { show } from '../errors.js';
 import type { Replica } from '../replica/replica.js';
 import { chooseLister } from '../tree/choose.js';
 import { closeListers, type Listers } from '../tree/lister.js';
@@ -43,7 +44,12 @@ export async function walkTrees(pass: PassContext, replica: Replica, roots: Root
       lookup: o.checksum ? distrustCache : trustCache,
       onChange: (change) => changes.push(change),
       onTemp: (relPath) => temps.push(relPath),
-      warn: (message) => pass.warn(message),
+      onSpecial: (relPath) => pass.warn(`skipped ${show(relPath)} (special file)`),
+      onUnreadable: (unreadable) => {
+        const { level, message } = unreadableMessage(unreadable);
+        if (level === 'warn') pass.warn(message);
+        else pass.error(message);
+      },
       error: (message) => pass.error(message),
       tick: () => pass.tick(),
       onSourceDir: o.onSourceDir,
