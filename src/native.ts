@@ -84,7 +84,7 @@ export interface NativeCopy {
    * `list` writes an entry's); its fstat after, which must show the same fingerprint; `temp` given
    * the source's permission bits. The open descriptor of `temp`; or rejected, `temp` closed and
    * removed, with the error Node's fs would have thrown plus `step` (an index of `COPY_STEPS` in
-   * `execute.ts`); or, with no `step`, code ECHANGED if the source changed while read, ETOOBIG if
+   * `replica/local/copy.ts`); or, with no `step`, code ECHANGED if the source changed while read, ETOOBIG if
    * it holds `maxBytes` or more, ENOMD5 if OpenSSL gave no MD5. Absent from an addon built without
    * OpenSSL's headers.
    */

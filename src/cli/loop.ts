@@ -172,7 +172,7 @@ export async function runSync(config: Config, io: Io): Promise<number> {
  *
  * Perf: with winston loaded only by `createLogger`, they begin listing ~125 ms after the process
  * began instead of ~155. The pass is CPU-bound on two cores, so the gain is smaller: with the
- * early detach in `lister.ts`, the no-change pass at 100k took 0.79 s against 0.84 s (medians of 11).
+ * early detach in `batches.ts`, the no-change pass at 100k took 0.79 s against 0.84 s (medians of 11).
  */
 function startListing(config: Config, patterns: string[]): Listers | undefined {
   const isFolder = (path: string) => {

@@ -4,10 +4,9 @@
  *
  * Pairing: a vanished path is a candidate when its replica file still has the fingerprint the
  * manifest recorded, so its content is known (the record's MD5) without reading it. A new source
- * file is looked at only when some candidate has its size (and, cheapest hint, the inode the source
- * file had at the old path: a rename keeps it). It is then hashed (a copy would have read it
- * anyway) and paired only on equal size and MD5: a move never installs content that was not proven
- * equal.
+ * file is looked at only when some candidate has its size. It is then hashed (a copy would have
+ * read it anyway) and paired only on equal size and MD5: a move never installs content that was
+ * not proven equal.
  */
 import { replicaMatches } from './fingerprint.js';
 import type { Change, FileRecord } from './types.js';

@@ -100,7 +100,7 @@ export function flushConsole(redraw = true): void {
  *
  * Perf: winston takes ~40 ms to load, a fifth of an empty pass. Loaded with the rest of the
  * program, it held back the start of the listing threads, which a sync starts before it creates
- * its logger (`cli.ts`).
+ * its logger (`cli/loop.ts`).
  */
 interface LogParts {
   winston: typeof Winston;

@@ -70,7 +70,7 @@ export function compileExcludes(patterns: readonly string[]): ExcludeMatcher {
  * The names `patterns` are, if each is a plain name (`node_modules`, `.git`, `cache/`: no glob
  * character, no `/` but trailing ones, no `!` anywhere, so no re-inclusion); else undefined. Such
  * a pattern excludes every folder of that name, at any depth (see `compileRule`): the native
- * walker, which has no micromatch, does not descend into them (`nativeWalker` in `lister.ts`).
+ * walker, which has no micromatch, does not descend into them (`nativeWalker` in `choose.ts`).
  */
 export function plainNames(patterns: readonly string[]): string[] | undefined {
   const names: string[] = [];
