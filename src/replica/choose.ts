@@ -3,24 +3,11 @@
  * every replica is a local folder; a replica on another machine would be recognised here by its
  * form (`host:path`, `sftp://…`) and get its own implementation beside `local/`.
  */
-import type { ListingMode } from '../tree/choose.js';
-import type { CopierOptions } from './local/copiers/copier.js';
-import { LocalReplica } from './local/index.js';
-import type { Io } from './local/io.js';
+import { LocalReplica, type LocalReplicaOptions } from './local/index.js';
 import type { Replica } from './replica.js';
 
-export interface ReplicaChoice {
-  source: string;
-  replica: string;
-  io: Io;
-  fsync: boolean;
-  dryRun: boolean;
-  backupRoot?: string;
-  listing: ListingMode;
-  copiers: CopierOptions;
-  tick(): Promise<boolean>;
-  log: { debug(message: string): void; warn(message: string): void };
-}
+/** What a pass tells the replica it opens (`LocalReplicaOptions`: a local folder's needs are all there are so far). */
+export type ReplicaChoice = LocalReplicaOptions;
 
 export function openReplica(choice: ReplicaChoice): Replica {
   return new LocalReplica(choice);

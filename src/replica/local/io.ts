@@ -11,7 +11,8 @@ import * as os from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { loadNative, nativeCopy } from '../../native.js';
 import { catCopy } from './cat.js';
-import { NUMS, type Entry } from '../../tree/entry.js';
+import { NUMS } from '../../tree/entry.js';
+import type { MetaFix as ReplicaMetaFix } from '../replica.js';
 
 export interface Io {
   readdir(absPath: string): string[];
@@ -185,19 +186,10 @@ function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
 }
 
 /**
- * One replica file's metadata to set (`fixMeta`, a batch at a time in `Io.fixMetas`): its
- * permission bits unless `mode` is undefined, its atime and mtime (seconds and nanoseconds); only
- * if it is still the file the walk saw (`seen`: its size, mtime, ctime and inode are compared).
+ * One replica file's metadata to set (`fixMeta`, a batch at a time in `Io.fixMetas`), by its
+ * absolute path: the replica's `MetaFix` (only if the file is still the one the walk saw).
  */
-export interface MetaFix {
-  readonly abs: string;
-  readonly seen: Entry;
-  readonly mode: number | undefined;
-  readonly atimeS: number;
-  readonly atimeN: number;
-  readonly mtimeS: number;
-  readonly mtimeN: number;
-}
+export type MetaFix = Omit<ReplicaMetaFix, 'relPath'> & { readonly abs: string };
 
 /**
  * What `Io.fixMetas` did: each file's lstat after its fix, `NUMS` numbers at `i * NUMS` (read them
