@@ -4,9 +4,15 @@ import type { Io } from '../replica/local/io.js';
 import { toEntry } from '../tree/scan.js';
 import { CHUNK_SIZE, hashFile, type Hasher, type HashJob, type HashResult } from './hasher.js';
 
+/**
+ * One read buffer for every inline hasher (Perf: a pass makes one per move candidate). Shared
+ * safely: a chunk is read and hashed before any await, so loops under way at once never see
+ * each other's bytes.
+ */
+let shared: Buffer | undefined;
+
 export class InlineHasher implements Hasher {
   readonly done = { files: 0, bytes: 0 };
-  private buffer: Buffer | undefined;
 
   /** `tick`: lets the event loop run now and then; true once the caller must stop (asked before each file and after each chunk). */
   constructor(
@@ -16,14 +22,14 @@ export class InlineHasher implements Hasher {
 
   async hashAll(jobs: readonly HashJob[]): Promise<(HashResult | undefined)[]> {
     const results: (HashResult | undefined)[] = new Array(jobs.length);
-    this.buffer ??= Buffer.allocUnsafe(CHUNK_SIZE);
+    const buffer = (shared ??= Buffer.allocUnsafe(CHUNK_SIZE));
     for (let i = 0; i < jobs.length; i++) {
       if (await this.tick()) break;
       const { absPath } = jobs[i];
       try {
         let md5: string;
         try {
-          md5 = await hashFile(this.io, absPath, this.buffer, async (bytes) => {
+          md5 = await hashFile(this.io, absPath, buffer, async (bytes) => {
             this.done.bytes += bytes;
             if (await this.tick()) throw new Interrupted();
           });
