@@ -421,8 +421,12 @@ describe('--log-level', () => {
     const walkLine = /^walk: 5 entries listed in \d+ ms, 4 to look at$/;
     const logged = readLog(r.log);
     // With the addon, which writes small copies on the thread pool, a line says so before them.
-    const copiesLine = !poolCopies() ? [] : ['copies written on the thread pool: 2 of 2 (those under 16.0 MiB)'];
-    const debug = logged.filter((l) => l.level === 'DEBUG');
+    const copiesLine = [
+      ...(!poolCopies() ? [] : ['copies written on the thread pool: 2 of 2 (those under 16.0 MiB)']),
+      `copiers, in the order tried: ${poolCopies() ? 'addon pool, ' : ''}kernel, main thread`,
+    ];
+    const debug = logged.filter((l) => l.level === 'DEBUG').filter((l) => !l.message.startsWith('replica: '));
+    assert.ok(logged.some((l) => l.level === 'DEBUG' && /^replica: local folder/.test(l.message)), JSON.stringify(logged));
     assert.equal(debug.length, 4 + copiesLine.length, JSON.stringify(logged));
     assert.match(debug[0].message, /^lister: (native, .+|JavaScript \(.+\))$/);
     assert.match(debug[1].message, walkLine);
@@ -431,6 +435,7 @@ describe('--log-level', () => {
     assert.match(debug.at(-1)!.message, /^executed at \d+ ms$/);
     const out = lines(r.stdout);
     assert.equal(out[1], debug[0].message);
+    assert.match(out[2], /^replica: local folder/);
     const at = out.findIndex((l) => walkLine.test(l));
     assert.ok(at > 0, r.stdout);
     assert.equal(out[at + 1], debug[2].message);
@@ -439,7 +444,7 @@ describe('--log-level', () => {
     assert.deepEqual(lines(r.stderr), [`warning: ${WARNING}`]);
     assert.deepEqual(
       logged.map((l) => l.message),
-      [out[0], out[1], WARNING, ...out.slice(at)],
+      [out[0], out[1], out[2], WARNING, ...out.slice(at)],
     );
   });
 
@@ -455,8 +460,8 @@ describe('--log-level', () => {
       fs.closeSync(fd);
     }
     const messages = readLog(log).map((l) => (l.level === 'WARN' ? `warning: ${l.message}` : l.level === 'ERROR' ? `error: ${l.message}` : l.message));
-    // start, lister, WARNING (stderr), walk, plan, REFUSAL (stderr), the copies, executed, summary
-    assert.ok(messages.indexOf(`warning: ${WARNING}`) === 2 && messages.indexOf(`error: ${REFUSAL}`) > 3, messages.join('\n'));
+    // start, lister, replica, WARNING (stderr), walk, plan, REFUSAL (stderr), the copies, executed, summary
+    assert.ok(messages.indexOf(`warning: ${WARNING}`) === 3 && messages.indexOf(`error: ${REFUSAL}`) > 4, messages.join('\n'));
     assert.deepEqual(lines(fs.readFileSync(both, 'utf8')), messages);
   });
 

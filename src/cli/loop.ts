@@ -12,6 +12,7 @@ import { TerminalProgress } from '../log/progress.js';
 import { Manifest } from '../manifest/manifest.js';
 import { VERSION } from '../package.js';
 import { runPass } from '../pass/index.js';
+import { replicaName } from '../replica/choose.js';
 import { nodeIo, type Io } from '../replica/local/io.js';
 import { chooseListers, listerName } from '../tree/choose.js';
 import { closeListers, type Listers } from '../tree/lister.js';
@@ -83,7 +84,10 @@ export async function runSync(config: Config, io: Io): Promise<number> {
     if (config.watch && config.once) log.warn('--watch has no effect with --once: one pass is run, then folder-sync exits');
     // The first pass's selection is also what the watcher starts with (the ignore file read once).
     let selection = early ?? passExclude(config);
-    if (config.logLevel === 'debug') log.debug(`lister: ${listerName({ excludes: selection.patterns, own: config.ownRelPaths })}`);
+    if (config.logLevel === 'debug') {
+      log.debug(`lister: ${listerName({ excludes: selection.patterns, own: config.ownRelPaths })}`);
+      log.debug(`replica: ${replicaName(config.replica)}`);
+    }
     if (config.watch && !config.once) {
       watcher = new SourceWatcher({
         root: config.source,

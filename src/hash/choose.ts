@@ -33,7 +33,10 @@ export interface HasherChoice {
 /** A hasher for `count` files of `bytes` in all: threads when there are enough to be worth them, else the main thread. */
 export function chooseHasher(count: number, bytes: number, c: HasherChoice): Hasher {
   const worth = count > 0 && (count >= (c.threadsFrom ?? HASH_THREADS_FROM) || (count > 1 && bytes >= HASH_THREADS_FROM_BYTES));
-  if (!c.threads || !worth) return new InlineHasher(c.io, c.tick);
+  if (!c.threads || !worth) {
+    if (count > 0) c.debug?.(`${count} files to read: on the main thread`);
+    return new InlineHasher(c.io, c.tick);
+  }
   const threads = c.hashThreads ?? DEFAULT_HASH_THREADS;
   c.debug?.(`${count} files to read: on ${threads} hashing threads`);
   return new HashPool(threads, c.shouldStop);

@@ -9,6 +9,11 @@ import type { Replica } from './replica.js';
 /** What a pass tells the replica it opens (`LocalReplicaOptions`: a local folder's needs are all there are so far). */
 export type ReplicaChoice = LocalReplicaOptions;
 
+/** For the debug line: which implementation `openReplica` picks for `replica`, and what it keeps. */
+export function replicaName(_replica: string): string {
+  return 'local folder (lstat with change times and inodes; mtimes set to the microsecond)';
+}
+
 export function openReplica(choice: ReplicaChoice): Replica {
   return new LocalReplica(choice);
 }

@@ -103,6 +103,7 @@ export function chooseCopiers(ctx: LocalContext, jobs: readonly LocalCopyJob[], 
     if (canHashOpenFiles()) copiers.push(new KernelCopier(ctx, smallBelow));
   }
   copiers.push(new InlineCopier(ctx));
+  if (jobs.length > 0) log.debug(`copiers, in the order tried: ${copiers.map((copier) => copier.name).join(', ')}`);
   return copiers;
 }
 
