@@ -29,6 +29,22 @@ describe('review regressions', () => {
     assert.equal(fs.readFileSync(path.join(s.replica, 'a.txt'), 'utf8'), 'a');
   });
 
+  test('files dated before 1970 or after 2106 are not read again by a no-change pass (the manifest keeps their seconds exactly)', async () => {
+    const s = setup({ 'a.txt': 'a', 'b.txt': 'b', 'c.txt': 'c', 'd.txt': 'd' });
+    const at = (name: string, date: string) => assert.equal(spawnSync('touch', ['-d', date, path.join(s.source, name)]).status, 0);
+    at('a.txt', '1960-01-01 00:00:00.5');
+    at('b.txt', '1969-12-31 23:59:59.25');
+    at('c.txt', '1901-06-01');
+    fs.utimesSync(path.join(s.source, 'd.txt'), 5_000_000_000, 5_000_000_000); // 2128
+    await settle();
+    assert.equal((await sync(s)).stats.hashed, 4);
+    for (let pass = 0; pass < 2; pass++) {
+      const again = await sync(s); // the manifest read back from its files each time
+      assert.equal(again.stats.hashed, 0, s.log.lines.join('\n'));
+      assert.deepEqual(s.io.opens, []);
+    }
+  });
+
   test('mtimes before 1970 are kept, and a second pass leaves them alone', async () => {
     const s = setup({ 'old.txt': 'x', 'link': { link: 'old.txt' } });
     assert.equal(spawnSync('touch', ['-h', '-d', '1960-01-01 00:00:00.5', path.join(s.source, 'old.txt'), path.join(s.source, 'link')]).status, 0);

@@ -49,9 +49,11 @@ const AT_OF = FIELDS.map((field) => field[2]);
 const SEEN = 1;
 
 /**
- * Seconds outside 1970–2106 (a file's mtime can be set to anything; schema 1 wrote -1 for
- * "unknown") are kept as this, read back as NaN and written to the manifest files as -1: such a
- * fingerprint never matches a file's, so that side is read each pass, never believed wrongly.
+ * Seconds outside 1970–2106 (a file's mtime can be set to anything: a scan dated 1960, a file from
+ * a clock set wrong) are kept as this in the column, and exactly in `RecordStore.wideSeconds`
+ * beside it (a few records, in practice); what is not a whole number is read back as NaN and
+ * written to the manifest files as -1: such a fingerprint never matches a file's, so that side is
+ * read each pass, never believed wrongly.
  */
 const NO_SECONDS = 0xffffffff;
 
@@ -89,6 +91,8 @@ export class RecordStore {
   private readonly columns: [Float64Array, Uint32Array, Int32Array, Uint8Array][] = [];
   private readonly md5: Buffer[] = [];
   private readonly free: number[] = [];
+  /** Whole seconds outside the column's range, by `slot * 4 +` their place (see `NO_SECONDS`). */
+  private readonly wideSeconds = new Map<number, number>();
   private next = 0;
   /** folder relPath → file name → slot. */
   readonly folders = new Map<string, FolderIndex>();
@@ -233,7 +237,7 @@ export class RecordStore {
   number(slot: number, k: number): number {
     const column = COLUMN_OF[k];
     const value = this.columns[slot >>> CHUNK_BITS][column][(slot & MASK) * WIDTH[column] + AT_OF[k]];
-    return column === SECONDS && value === NO_SECONDS ? NaN : value;
+    return column === SECONDS && value === NO_SECONDS ? (this.wideSeconds.get(slot * 4 + AT_OF[k]) ?? NaN) : value;
   }
 
   size(slot: number): number {
@@ -268,7 +272,17 @@ export class RecordStore {
   private setNumber(slot: number, k: number, value: number): void {
     const column = COLUMN_OF[k];
     let stored = value;
-    if (column === SECONDS && !(Number.isInteger(value) && value >= 0 && value < NO_SECONDS)) stored = NO_SECONDS;
+    if (column === SECONDS) {
+      const key = slot * 4 + AT_OF[k];
+      if (!(Number.isInteger(value) && value >= 0 && value < NO_SECONDS)) {
+        stored = NO_SECONDS;
+        // (Schema 1's "unknown" -1 seconds come with -1 nanoseconds, which no file has.)
+        if (Number.isSafeInteger(value)) this.wideSeconds.set(key, value);
+        else this.wideSeconds.delete(key);
+      } else if (this.wideSeconds.size > 0) {
+        this.wideSeconds.delete(key);
+      }
+    }
     if (column === U8) stored = value === 1 ? 1 : 0;
     this.columns[slot >>> CHUNK_BITS][column][(slot & MASK) * WIDTH[column] + AT_OF[k]] = stored;
   }
