@@ -5,17 +5,18 @@
  * - walker.c: `walkStart` .. `walkStop`, a thread of its own listing a whole tree into batches;
  * - pool.c: `syncFs` and `fixMetas`, batched calls on libuv's thread pool;
  * - copy.c: `copyToTemp`, a small copy's first half on the pool (only with OpenSSL's headers);
+ * - times.c: `utimens`, times set to the nanosecond;
  * - common.c: the helpers they share.
  */
 #include "fswalk.h"
 
 /* Must match NATIVE_VERSION in src/native.ts: raised whenever `list` changes what it takes or answers (or a function is added). */
-#define FSWALK_VERSION 8
+#define FSWALK_VERSION 9
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn, version;
   const struct { const char *name; napi_callback cb; } fns[] = {
-    {"list", list}, {"walkStart", walk_start}, {"walkNext", walk_next}, {"walkCredit", walk_credit}, {"walkAhead", walk_ahead}, {"walkStop", walk_stop}, {"syncFs", sync_fs}, {"fixMetas", fix_metas},
+    {"list", list}, {"walkStart", walk_start}, {"walkNext", walk_next}, {"walkCredit", walk_credit}, {"walkAhead", walk_ahead}, {"walkStop", walk_stop}, {"syncFs", sync_fs}, {"fixMetas", fix_metas}, {"utimens", utimens},
 #ifdef HAVE_COPY_TO_TEMP
     {"copyToTemp", copy_to_temp},
 #endif

@@ -201,6 +201,10 @@ int fill_nums(const struct stat *st, double *nums) {
   nums[7] = (double)st->st_atim.tv_sec;
   nums[8] = (double)st->st_atim.tv_nsec;
   nums[9] = (double)st->st_ino;
+  nums[10] = (double)st->st_uid;
+  nums[11] = (double)st->st_gid;
+  nums[12] = (double)st->st_nlink;
+  nums[13] = (double)st->st_dev;
   return kind;
 }
 
@@ -259,4 +263,43 @@ bool queue_work(napi_env env, const char *name, napi_async_execute_callback exec
   if (napi_queue_async_work(env, *work) == napi_ok) return true;
   napi_delete_async_work(env, *work);
   return false;
+}
+
+/*
+ * Appends path `value` (a string, or a Buffer of a path's bytes: a name that is not UTF-8) and a
+ * NUL to `*buf` (of `*cap` bytes, `*used` used): where it starts, or -1 if `value` is neither (or
+ * holds a NUL), -2 out of memory.
+ */
+long append_path(napi_env env, napi_value value, char **buf, size_t *used, size_t *cap) {
+  bool is_buffer = false;
+  size_t len = 0;
+  void *bytes = NULL;
+  napi_is_buffer(env, value, &is_buffer);
+  if (is_buffer) {
+    if (napi_get_buffer_info(env, value, &bytes, &len) != napi_ok || memchr(bytes, 0, len) != NULL) return -1;
+  } else if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) {
+    return -1;
+  }
+  if (grow((void **)buf, cap, *used + len + 1, 1) != 0) return -2;
+  char *at = *buf + *used;
+  if (is_buffer) {
+    memcpy(at, bytes, len);
+    at[len] = 0;
+  } else {
+    napi_get_value_string_utf8(env, value, at, len + 1, &len);
+  }
+  long start = (long)*used;
+  *used += len + 1;
+  return start;
+}
+
+/* A path argument (see `append_path`) as a new NUL-terminated string, or NULL (nothing thrown). */
+char *path_arg(napi_env env, napi_value value) {
+  char *buf = NULL;
+  size_t used = 0, cap = 0;
+  if (append_path(env, value, &buf, &used, &cap) < 0) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
 }

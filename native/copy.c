@@ -160,25 +160,17 @@ static void copy_complete(napi_env env, napi_status status, void *data) {
 }
 
 /* A string argument, malloc'ed (NULL if it is not a string, or out of memory). */
-static char *string_arg(napi_env env, napi_value value) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
-  char *s = malloc(len + 1);
-  if (s) napi_get_value_string_utf8(env, value, s, len + 1, &len);
-  return s;
-}
-
 napi_value copy_to_temp(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5], promise;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   copy_t *c = calloc_or_throw(env, sizeof *c);
   if (!c) return NULL;
-  if (argc < 5 || !(c->source = string_arg(env, argv[0])) || !(c->temp = string_arg(env, argv[1])) ||
+  if (argc < 5 || !(c->source = path_arg(env, argv[0])) || !(c->temp = path_arg(env, argv[1])) ||
       !(c->nums = typed_data(env, argv[2], napi_float64_array, NUMS)) || !(c->md5 = typed_data(env, argv[3], napi_uint8_array, 16)) ||
       napi_get_value_double(env, argv[4], &c->max_bytes) != napi_ok) {
     copy_free(env, c);
-    napi_throw_type_error(env, NULL, "copyToTemp(source, temp, nums: Float64Array(10), md5: Uint8Array(16), maxBytes)");
+    napi_throw_type_error(env, NULL, "copyToTemp(source, temp, nums: Float64Array(14), md5: Uint8Array(16), maxBytes)");
     return NULL;
   }
   if (napi_create_reference(env, argv[2], 1, &c->nums_ref) != napi_ok || napi_create_reference(env, argv[3], 1, &c->md5_ref) != napi_ok ||

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,14 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Must match src/lister.ts. */
-#define NUMS 10
+/* An entry's numbers (`fill_nums`): must match `AT` and `NUMS` in src/tree/entry.ts. */
+#define NUMS 14
 #define KIND_FILE 0
 #define KIND_DIR 1
 #define KIND_SYMLINK 2
 #define KIND_SPECIAL 3
 
-/* Must match isTempName in src/scan.ts: .folder-sync-<16 hex digits>.tmp */
+/* Must match isTempName in src/tree/scan.ts: .folder-sync-<16 hex digits>.tmp */
 #define TEMP_PREFIX ".folder-sync-"
 #define TEMP_PREFIX_LEN 13
 #define TEMP_LEN (TEMP_PREFIX_LEN + 16 + 4)
@@ -66,6 +67,9 @@ int is_temp(const char *s, size_t len);
 int is_utf8(const unsigned char *s, size_t len);
 DIR *read_sorted(const char *path, int flags, names_t *names, int *err);
 int fill_nums(const struct stat *st, double *nums);
+long append_path(napi_env env, napi_value value, char **buf, size_t *used, size_t *cap);
+char *path_arg(napi_env env, napi_value value);
+struct timespec meta_time(double seconds, double nanoseconds);
 int same_fingerprint(const struct stat *st, const double *expected);
 int stat_into(int dfd, const char *name, double *nums);
 int grow(void **p, size_t *cap, size_t need, size_t size);
@@ -90,6 +94,7 @@ napi_value walk_ahead(napi_env env, napi_callback_info info);
 napi_value walk_stop(napi_env env, napi_callback_info info);
 napi_value sync_fs(napi_env env, napi_callback_info info);           /* pool.c */
 napi_value fix_metas(napi_env env, napi_callback_info info);
+napi_value utimens(napi_env env, napi_callback_info info);            /* times.c */
 #ifdef HAVE_COPY_TO_TEMP
 napi_value copy_to_temp(napi_env env, napi_callback_info info);      /* copy.c */
 #endif

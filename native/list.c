@@ -28,7 +28,7 @@ static napi_value push_string(napi_env env, napi_value *array, uint32_t *length,
  *
  * Lists folder `path`. Writes its names, in `byName` order and joined by NUL, into `text` from
  * byte `textAt`, and NUMS numbers per name into `nums` from index `numsAt` (kind, size,
- * permissions, mtime s and ns, ctime s and ns, atime s and ns, inode), and returns
+ * permissions, mtime s and ns, ctime s and ns, atime s and ns, inode, uid, gid, links, device), and returns
  * [textEnd, numsEnd, subfolders, temps, undecodable]: the names of the entries that are folders,
  * in order; the names of our temporary files and the names that are not UTF-8, left out of the
  * listing (each array is undefined when empty). An entry gone since the folder was read is left

@@ -63,14 +63,17 @@ napi_value sync_fs(napi_env env, napi_callback_info info) {
 /*
  * fixMetas(paths, input, nums): for each absolute path i in turn, on libuv's thread pool, with
  * META_INPUTS numbers from input[i*META_INPUTS]: first its lstat, which must still show the
- * fingerprint the walk saw (numbers 5..10: size, mtime s/ns, ctime s/ns, inode); then its
- * permission bits set to number 0 (unless it is negative), its atime and mtime to numbers 1..4
- * (seconds, nanoseconds: kept to the microsecond, as Node's utimes does); then its lstat written
- * into nums from i*NUMS, as `list` writes an entry's. A promise of undefined when every path went
- * through, else of an array holding, at the index of each that failed, the Error Node's fs would
- * have thrown (syscall lstat, chmod or utime), or for a file that changed since the walk an Error
- * with code ECHANGED; the steps after a failed one are not made. `input` and `nums` are held
- * until it settles.
+ * fingerprint the walk saw (numbers 5..10: size, mtime s/ns, ctime s/ns, inode); then its owner
+ * and group set to numbers 11 and 12 (lchown; -1 leaves either, both -1 skip the call), its
+ * permission bits to number 0 (unless it is negative: after the owner, which clears set-id bits),
+ * its atime and mtime to numbers 1..4 (seconds, nanoseconds, to the nanosecond); then its lstat
+ * written into nums from i*NUMS, as `list` writes an entry's. A promise of undefined when every
+ * path went through, else of an array holding, at the index of each that failed, the Error Node's
+ * fs would have thrown (syscall lstat, chmod or utime), or for a file that changed since the walk
+ * an Error with code ECHANGED; the steps after a failed one are not made. An owner that could not
+ * be set (a file system without owners) does not stop the rest: its Error (syscall chown) is at
+ * the path's index, and its lstat in nums. A path is a string or, for a name that is not UTF-8,
+ * a Buffer of its bytes. `input` and `nums` are held until it settles.
  *
  * Safety: the record made from the lstat after the fix vouches for the content the walk read (or
  * the cache vouched for); a file rewritten since (at the same size) would have been vouched for
@@ -80,8 +83,8 @@ napi_value sync_fs(napi_env env, napi_callback_info info) {
  * thread, ~9 us a file (~0.9 s), after the hashing and while the other core sat idle; now the main
  * thread only records and logs (`applyMetas` in src/pass.ts).
  */
-#define META_INPUTS 11
-enum { META_OK, META_CHMOD, META_UTIME, META_LSTAT, META_CHANGED };
+#define META_INPUTS 13
+enum { META_OK, META_CHMOD, META_UTIME, META_LSTAT, META_CHANGED, META_CHOWN };
 
 typedef struct {
   napi_async_work work;
@@ -108,21 +111,27 @@ static void metas_free(napi_env env, metas_t *m) {
 }
 
 /*
- * A time as utimensat takes it, to the microsecond (see `fixMetas`): nanoseconds in 0..999999999,
+ * A time as utimensat takes it, to the nanosecond (see `fixMetas`): nanoseconds in 0..999999999,
  * so a time before 1970 given as (-100 s, -0.25 s) goes as (-101 s, +0.75 s), as libuv sends it.
  */
-static struct timespec meta_time(double seconds, double nanoseconds) {
+struct timespec meta_time(double seconds, double nanoseconds) {
   struct timespec t;
-  long long s = (long long)seconds;
-  long long ns = (long long)nanoseconds;
+  /* Safety: a double past the range of long long (2^63 - 1 seconds, which tmpfs keeps, arrives as
+   * 2^63) makes the cast undefined (it gave -2^63 here): such times are held to the range's ends,
+   * which is where they came from. */
+  long long s = seconds >= 9223372036854775807.0 ? LLONG_MAX : seconds <= -9223372036854775808.0 ? LLONG_MIN : (long long)seconds;
+  long long ns = nanoseconds > -1e9 && nanoseconds < 1e9 ? (long long)nanoseconds : 0;
+  if (s == LLONG_MAX || s == LLONG_MIN) ns = 0;
   s += ns / 1000000000;
   ns %= 1000000000;
-  if (ns < 0) {
+  if (ns < 0 && s > LLONG_MIN) {
     ns += 1000000000;
     s -= 1;
+  } else if (ns < 0) {
+    ns = 0;
   }
   t.tv_sec = (time_t)s;
-  t.tv_nsec = (long)(ns - ns % 1000);
+  t.tv_nsec = (long)ns;
   return t;
 }
 
@@ -137,11 +146,19 @@ static void metas_execute(napi_env env, void *data) {
     errno = 0;
     if (lstat(path, &st) != 0) step = META_LSTAT;
     else if (!same_fingerprint(&st, in + 5)) step = META_CHANGED;
-    else if (in[0] >= 0 && chmod(path, (mode_t)in[0]) != 0) step = META_CHMOD;
+    int owner_err = 0;
+    if (step == META_OK && (in[11] >= 0 || in[12] >= 0) && lchown(path, in[11] >= 0 ? (uid_t)in[11] : (uid_t)-1, in[12] >= 0 ? (gid_t)in[12] : (gid_t)-1) != 0) owner_err = errno;
+    if (step != META_OK) {
+    } else if (in[0] >= 0 && chmod(path, (mode_t)in[0]) != 0) step = META_CHMOD;
     else if (utimensat(AT_FDCWD, path, times, 0) != 0) step = META_UTIME;
     else if (lstat(path, &st) != 0) step = META_LSTAT;
     if (step == META_OK) {
       fill_nums(&st, m->nums + i * NUMS);
+      if (owner_err != 0) {
+        m->errs[i] = owner_err;
+        m->steps[i] = META_CHOWN;
+        m->failed++;
+      }
     } else {
       m->errs[i] = errno;
       m->steps[i] = step;
@@ -151,7 +168,7 @@ static void metas_execute(napi_env env, void *data) {
 }
 
 static void metas_complete(napi_env env, napi_status status, void *data) {
-  static const char *const syscalls[] = {"", "chmod", "utime", "lstat", ""};
+  static const char *const syscalls[] = {"", "chmod", "utime", "lstat", "", "chown"};
   metas_t *m = data;
   napi_value result, undefined;
   napi_get_undefined(env, &undefined);
@@ -193,7 +210,7 @@ napi_value fix_metas(napi_env env, napi_callback_info info) {
   m->steps = calloc(count ? count : 1, 1);
   if (count > 0 && (!m->input || !m->nums)) {
     metas_free(env, m);
-    napi_throw_type_error(env, NULL, "fixMetas: input needs 11 numbers a path, nums 10 (Float64Array)");
+    napi_throw_type_error(env, NULL, "fixMetas: input needs 13 numbers a path, nums 14 (Float64Array)");
     return NULL;
   }
   if (!m->offsets || !m->errs || !m->steps) {
@@ -204,20 +221,14 @@ napi_value fix_metas(napi_env env, napi_callback_info info) {
   size_t used = 0, cap = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value item;
-    size_t len = 0;
-    if (napi_get_element(env, argv[0], i, &item) != napi_ok || napi_get_value_string_utf8(env, item, NULL, 0, &len) != napi_ok) {
+    long at = napi_get_element(env, argv[0], i, &item) == napi_ok ? append_path(env, item, &m->paths, &used, &cap) : -1;
+    if (at < 0) {
       metas_free(env, m);
-      napi_throw_type_error(env, NULL, "fixMetas: paths must be strings");
+      if (at == -2) napi_throw_error(env, NULL, "out of memory");
+      else napi_throw_type_error(env, NULL, "fixMetas: paths must be strings or Buffers");
       return NULL;
     }
-    if (grow((void **)&m->paths, &cap, used + len + 1, 1) != 0) {
-      metas_free(env, m);
-      napi_throw_error(env, NULL, "out of memory");
-      return NULL;
-    }
-    napi_get_value_string_utf8(env, item, m->paths + used, len + 1, &len);
-    m->offsets[i] = used;
-    used += len + 1;
+    m->offsets[i] = (size_t)at;
   }
   if (napi_create_reference(env, argv[1], 1, &m->input_ref) != napi_ok || napi_create_reference(env, argv[2], 1, &m->nums_ref) != napi_ok ||
       napi_create_promise(env, &m->deferred, &promise) != napi_ok) {

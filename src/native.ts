@@ -4,6 +4,7 @@
  * - `NativeList` (`list.c`): lists one folder straight into a listing thread's batch buffers;
  * - `NativeWalk` (`walker.c`): walks a whole tree in a thread of its own (`NativeWalkLister`);
  * - `NativePool` (`pool.c`): syncfs and batches of metadata fixes on libuv's thread pool;
+ * - `NativeTimes` (`times.c`): times set to the nanosecond;
  * - `NativeCopy` (`copy.c`): a small copy's first half on libuv's thread pool, when built with
  *   OpenSSL's headers.
  * Optional: without a C compiler the build is skipped; each job then has a JavaScript way.
@@ -76,6 +77,12 @@ export interface NativePool {
   fixMetas(paths: string[], input: Float64Array, nums: Float64Array): Promise<(Error | undefined)[] | undefined>;
 }
 
+/** `times.c`: times set to the nanosecond. */
+export interface NativeTimes {
+  /** utimensat (or futimens, for a descriptor): 0, or the errno it failed with. A path is a string or a Buffer. */
+  utimens(target: number | string | Buffer, noFollow: boolean, atimeS: number, atimeN: number, mtimeS: number, mtimeN: number): number;
+}
+
 /** `copy.c`: a small copy's first half on libuv's thread pool. */
 export interface NativeCopy {
   /**
@@ -92,7 +99,7 @@ export interface NativeCopy {
 }
 
 /** The addon as built: every job, `copyToTemp` only where OpenSSL's headers were found. */
-export type Addon = { /** `NATIVE_VERSION` of the source it was built from. */ version: number } & NativeList & NativeWalk & NativePool & Partial<NativeCopy>;
+export type Addon = { /** `NATIVE_VERSION` of the source it was built from. */ version: number } & NativeList & NativeWalk & NativePool & NativeTimes & Partial<NativeCopy>;
 
 /** A walker started by `walkStart` (opaque). */
 export type NativeWalker = { readonly nativeWalker: unique symbol };
@@ -104,7 +111,7 @@ export const NATIVE_PATH = new URL('build/Release/fswalk.node', PACKAGE_ROOT);
  * The version of the addon this code speaks (`FSWALK_VERSION` in `native/addon.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
-export const NATIVE_VERSION = 8;
+export const NATIVE_VERSION = 9;
 
 /**
  * The addon, unless it was not built, fails to load, was built from other sources than this
@@ -122,6 +129,11 @@ export function loadNative(): Addon | undefined {
 export function nativeCopy(): NativeCopy | undefined {
   const native = loadNative();
   return native?.copyToTemp !== undefined && process.versions.openssl !== undefined ? (native as NativeCopy) : undefined;
+}
+
+/** The addon's nanosecond times. */
+export function nativeTimes(): NativeTimes | undefined {
+  return loadNative();
 }
 
 /** The addon, or why it is not used. */

@@ -104,6 +104,8 @@ describe('folder-sync verify', () => {
     fs.writeFileSync(rep('same.txt'), 'SAME SIZE'); // content, same size…
     fs.utimesSync(rep('same.txt'), OLD, OLD); // …and the same mtime: only reading finds it
     fs.utimesSync(rep('time.txt'), OLD + 3600, OLD + 3600); // mtime
+    const root = fs.statSync(w.source);
+    fs.utimesSync(w.replica, root.atime, root.mtime); // (the changes above moved the root folder's own mtime: put back)
     const [s, r] = [md5('same size'), md5('SAME SIZE')];
     assert.notEqual(s.slice(0, 4), r.slice(0, 4)); // so the detail shows 4 hex digits of each
     const before = snapshots();

@@ -7,9 +7,10 @@ import { distrustCache, isRacy, makeRecord, trustCache } from '../src/compare/fi
 import { planOps } from '../src/compare/plan.js';
 import type { Change, FileRecord } from '../src/compare/types.js';
 import type { Entry } from '../src/tree/entry.js';
+import { ALL_OWNERS, groupsOnly, NO_OWNERS } from '../src/compare/owners.js';
 
 function entry(over: Partial<Entry> = {}): Entry {
-  return { name: 'f', kind: 'file', size: 10, mode: 0o644, mtimeS: 1000, mtimeN: 0, ctimeS: 1000, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 1, ...over };
+  return { name: 'f', kind: 'file', size: 10, mode: 0o644, mtimeS: 1000, mtimeN: 0, ctimeS: 1000, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 1, uid: 1000, gid: 1000, nlink: 1, dev: 1, ...over };
 }
 
 describe('excludes', () => {
@@ -76,14 +77,14 @@ describe('compareFiles: when the cache vouches, and what must be read', () => {
   ];
   for (const [name, s, r, rec, expected] of cases) {
     test(name, () => {
-      const change = compareFiles('p', s, r, rec, trustCache);
+      const change = compareFiles('p', s, r, rec, trustCache, ALL_OWNERS);
       const got = change === undefined ? undefined : change.type === 'update' ? `update:${change.reason}` : change.type === 'meta' ? 'meta' : change.type;
       assert.equal(got, expected);
     });
   }
 
   test('a vouched side is not read again', () => {
-    const change = compareFiles('p', entry({ ctimeN: 5 }), rep, record, trustCache);
+    const change = compareFiles('p', entry({ ctimeN: 5 }), rep, record, trustCache, ALL_OWNERS);
     assert.equal(change?.type, 'file');
     if (change?.type !== 'file') return;
     assert.equal(change.sourceMd5, undefined);
@@ -91,7 +92,7 @@ describe('compareFiles: when the cache vouches, and what must be read', () => {
   });
 
   test('--checksum trusts nothing', () => {
-    const change = compareFiles('p', src, rep, record, distrustCache);
+    const change = compareFiles('p', src, rep, record, distrustCache, ALL_OWNERS);
     assert.equal(change?.type, 'file');
   });
 
@@ -99,31 +100,31 @@ describe('compareFiles: when the cache vouches, and what must be read', () => {
     // The replica's mtime is not the source's: its filesystem kept whole seconds of it.
     const coarse = entry({ ino: 2, ctimeS: 2000, mtimeN: 0 });
     const src5 = entry({ mtimeN: 500_000_000 });
-    const settled = (change: Change | undefined) => metaToFix(settleFile(change as Extract<Change, { type: 'file' }>, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>);
-    assert.equal(settled(compareFiles('p', src5, coarse, makeRecord('m', src5, coarse, true), distrustCache)), undefined, '--checksum');
-    assert.equal(compareFiles('p', src5, coarse, makeRecord('m', src5, coarse, true), trustCache), undefined);
+    const settled = (change: Change | undefined) => metaToFix(settleFile(change as Extract<Change, { type: 'file' }>, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>, ALL_OWNERS);
+    assert.equal(settled(compareFiles('p', src5, coarse, makeRecord('m', src5, coarse, true), distrustCache, ALL_OWNERS)), undefined, '--checksum');
+    assert.equal(compareFiles('p', src5, coarse, makeRecord('m', src5, coarse, true), trustCache, ALL_OWNERS), undefined);
     // A racy record: a chmod in the same tick may hide behind it.
-    assert.equal(settled(compareFiles('p', src5, coarse, makeRecord('m', src5, coarse, false), trustCache)), 'mtime', 'racy');
+    assert.equal(settled(compareFiles('p', src5, coarse, makeRecord('m', src5, coarse, false), trustCache, ALL_OWNERS)), 'mtime', 'racy');
     // The bits differ with fingerprints as recorded (a chmod within one coarse ctime tick): fixed.
     const chmodded = { ...coarse, mode: 0o600 };
-    const meta = compareFiles('p', src5, chmodded, makeRecord('m', src5, coarse, true), trustCache) as Extract<Change, { type: 'meta' }>;
+    const meta = compareFiles('p', src5, chmodded, makeRecord('m', src5, coarse, true), trustCache, ALL_OWNERS) as Extract<Change, { type: 'meta' }>;
     assert.equal(meta.type, 'meta');
-    assert.equal(metaToFix(meta), 'permissions');
-    assert.equal(settled(compareFiles('p', src5, chmodded, makeRecord('m', src5, coarse, true), distrustCache)), 'permissions', '--checksum');
+    assert.equal(metaToFix(meta, ALL_OWNERS), 'permissions');
+    assert.equal(settled(compareFiles('p', src5, chmodded, makeRecord('m', src5, coarse, true), distrustCache, ALL_OWNERS)), 'permissions', '--checksum');
     // The source touched since (its ctime moved): the mtime is fixed, whatever the replica kept.
-    const touched = compareFiles('p', entry({ mtimeN: 700_000_000, ctimeN: 9 }), coarse, makeRecord('m', src5, coarse, true), trustCache) as Extract<Change, { type: 'file' }>;
-    assert.equal(metaToFix(settleFile(touched, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>), 'mtime');
+    const touched = compareFiles('p', entry({ mtimeN: 700_000_000, ctimeN: 9 }), coarse, makeRecord('m', src5, coarse, true), trustCache, ALL_OWNERS) as Extract<Change, { type: 'file' }>;
+    assert.equal(metaToFix(settleFile(touched, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>, ALL_OWNERS), 'mtime');
     // No record: read both, fix.
-    const fresh = compareFiles('p', src5, coarse, undefined, trustCache) as Extract<Change, { type: 'file' }>;
-    assert.equal(metaToFix(settleFile(fresh, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>), 'mtime');
+    const fresh = compareFiles('p', src5, coarse, undefined, trustCache, ALL_OWNERS) as Extract<Change, { type: 'file' }>;
+    assert.equal(metaToFix(settleFile(fresh, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>, ALL_OWNERS), 'mtime');
   });
 
   test('settleFile: equal MD5s → meta; different → update with the right reason', () => {
-    const change = compareFiles('p', entry({ ctimeN: 5 }), rep, record, trustCache) as Extract<Change, { type: 'file' }>;
+    const change = compareFiles('p', entry({ ctimeN: 5 }), rep, record, trustCache, ALL_OWNERS) as Extract<Change, { type: 'file' }>;
     assert.equal(settleFile(change, 'm', 'm', 0).type, 'meta');
     const upd = settleFile(change, 'x', 'm', 0);
     assert.equal(upd.type === 'update' && upd.reason, 'content changed');
-    const drift = compareFiles('p', src, entry({ ino: 9 }), record, trustCache) as Extract<Change, { type: 'file' }>;
+    const drift = compareFiles('p', src, entry({ ino: 9 }), record, trustCache, ALL_OWNERS) as Extract<Change, { type: 'file' }>;
     const restored = settleFile(drift, 'm', 'other', 0);
     assert.equal(restored.type === 'update' && restored.reason, 'changed in replica');
   });
@@ -131,17 +132,39 @@ describe('compareFiles: when the cache vouches, and what must be read', () => {
 
 describe('metadata, links, folders, racy', () => {
   test('metaReason', () => {
-    assert.equal(metaReason(entry(), entry()), undefined);
-    assert.equal(metaReason(entry(), entry({ mode: 0o600 })), 'permissions');
-    assert.equal(metaReason(entry(), entry({ mtimeN: 1_000 })), undefined); // within libuv's microsecond
-    assert.equal(metaReason(entry(), entry({ mtimeS: 2000 })), 'mtime');
-    assert.equal(metaReason(entry(), entry({ mode: 0, mtimeS: 0 })), 'permissions, mtime');
+    assert.equal(metaReason(entry(), entry(), ALL_OWNERS), undefined);
+    assert.equal(metaReason(entry(), entry({ mode: 0o600 }), ALL_OWNERS), 'permissions');
+    assert.equal(metaReason(entry(), entry({ mtimeN: 1_000 }), ALL_OWNERS), undefined); // within libuv's microsecond
+    assert.equal(metaReason(entry(), entry({ mtimeS: 2000 }), ALL_OWNERS), 'mtime');
+    assert.equal(metaReason(entry(), entry({ mode: 0, mtimeS: 0 }), ALL_OWNERS), 'permissions, mtime');
+  });
+  test('owners: as root every owner and group; as a user, the groups it is in; the owner never', () => {
+    const source = entry({ uid: 1234, gid: 5678 });
+    const replica = entry({ uid: 0, gid: 0 });
+    assert.equal(metaReason(source, replica, ALL_OWNERS), 'owner, group');
+    assert.equal(metaReason(source, entry({ uid: 1234, gid: 0, mode: 0o600 }), ALL_OWNERS), 'group, permissions');
+    assert.equal(metaReason(source, replica, groupsOnly([5678])), 'group');
+    assert.equal(metaReason(source, replica, groupsOnly([42])), undefined);
+    assert.equal(metaReason(source, replica, NO_OWNERS), undefined);
+    // A chown in the source (content and mtime as recorded on both sides, the ctime moved): read, then only the owner to fix.
+    const before = entry({ uid: 0, gid: 0 });
+    const record = makeRecord('m', before, replica, true);
+    const chowned = compareFiles('p', { ...source, ctimeN: 9 }, replica, record, trustCache, ALL_OWNERS) as Extract<Change, { type: 'file' }>;
+    assert.equal(chowned.type, 'file');
+    assert.equal(metaToFix(settleFile(chowned, 'm', 'm', 0) as Extract<Change, { type: 'meta' }>, ALL_OWNERS), 'owner, group');
+    // Both sides as recorded but the owner differs (chown in the replica moves its ctime: never as recorded; here, as given): a fix.
+    assert.equal(compareFiles('p', before, before, makeRecord('m', before, before, true), trustCache, ALL_OWNERS), undefined);
+    assert.equal(compareFiles('p', source, replica, makeRecord('m', source, replica, true), trustCache, ALL_OWNERS)?.type, 'meta');
   });
   test('compareLinks and compareDirs', () => {
     const l = entry({ kind: 'symlink' });
-    assert.equal(compareLinks('l', l, l, 'a', 'a'), undefined);
-    assert.equal(compareLinks('l', l, l, 'a', 'b')?.type, 'link');
-    assert.equal(compareDirs('d', entry({ kind: 'dir' }), entry({ kind: 'dir', mode: 0o700 }))?.type, 'dirmode');
+    assert.equal(compareLinks('l', l, l, 'a', 'a', ALL_OWNERS), undefined);
+    assert.equal(compareLinks('l', l, l, 'a', 'b', ALL_OWNERS)?.type, 'link');
+    assert.equal(compareDirs('d', entry({ kind: 'dir' }), entry({ kind: 'dir', mode: 0o700 }), ALL_OWNERS)?.type, 'dirmeta');
+    // Folder times are kept, so a folder whose mtime differs is news; its own link's mtime and owner too.
+    assert.equal(compareDirs('d', entry({ kind: 'dir' }), entry({ kind: 'dir', mtimeS: 5 }), ALL_OWNERS)?.type, 'dirmeta');
+    assert.equal(compareDirs('d', entry({ kind: 'dir' }), entry({ kind: 'dir', mtimeN: 900 }), ALL_OWNERS), undefined);
+    assert.deepEqual(compareLinks('l', l, entry({ kind: 'symlink', uid: 7 }), 'a', 'a', ALL_OWNERS), { type: 'link', relPath: 'l', source: l, replica: entry({ kind: 'symlink', uid: 7 }), reason: 'owner' });
   });
   test('isRacy: the ctime decides; fine timestamps get 100 ms, whole-second ones 2 s', () => {
     const nowMs = 10_000_000;
@@ -170,7 +193,7 @@ describe('planOps', () => {
     ]);
     assert.deepEqual(plan.upserts.map((o) => `${o.op} ${o.relPath}`), ['mkdir d', 'mkdir d/e', 'copy d/e/f', 'link l']);
     assert.deepEqual(plan.deletes.map((o) => o.relPath), ['old/x', 'old']);
-    assert.deepEqual(plan.dirModes.map((o) => o.relPath), ['d/e', 'd']);
+    assert.deepEqual(plan.dirMetas.map((o) => o.relPath), ['d/e', 'd']);
     assert.equal(plan.deleteCount, 2);
     assert.equal(plan.deleteBytes, 10);
   });

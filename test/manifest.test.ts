@@ -219,16 +219,21 @@ describe('the layout on disk', () => {
     assert.deepEqual(plain(shrunk.get('small3/f11')), plain(rec(111)));
   });
 
-  test('seconds outside 1970–2106 are kept as never-matching (NaN), and the record survives a save', async () => {
+  test('seconds outside 1970–2106 are kept exactly, through a journal and a fold; what is not a whole number never matches (NaN)', async () => {
     const file = path.join(tempDir(), 'm.json');
     const m = await open(file);
     const r = rec(5);
     m.set('d/1969', new FileRecord(r.md5, 5, -86_400, 5, 1_700_000_001, 5, 5, true, 2 ** 33, 5, 1_700_000_002, 7, 6));
+    m.set('d/odd', new FileRecord(r.md5, 5, 0.5, 5, 1_700_000_001, 5, 5, true, 1, 5, 1_700_000_002, 7, 6));
+    await m.save();
+    const journaled = (await open(file)).get('d/1969')!;
+    assert.deepEqual([journaled.mtimeS, journaled.repMtimeS], [-86_400, 2 ** 33]);
     await m.save({ fold: true });
     const back = (await open(file)).get('d/1969')!;
     assert.equal(back.md5, r.md5);
-    assert.ok(Number.isNaN(back.mtimeS) && Number.isNaN(back.repMtimeS));
+    assert.deepEqual([back.mtimeS, back.repMtimeS], [-86_400, 2 ** 33]);
     assert.deepEqual([back.ctimeS, back.repCtimeS, back.mtimeN, back.ino, back.repIno], [1_700_000_001, 1_700_000_002, 5, 5, 6]);
+    assert.ok(Number.isNaN((await open(file)).get('d/odd')!.mtimeS));
   });
 
   test('a reshard cut short (the main file still says the old count) loses no record', async () => {

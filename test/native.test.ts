@@ -11,6 +11,7 @@ import { COPY_STEPS } from '../src/replica/local/copy.js';
 import { fixMeta } from '../src/replica/local/ops.js';
 import type { LocalContext } from '../src/replica/local/context.js';
 import { metaFix } from '../src/replica/replica.js';
+import { ALL_OWNERS, NO_OWNERS } from '../src/compare/owners.js';
 import { DIR, entryFrom, FILE, kindAt, NUMS, SPECIAL, SYMLINK, type FolderListing } from '../src/tree/entry.js';
 import { NativeWalkLister } from '../src/tree/native-walker.js';
 import { ThreadLister } from '../src/tree/thread-lister.js';
@@ -131,15 +132,17 @@ describe('native lister', () => {
     assert.throws(() => native.syncFs(-1), TypeError);
   });
 
-  test('fixMetas sets bits and times as fixMeta does through Node (to the microsecond, before 1970 too), answers each lstat, refuses a file changed since the walk, and each failure as fs throws it', { skip: notUsed }, async () => {
+  test('fixMetas sets owners, bits and times as fixMeta does (times to the nanosecond, before 1970 too), answers each lstat, refuses a file changed since the walk, and each failure as fs throws it', { skip: notUsed }, async () => {
     const root = tempDir('fs-native-metas-');
     const [viaNode, viaNative, changed, missing] = ['node.txt', 'native.txt', 'changed.txt', 'missing.txt'].map((name) => path.join(root, name));
     for (const p of [viaNode, viaNative, changed]) fs.writeFileSync(p, 'x');
     const seen = (p: string) => toEntry(path.basename(p), fs.lstatSync(p, { bigint: true }));
     // Source times as the walk splits them: an mtime before 1970 (-1.5 s), an atime with nanoseconds.
     const source = { ...seen(viaNode), mode: 0o604, mtimeS: -2, mtimeN: 500_000_000, atimeS: 1_700_000_000, atimeN: 123_456_789 };
-    fixMeta({ io: nodeIo, replicaRoot: root } as LocalContext, metaFix('node.txt', source, seen(viaNode)));
-    const fix = { mode: 0o604, atimeS: source.atimeS, atimeN: source.atimeN, mtimeS: source.mtimeS, mtimeN: source.mtimeN };
+    const owners = process.getuid?.() === 0 ? ALL_OWNERS : NO_OWNERS;
+    const owned = { ...source, uid: owners === ALL_OWNERS ? 4321 : source.uid, gid: owners === ALL_OWNERS ? 8765 : source.gid };
+    fixMeta({ io: nodeIo, replicaRoot: root, owners, ownerRefused: assert.fail } as LocalContext, metaFix('node.txt', owned, seen(viaNode), owners));
+    const fix = { mode: 0o604, uid: owners.uid(owned), gid: owners.gid(owned), atimeS: source.atimeS, atimeN: source.atimeN, mtimeS: source.mtimeS, mtimeN: source.mtimeN };
     const changedSeen = seen(changed);
     fs.writeFileSync(changed, 'y'); // rewritten at the same size since the walk saw it
     const changedBefore = fs.lstatSync(changed, { bigint: true });
@@ -152,8 +155,9 @@ describe('native lister', () => {
     const [a, b] = [viaNode, viaNative].map((p) => fs.lstatSync(p, { bigint: true }));
     assert.equal(b.mode & 0o7777n, 0o604n);
     assert.equal(b.mtimeNs, -1_500_000_000n);
-    assert.equal(b.atimeNs, 1_700_000_000_123_456_000n, 'kept to the microsecond');
-    assert.deepEqual([b.mode, b.mtimeNs, b.atimeNs], [a.mode, a.mtimeNs, a.atimeNs], 'as Node sets them');
+    assert.equal(b.atimeNs, 1_700_000_000_123_456_789n, 'to the nanosecond');
+    assert.deepEqual([b.mode, b.mtimeNs, b.atimeNs, b.uid, b.gid], [a.mode, a.mtimeNs, a.atimeNs, a.uid, a.gid], 'as fixMeta sets them (through the addon\'s utimens)');
+    if (owners === ALL_OWNERS) assert.deepEqual([b.uid, b.gid], [4321n, 8765n]);
     assert.deepEqual(entryFrom('native.txt', nums, 0), toEntry('native.txt', b));
     assert.equal(errors?.[0], undefined);
     // Changed since the walk: refused, and left as it is.
@@ -172,8 +176,8 @@ describe('native lister', () => {
     assert.equal(split.errors, undefined);
     assert.equal(fs.lstatSync(viaNative, { bigint: true }).mtimeNs, -100_250_000_000n);
     // Bad arguments throw at once.
-    assert.throws(() => loadNative()!.fixMetas(['x'], new Float64Array(10), new Float64Array(NUMS)), TypeError);
-    assert.throws(() => loadNative()!.fixMetas([1 as never], new Float64Array(11), new Float64Array(NUMS)), TypeError);
+    assert.throws(() => loadNative()!.fixMetas(['x'], new Float64Array(12), new Float64Array(NUMS)), TypeError);
+    assert.throws(() => loadNative()!.fixMetas([1 as never], new Float64Array(13), new Float64Array(NUMS)), TypeError);
   });
 
   test('copyToTemp writes the source\'s bytes into a private temporary file with the source\'s bits, answers its MD5 and fstat, and fails as fs would, naming its step, with nothing left behind', { skip: notUsed || (poolCopies() ? false : 'built without copyToTemp (no OpenSSL headers)') }, async () => {
@@ -266,7 +270,7 @@ describe('native lister', () => {
     assert.deepEqual(sub.names, ['deeper', 'old', 'skipme']);
     const old = sub.nums.slice(NUMS, 2 * NUMS);
     const st = fs.lstatSync(path.join(root, 'sub', 'old'), { bigint: true });
-    assert.deepEqual(old, [FILE, 3, 0o640, 981173106, 789000000, Number(st.ctimeNs / 1_000_000_000n), Number(st.ctimeNs % 1_000_000_000n), 981173106, 789000000, Number(st.ino)]);
+    assert.deepEqual(old, [FILE, 3, 0o640, 981173106, 789000000, Number(st.ctimeNs / 1_000_000_000n), Number(st.ctimeNs % 1_000_000_000n), 981173106, 789000000, Number(st.ino), Number(st.uid), Number(st.gid), 1, Number(st.dev)]);
     const big = native.seen.find((s) => s.relDir === 'big')!;
     assert.equal(big.names.length, 5000);
     assert.deepEqual(big.names, [...big.names].sort(byName));

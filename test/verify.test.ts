@@ -11,11 +11,14 @@ import { errno, md5, SpyIo, tempDir, writeTree, type Spec } from './helpers/tree
 const OLD = 1_600_000_000; // 2020-09-13T12:26:40Z
 const TEMP_NAME = '.folder-sync-0123456789abcdef.tmp';
 
-/** Every regular file below `root` gets mtime `OLD`, so two trees written a moment apart agree. */
+/** Every regular file and folder below `root` (and `root`) gets mtime `OLD`, so two trees written a moment apart agree. */
 function age(root: string): void {
+  const folders = [root];
   for (const entry of fs.readdirSync(root, { withFileTypes: true, recursive: true })) {
     if (entry.isFile()) fs.utimesSync(path.join(entry.parentPath, entry.name), OLD, OLD);
+    if (entry.isDirectory()) folders.push(path.join(entry.parentPath, entry.name));
   }
+  for (const folder of folders.reverse()) fs.utimesSync(folder, OLD, OLD);
 }
 
 /** A source and a replica written from the same spec, files aged to `OLD`. */
@@ -30,8 +33,32 @@ function twins(spec: Record<string, Spec>): { source: string; replica: string } 
   return { source, replica };
 }
 
-function run(t: { source: string; replica: string }, options: Partial<VerifyOptions> = {}): Promise<VerifyResult> {
+/**
+ * `verify` of the twins, their folders' mtimes first set alike (the tests change entries in them,
+ * which moves them) unless `asTheyAre`.
+ */
+function run(t: { source: string; replica: string }, options: Partial<VerifyOptions> = {}, asTheyAre = false): Promise<VerifyResult> {
+  if (!asTheyAre) for (const root of [t.source, t.replica]) ageFolders(root);
   return verify({ source: t.source, replica: t.replica, exclude: includeAll, threads: false, ...options });
+}
+
+function ageFolders(root: string): void {
+  const folders = [root];
+  const walk = (dir: string): void => {
+    let names: fs.Dirent[];
+    try {
+      names = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // unreadable: the test's point
+    }
+    for (const entry of names) {
+      if (!entry.isDirectory()) continue;
+      folders.push(path.join(dir, entry.name));
+      walk(path.join(dir, entry.name));
+    }
+  };
+  walk(root);
+  for (const folder of folders.reverse()) fs.utimesSync(folder, OLD, OLD);
 }
 
 const diff = (kind: Difference['kind'], relPath: string, detail: string): Difference => ({ kind, relPath, detail });
@@ -111,12 +138,14 @@ describe('trees in sync', () => {
     assert.deepEqual(result, { differences: [], entries: 7, filesHashed: 6, bytesHashed: 2 * (5 + 5 + 300_000) });
   });
 
-  test('sub-second file mtimes, folder mtimes and symlink mtimes are not differences', async () => {
+  test('sub-second file and folder mtimes and symlink mtimes are not differences; a folder\'s mtime to the second is', async () => {
     const t = twins(SAMPLE);
     fs.utimesSync(path.join(t.replica, 'a.txt'), OLD + 0.5, OLD + 0.5);
-    fs.utimesSync(path.join(t.replica, 'docs'), OLD, OLD);
+    fs.utimesSync(path.join(t.replica, 'docs'), OLD + 0.5, OLD + 0.5);
     fs.lutimesSync(path.join(t.replica, 'to-a'), OLD, OLD);
-    assert.deepEqual((await run(t)).differences, []);
+    assert.deepEqual((await run(t, {}, true)).differences, []);
+    fs.utimesSync(path.join(t.replica, 'docs'), OLD + 5, OLD + 5);
+    assert.deepEqual((await run(t, {}, true)).differences, [diff('mtime', 'docs', '2020-09-13T12:26:40Z vs 2020-09-13T12:26:45Z')]);
   });
 });
 
@@ -352,8 +381,9 @@ describe('an audit', () => {
       execFileSync('mkfifo', [path.join(t.source, 'pipe')]);
       execFileSync('mkfifo', [path.join(t.replica, 'pipe')]);
       writeTree(t.replica, { [TEMP_NAME]: 'half' });
+      for (const root of [t.source, t.replica]) ageFolders(root);
       const before = snapshot(t.source, t.replica);
-      const result = await run(t, { threads });
+      const result = await run(t, { threads }, true);
       assert.deepEqual(result.differences, byWalk(EVERY_KIND));
       assert.equal(snapshot(t.source, t.replica), before);
     });

@@ -10,6 +10,7 @@
  * opened O_RDONLY | O_NOFOLLOW (through `Io.openRead`, or the hashing threads, which open the same way).
  */
 import { distrustCache } from '../compare/fingerprint.js';
+import { ownerDiffers, processOwners, type Owners } from '../compare/owners.js';
 import type { Change } from '../compare/types.js';
 import { Walker, type Side, type Unreadable } from '../compare/walk.js';
 import { describe, show } from '../errors.js';
@@ -25,7 +26,7 @@ import { closeListers } from '../tree/lister.js';
 import { byName, toEntry } from '../tree/scan.js';
 
 /** The ways a path can differ, in the order a path's differences are listed. */
-export const DIFFERENCE_KINDS = ['missing', 'extra', 'type', 'content', 'mode', 'mtime', 'link target', 'unreadable'] as const;
+export const DIFFERENCE_KINDS = ['missing', 'extra', 'type', 'content', 'owner', 'group', 'mode', 'mtime', 'link target', 'unreadable'] as const;
 export type DifferenceKind = (typeof DIFFERENCE_KINDS)[number];
 
 
@@ -65,6 +66,8 @@ export interface VerifyOptions {
   hashThreads?: number;
   /** A terminal's progress line (scanning, then hashing). */
   progress?: Progress;
+  /** Which owners and groups are compared (default: those a pass run by this process keeps). */
+  owners?: Owners;
 }
 
 export interface VerifyResult {
@@ -136,6 +139,7 @@ class Audit {
   private readonly roots: Record<Side, string>;
   private readonly found: Difference[] = [];
   private readonly pairs: FilePair[] = [];
+  private readonly owners: Owners;
   private stopped = false;
   /** The walk is done: differences are reported as found from now on. */
   private walked = false;
@@ -145,6 +149,7 @@ class Audit {
     this.stop = o.shouldStop ?? (() => false);
     this.report = o.onDifference ?? (() => {});
     this.roots = { source: o.source, replica: o.replica };
+    this.owners = o.owners ?? processOwners();
   }
 
   async run(): Promise<VerifyResult> {
@@ -204,6 +209,7 @@ class Audit {
       seen: () => {},
       records: () => noRecord,
       lookup: distrustCache,
+      owners: this.owners,
       onChange: (change) => this.compare(change),
       onTemp: () => {},
       onSpecial: () => {}, // the mirror skips special files and leaves whatever the replica has at their path
@@ -237,10 +243,15 @@ class Audit {
         return this.add('extra', relPath, entryDetail(change.replica));
       case 'kind':
         return this.add('type', relPath, `${KIND_NAMES[change.source.kind]} vs ${KIND_NAMES[change.replica.kind]}`);
-      case 'dirmode':
-        // Folder mtimes move with every change inside: only permissions are compared.
-        return this.add('mode', relPath, `${octal(change.source.mode)} vs ${octal(change.replica.mode)}`);
+      case 'dirmeta': {
+        const { source: s, replica: r } = change;
+        this.owner(relPath, s, r);
+        if (s.mode !== r.mode) this.add('mode', relPath, `${octal(s.mode)} vs ${octal(r.mode)}`);
+        if (s.mtimeS !== r.mtimeS) this.add('mtime', relPath, `${isoSeconds(s.mtimeS)} vs ${isoSeconds(r.mtimeS)}`);
+        return;
+      }
       case 'link': {
+        this.owner(relPath, change.source, change.replica);
         if (change.reason !== 'link target changed') return; // a link's own mtime is not compared
         const source = this.io.readlink(this.abs('source', relPath));
         const replica = this.io.readlink(this.abs('replica', relPath));
@@ -251,6 +262,7 @@ class Audit {
       case 'meta': {
         const { source: s, replica: r } = change;
         if (s.size !== r.size) this.add('content', relPath, `size ${s.size} vs ${r.size} bytes`);
+        this.owner(relPath, s, r);
         if (s.mode !== r.mode) this.add('mode', relPath, `${octal(s.mode)} vs ${octal(r.mode)}`);
         // The mirror guarantees mtimes to the second (libuv sets microseconds, some filesystems keep 1-2 s).
         if (s.mtimeS !== r.mtimeS) this.add('mtime', relPath, `${isoSeconds(s.mtimeS)} vs ${isoSeconds(r.mtimeS)}`);
@@ -260,6 +272,13 @@ class Audit {
       case 'move':
         return; // never: moves are paired by a pass only
     }
+  }
+
+  /** Owner and group differences, of those a pass keeps (as root, all; else groups this user is in). */
+  private owner(relPath: string, s: Entry, r: Entry): void {
+    const differs = ownerDiffers(this.owners, s, r);
+    if (differs.uid) this.add('owner', relPath, `${s.uid} vs ${r.uid}`);
+    if (differs.gid) this.add('group', relPath, `${s.gid} vs ${r.gid}`);
   }
 
   /** Hashes both sides of every file pair fully, then reports content and read failures. */

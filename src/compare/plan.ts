@@ -3,8 +3,8 @@
  *
  * Order (rclone's): creations and updates first, then deletes (children before parents), then
  * what had to wait for a delete (a folder replaced by a file, or a file by a folder), and last the
- * permission bits of folders, deepest first, so a read-only source folder is filled before it is
- * made read-only in the replica.
+ * metadata of folders (owner, permission bits, mtime), deepest first, so a read-only source folder
+ * is filled before it is made read-only in the replica, and its mtime set once nothing changes in it.
  */
 import type { Change, Op } from './types.js';
 
@@ -15,8 +15,8 @@ export interface Plan {
   deletes: Op[];
   /** Creations that need a delete first (type changes); dropped with the deletes if refused. */
   afterDeletes: Op[];
-  /** Folder permission bits, deepest first. */
-  dirModes: Op[];
+  /** Folder metadata (owner, bits, mtime), deepest first. */
+  dirMetas: Op[];
   /** Entries the deletes would remove (files, links and folders, each counted). */
   deleteCount: number;
   /** Bytes of regular files the deletes would remove. */
@@ -27,7 +27,7 @@ export interface Plan {
 
 /** `changes` must come in walk order: parents before children for new entries, children first for extras. */
 export function planOps(changes: readonly Change[]): Plan {
-  const plan: Plan = { upserts: [], deletes: [], afterDeletes: [], dirModes: [], deleteCount: 0, deleteBytes: 0, replacements: [] };
+  const plan: Plan = { upserts: [], deletes: [], afterDeletes: [], dirMetas: [], deleteCount: 0, deleteBytes: 0, replacements: [] };
   // Folders of the source that can only be created once a replica entry in their way is deleted:
   // everything beneath them waits too.
   const waiting: string[] = [];
@@ -46,7 +46,7 @@ export function planOps(changes: readonly Change[]): Plan {
         const { relPath, source } = change;
         if (source.kind === 'dir') {
           target.push({ op: 'mkdir', relPath, source });
-          plan.dirModes.push({ op: 'dirmode', relPath, source });
+          plan.dirMetas.push({ op: 'dirmeta', relPath, source });
         } else if (source.kind === 'file') {
           target.push({ op: 'copy', relPath, source, reason: 'new', replacing: undefined });
         } else if (source.kind === 'symlink') {
@@ -66,8 +66,8 @@ export function planOps(changes: readonly Change[]): Plan {
       case 'link':
         plan.upserts.push({ op: 'link', relPath: change.relPath, source: change.source, reason: change.reason, replacing: change.replica });
         break;
-      case 'dirmode':
-        plan.dirModes.push({ op: 'dirmode', relPath: change.relPath, source: change.source });
+      case 'dirmeta':
+        plan.dirMetas.push({ op: 'dirmeta', relPath: change.relPath, source: change.source, replica: change.replica });
         break;
       case 'kind': {
         const { relPath, source, replica } = change;
@@ -83,7 +83,7 @@ export function planOps(changes: readonly Change[]): Plan {
         plan.replacements.push(relPath);
         if (source.kind === 'dir') {
           plan.afterDeletes.push({ op: 'mkdir', relPath, source });
-          plan.dirModes.push({ op: 'dirmode', relPath, source });
+          plan.dirMetas.push({ op: 'dirmeta', relPath, source });
           waiting.push(relPath);
         } else {
           const op = source.kind === 'file' ? 'copy' : 'link';
@@ -101,7 +101,7 @@ export function planOps(changes: readonly Change[]): Plan {
     }
   }
   // Deepest first: a child's mode is set before its parent may become read-only.
-  plan.dirModes.sort((a, b) => depth(b.relPath) - depth(a.relPath));
+  plan.dirMetas.sort((a, b) => depth(b.relPath) - depth(a.relPath));
   return plan;
 }
 

@@ -62,7 +62,11 @@ export type Reason =
   | 'permissions'
   | 'mtime'
   | 'permissions, mtime'
-  | 'not in source';
+  | 'not in source'
+  | MetaReason;
+
+/** Metadata that differs, those of `owner`, `group`, `permissions`, `mtime` joined by commas (`metaReason`). */
+export type MetaReason = string & {};
 
 /**
  * What the lockstep walk found at one path that is not already in sync. The walk decides what
@@ -89,8 +93,8 @@ export type Change =
   | { type: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number; asLeft?: true }
   /** A symlink on both sides with a different target text or mtime. */
   | { type: 'link'; relPath: string; source: Entry; replica: Entry; reason: Reason }
-  /** A folder on both sides with different permission bits. */
-  | { type: 'dirmode'; relPath: string; source: Entry; replica: Entry }
+  /** A folder on both sides with a different owner, permission bits or mtime. */
+  | { type: 'dirmeta'; relPath: string; source: Entry; replica: Entry }
   /** The entry changed kind (file, folder, link) between source and replica. */
   | { type: 'kind'; relPath: string; source: Entry; replica: Entry }
   /** A new source file whose content the replica already has at a vanished path: rename it. */
@@ -102,6 +106,7 @@ export type Op =
   | { op: 'copy'; relPath: string; source: Entry; reason: Reason; replacing: Entry | undefined }
   | { op: 'link'; relPath: string; source: Entry; reason: Reason; replacing: Entry | undefined }
   | { op: 'meta'; relPath: string; source: Entry; replica: Entry; md5: string; readAtMs?: number; asLeft?: true }
-  | { op: 'dirmode'; relPath: string; source: Entry }
+  /** A folder's owner, bits and mtime, once its content is final; `replica`: the folder as the walk saw it (none: created this pass). */
+  | { op: 'dirmeta'; relPath: string; source: Entry; replica?: Entry }
   | { op: 'delete'; relPath: string; replica: Entry; reason: Reason }
   | { op: 'move'; relPath: string; from: string; source: Entry; replica: Entry; md5: string };

@@ -13,6 +13,7 @@ import type { Lister } from '../tree/lister.js';
 import { joinRel } from '../tree/scan.js';
 import { compareDirs, compareFiles, compareLinks } from './diff.js';
 import type { CacheLookup } from './fingerprint.js';
+import type { Owners } from './owners.js';
 import type { Change, RecordFields } from './types.js';
 
 export interface WalkContext {
@@ -31,6 +32,8 @@ export interface WalkContext {
    */
   records(relDir: string): (name: string, relPath: string) => RecordFields | undefined;
   lookup: CacheLookup;
+  /** Which owners and groups the replica keeps (as compared). */
+  owners: Owners;
   onChange(change: Change): void;
   /** A temporary file of ours found in the replica (to sweep). */
   onTemp(relPath: string): void;
@@ -116,7 +119,7 @@ export class Walker {
     if (replicaRootEntry === undefined) {
       await this.sourceOnly('');
     } else {
-      const change = compareDirs('', sourceRootEntry, replicaRootEntry);
+      const change = compareDirs('', sourceRootEntry, replicaRootEntry, this.ctx.owners);
       if (change) this.ctx.onChange(change);
       await this.both('');
     }
@@ -232,21 +235,21 @@ export class Walker {
         case FILE: {
           const known = record(name, childRel);
           // Decided on the scratch entries; a change is decided again on entries it may keep.
-          if (compareFiles(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r), known, ctx.lookup) !== undefined) {
-            ctx.onChange(compareFiles(childRel, entryAt(source, i), entryAt(replica, r), known, ctx.lookup)!);
+          if (compareFiles(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r), known, ctx.lookup, ctx.owners) !== undefined) {
+            ctx.onChange(compareFiles(childRel, entryAt(source, i), entryAt(replica, r), known, ctx.lookup, ctx.owners)!);
           }
           break;
         }
         case SYMLINK: {
           const targets = this.readLinks(childRel);
           if (targets === undefined) break;
-          const change = compareLinks(childRel, entryAt(source, i), entryAt(replica, r), targets[0], targets[1]);
+          const change = compareLinks(childRel, entryAt(source, i), entryAt(replica, r), targets[0], targets[1], ctx.owners);
           if (change) ctx.onChange(change);
           break;
         }
         case DIR: {
-          if (compareDirs(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r)) !== undefined) {
-            ctx.onChange(compareDirs(childRel, entryAt(source, i), entryAt(replica, r))!);
+          if (compareDirs(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r), ctx.owners) !== undefined) {
+            ctx.onChange(compareDirs(childRel, entryAt(source, i), entryAt(replica, r), ctx.owners)!);
           }
           await this.both(childRel);
           break;

@@ -51,9 +51,9 @@ const SEEN = 1;
 /**
  * Seconds outside 1970–2106 (a file's mtime can be set to anything: a scan dated 1960, a file from
  * a clock set wrong) are kept as this in the column, and exactly in `RecordStore.wideSeconds`
- * beside it (a few records, in practice); what is not a whole number is read back as NaN and
- * written to the manifest files as -1: such a fingerprint never matches a file's, so that side is
- * read each pass, never believed wrongly.
+ * beside it (a few records, in practice); what is not a whole number is read back as NaN (and
+ * written to the manifest files as -0.5): such a fingerprint never matches a file's, so that side
+ * is read each pass, never believed wrongly.
  */
 const NO_SECONDS = 0xffffffff;
 
@@ -196,9 +196,10 @@ export class RecordStore {
       this.md5[slot >>> CHUNK_BITS].copy(md5, i * 16, (slot & MASK) * 16, (slot & MASK) * 16 + 16);
       for (let k = 0; k < RECORD_NUMBERS; k++) {
         const value = this.number(slot, k);
-        // NaN (seconds out of range) and, from a damaged journal, infinities (JSON would write
-        // them as null, and the whole group would be dropped at the next load): -1, never matching.
-        numbers.push(Number.isFinite(value) ? value : -1);
+        // NaN (seconds that were not a whole number) and, from a damaged journal, infinities (JSON
+        // would write them as null, and the whole group would be dropped at the next load): values
+        // no file has, read back as never matching: -0.5 seconds (NaN again), -1 for the rest.
+        numbers.push(Number.isFinite(value) ? value : COLUMN_OF[k] === SECONDS ? -0.5 : -1);
       }
     }
     return [md5.toString('hex'), numbers];

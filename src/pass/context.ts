@@ -1,4 +1,5 @@
 /** What every stage of a pass shares: its options, counters, manifest, progress line, and when to stop. */
+import { processOwners, type Owners } from '../compare/owners.js';
 import { noProgress, type Progress } from '../log/progress.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { emptyStats, type PassOptions, type PassStats } from './options.js';
@@ -7,6 +8,8 @@ export class PassContext {
   readonly stats: PassStats = emptyStats();
   readonly started = Date.now();
   readonly progress: Progress;
+  /** The owners and groups kept, chosen once. */
+  readonly owners: Owners;
   /** Set once the pass was asked to stop (`tick`). */
   interrupted = false;
   /** Replica folders this pass created (their bits are set silently at the end). */
@@ -16,6 +19,7 @@ export class PassContext {
 
   constructor(readonly o: PassOptions) {
     this.progress = o.progress ?? noProgress;
+    this.owners = o.owners ?? processOwners();
   }
 
   /** The manifest, once loaded (`loadManifest`). */

@@ -2,7 +2,8 @@
  * Execute: the plan's operations against the replica, in order, each recorded once done. Only this
  * stage changes the replica (through `Replica`); a failed operation is logged and skipped.
  */
-import { metaToFix } from '../compare/diff.js';
+import { metaReason, metaToFix } from '../compare/diff.js';
+import { toEntry } from '../tree/scan.js';
 import type { Plan } from '../compare/plan.js';
 import type { Op } from '../compare/types.js';
 import { ChangedInReplica, describe, errorCode, RenameFailed, show, StepError } from '../errors.js';
@@ -24,13 +25,7 @@ export async function execute(pass: PassContext, replica: Replica, recorder: Rec
   }
   try {
     if (!(await executor.phases(phases))) return;
-    // Folder bits last, deepest first: a read-only source folder is filled before it is made read-only.
-    const deferred = new Set(refusedDeletes ? plan.afterDeletes.map((op) => op.relPath) : []);
-    for (const op of plan.dirModes) {
-      if (deferred.has(op.relPath)) continue; // its folder was never created
-      if (await pass.tick()) return;
-      await executor.apply(op);
-    }
+    await executor.folders(plan, refusedDeletes);
   } finally {
     pass.progress.end();
   }
@@ -83,6 +78,34 @@ class Executor {
     return true;
   }
 
+  /**
+   * Folders last, deepest first, once their content is final: those the plan names get the source
+   * folder's owner, bits and mtime; those this pass added entries to or removed entries from, their
+   * mtime back. A read-only source folder is filled before it is made read-only in the replica.
+   */
+  async folders(plan: Plan, refusedDeletes: boolean): Promise<void> {
+    const deferred = new Set(refusedDeletes ? plan.afterDeletes.map((op) => op.relPath) : []);
+    const ops = new Map<string, Extract<Op, { op: 'dirmeta' }> | undefined>();
+    for (const op of plan.dirMetas) if (!deferred.has(op.relPath)) ops.set(op.relPath, op as Extract<Op, { op: 'dirmeta' }>); // (a deferred one was never created)
+    for (const relDir of this.recorder.changedFolders) if (!ops.has(relDir)) ops.set(relDir, undefined);
+    for (const relDir of [...ops.keys()].sort((a, b) => depth(b) - depth(a))) {
+      if (await this.pass.tick()) return;
+      const op = ops.get(relDir) ?? this.changedFolder(relDir);
+      if (op !== undefined) await this.apply(op);
+    }
+  }
+
+  /** A folder this pass changed, with the source folder as it is now; undefined if there is none (a replica-only folder kept). */
+  private changedFolder(relDir: string): Extract<Op, { op: 'dirmeta' }> | undefined {
+    const { io, source } = this.pass.o;
+    try {
+      const entry = toEntry(relDir.slice(relDir.lastIndexOf('/') + 1), io.lstat(relDir === '' ? source : source + '/' + relDir));
+      return entry.kind === 'dir' ? { op: 'dirmeta', relPath: relDir, source: entry } : undefined;
+    } catch {
+      return undefined; // gone from the source: the next pass looks again
+    }
+  }
+
   /** Applies one op (or, in a dry run, logs it) and records it. Never throws. */
   async apply(op: Op): Promise<void> {
     const { dryRun, io, source } = this.pass.o;
@@ -96,9 +119,9 @@ class Executor {
         case 'copy':
           return recorder.wouldCopy(op); // (real copies go through `copies`)
         case 'link': {
-          if (op.reason === 'mtime') {
-            if (!dryRun) replica.setLinkTimes(op.relPath, op.source);
-            return recorder.linkTimesSet(op.relPath);
+          if (op.replacing !== undefined && op.reason !== 'link target changed' && op.reason !== 'type changed') {
+            if (!dryRun) replica.setLinkMeta(op.relPath, op.source, op.replacing);
+            return recorder.linkMetaSet(op.relPath, op.reason);
           }
           // A dry run reads the target too (read-only), so its line is the real run's.
           let target: string;
@@ -111,9 +134,12 @@ class Executor {
           return recorder.linked(op, target);
         }
         case 'meta': // (a dry run's: a real run's go through `applyMetas`)
-          return recorder.metaFixed(op, metaToFix(op), op.replica);
-        case 'dirmode':
-          return recorder.folderMode(op.relPath, dryRun ? true : replica.setDirMode(op.relPath, op.source.mode));
+          return recorder.metaFixed(op, metaToFix(op, this.pass.owners), op.replica);
+        case 'dirmeta': {
+          // (A dry run says what differs of the folders the walk found: owner and bits, as a real run logs.)
+          const wouldFix = op.replica === undefined ? undefined : metaReason(op.source, op.replica, this.pass.owners, { mode: true, mtime: false });
+          return recorder.folderMeta(op.relPath, dryRun ? wouldFix : replica.setDirMeta(op.relPath, op.source));
+        }
         case 'move':
           return await this.move(op);
         case 'delete':
@@ -147,6 +173,13 @@ class Executor {
 /** A file's delete, which may run beside others of its run (a folder's waits for its children's). */
 function isFileDelete(op: Op): op is DeleteOp {
   return op.op === 'delete' && op.replica.kind !== 'dir';
+}
+
+function depth(relPath: string): number {
+  if (relPath === '') return -1;
+  let n = 0;
+  for (let i = 0; i < relPath.length; i++) if (relPath.charCodeAt(i) === 47) n++;
+  return n;
 }
 
 /** The end (exclusive) of the run of ops from `start` on that `inRun` takes. */

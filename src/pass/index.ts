@@ -41,6 +41,7 @@ export async function runPass(options: PassOptions): Promise<PassResult> {
       kernelCopyMinBytes: options.kernelCopyMinBytes,
     },
     tick: () => pass.tick(),
+    owners: pass.owners,
     log: { debug: (message) => pass.debug(message), warn: (message) => pass.warn(message) },
   });
   const recorder = new Recorder(pass, replica);

@@ -1,5 +1,6 @@
 /** What a pass is given, and what it answers. */
 import type { DeleteLimit } from '../cli/config.js';
+import type { Owners } from '../compare/owners.js';
 import type { Reporter } from '../log/log.js';
 import type { Progress } from '../log/progress.js';
 import type { Manifest } from '../manifest/manifest.js';
@@ -62,6 +63,8 @@ export interface PassOptions {
   copyThreads?: number;
   /** With `threads`: small copies written by the addon on libuv's thread pool when it is built (default true). */
   poolCopies?: boolean;
+  /** Which owners and groups are kept (default: as this process can, `processOwners`). */
+  owners?: Owners;
 }
 
 export interface PassResult {

@@ -23,6 +23,8 @@ export class Recorder {
   /** Replica folders whose entries changed since the last checkpoint (relative; flushed before it). */
   private readonly dirtyDirs = new Set<string>();
   private opsSinceCheckpoint = 0;
+  /** Replica folders whose entries changed this pass (relative): their mtimes are set back at its end. */
+  readonly changedFolders = new Set<string>();
   private lastCheckpoint = Date.now();
 
   constructor(
@@ -61,8 +63,9 @@ export class Recorder {
     this.pass.o.log.action({ verb: this.verb('create', 'created'), path: `${show(relPath)}/`, reason: 'new folder' });
   }
 
-  linkTimesSet(relPath: string): void {
-    this.pass.o.log.action({ verb: this.verb('update', 'updated'), path: show(relPath), reason: 'mtime' });
+  /** A link's own owner or times set (its target was right). */
+  linkMetaSet(relPath: string, reason: Reason): void {
+    this.pass.o.log.action({ verb: this.verb('update', 'updated'), path: show(relPath), reason });
     this.pass.stats.updated++;
   }
 
@@ -86,9 +89,9 @@ export class Recorder {
     }
   }
 
-  /** A folder's bits: news only for a folder that existed before this pass. */
-  folderMode(relPath: string, changed: boolean): void {
-    if (changed && !this.pass.created.has(relPath)) this.pass.o.log.action({ verb: this.verb('update', 'updated'), path: `${show(relPath)}/`, reason: 'permissions' });
+  /** A folder's owner and bits, as changed (`reason`): news only for a folder that existed before this pass. */
+  folderMeta(relPath: string, reason: Reason | undefined): void {
+    if (reason !== undefined && !this.pass.created.has(relPath)) this.pass.o.log.action({ verb: this.verb('update', 'updated'), path: `${show(relPath)}/`, reason });
   }
 
   moved(op: Extract<Op, { op: 'move' }>, replica: Entry | undefined, hashedAt: number): void {
@@ -129,10 +132,16 @@ export class Recorder {
     else this.pass.stats.copied++;
   }
 
-  /** Notes a replica folder whose entries changed (flushed before the next manifest checkpoint). */
+  /**
+   * Notes a replica folder whose entries changed: flushed before the next manifest checkpoint, and
+   * its mtime given back at the end of the pass.
+   */
   private touched(relPath: string): void {
     this.opsSinceCheckpoint++;
-    if (this.pass.o.fsync && !this.pass.o.dryRun) this.dirtyDirs.add(parentOf(relPath));
+    if (this.pass.o.dryRun) return;
+    const parent = parentOf(relPath);
+    this.changedFolders.add(parent);
+    if (this.pass.o.fsync) this.dirtyDirs.add(parent);
   }
 
   /**

@@ -3,6 +3,7 @@
  * order: metadata fixes (a batch at a time) and files' deletes (many at once).
  */
 import { metaToFix } from '../compare/diff.js';
+import type { Reason } from '../compare/types.js';
 import { metaFix, type MetaFix, type MetaFixed, type Replica } from '../replica/replica.js';
 import type { PassContext } from './context.js';
 import type { DeleteOp, MetaOp, Recorder } from './recorder.js';
@@ -22,12 +23,12 @@ const DELETES_AHEAD = 64;
 /** A run of metadata fixes; stops early (what is under way still ends) when the pass must stop. */
 export async function applyMetas(pass: PassContext, replica: Replica, recorder: Recorder, ops: readonly MetaOp[]): Promise<void> {
   const batches: Promise<MetaFixed[]>[] = [];
-  const reasons = ops.map(metaToFix);
+  const reasons = ops.map((op) => metaToFix(op, pass.owners));
   const start = (from: number): void => {
     if (from >= ops.length) return;
     const fixes: MetaFix[] = [];
     for (let i = from; i < Math.min(from + METAS_BATCH, ops.length); i++) {
-      if (reasons[i] !== undefined) fixes.push(metaFix(ops[i].relPath, ops[i].source, ops[i].replica));
+      if (reasons[i] !== undefined) fixes.push(metaFix(ops[i].relPath, ops[i].source, ops[i].replica, pass.owners));
     }
     batches.push(fixes.length === 0 ? Promise.resolve([]) : replica.fixMetas(fixes).catch((error: unknown) => fixes.map((): MetaFixed => ({ kind: 'failed', error }))));
   };
@@ -44,8 +45,13 @@ export async function applyMetas(pass: PassContext, replica: Replica, recorder: 
           recorder.metaFixed(op, undefined, op.replica); // nothing to fix: the record refreshed
         } else {
           const outcome = fixed[fix++];
-          if (outcome.kind === 'fixed') recorder.metaFixed(op, reason, outcome.replica);
-          else recorder.failed(op, outcome.error);
+          if (outcome.kind === 'failed') {
+            recorder.failed(op, outcome.error);
+          } else {
+            // An owner the replica refused (warned about once) is not news.
+            recorder.metaFixed(op, outcome.ownerRefused ? withoutOwner(reason) : reason, outcome.replica);
+            if (outcome.ownerError !== undefined) recorder.failed(op, outcome.ownerError);
+          }
         }
         await recorder.checkpoint();
       }
@@ -54,6 +60,12 @@ export async function applyMetas(pass: PassContext, replica: Replica, recorder: 
     // Interrupted: the batches under way are let finish (a few ms); what they did is not recorded.
     await Promise.all(batches);
   }
+}
+
+/** `reason` without its owner and group (`owner, mtime` → `mtime`), or undefined if nothing is left. */
+export function withoutOwner(reason: Reason): Reason | undefined {
+  const rest = reason.split(', ').filter((part) => part !== 'owner' && part !== 'group');
+  return rest.length === 0 ? undefined : rest.join(', ');
 }
 
 /**

@@ -42,6 +42,7 @@ export async function walkTrees(pass: PassContext, replica: Replica, roots: Root
       seen: (relPath) => manifest.markSeen(relPath),
       records: (relDir) => manifest.getIn(relDir),
       lookup: o.checksum ? distrustCache : trustCache,
+      owners: pass.owners,
       onChange: (change) => changes.push(change),
       onTemp: (relPath) => temps.push(relPath),
       onSpecial: (relPath) => pass.warn(`skipped ${show(relPath)} (special file)`),

@@ -6,6 +6,8 @@
  * Paths are `relPath`s below the replica's root. Every changing call throws a `StepError` naming
  * its step, or one of the outcomes of `errors.ts` that mean the tree moved (`ChangedInReplica`…).
  */
+import type { Owners } from '../compare/owners.js';
+import type { Reason } from '../compare/types.js';
 import type { Hasher, HashResult } from '../hash/hasher.js';
 import type { Entry } from '../tree/entry.js';
 import type { Lister, ListerSpec } from '../tree/lister.js';
@@ -51,10 +53,12 @@ export interface InstalledCopy {
   resumedBytes: number;
 }
 
-/** A replica file's permission bits (unless `mode` is undefined) and times to set, if it is still `seen`. */
+/** A replica file's owner, group, permission bits (each unless undefined) and times to set, if it is still `seen`. */
 export interface MetaFix {
   readonly relPath: string;
   readonly seen: Entry;
+  readonly uid: number | undefined;
+  readonly gid: number | undefined;
   readonly mode: number | undefined;
   readonly atimeS: number;
   readonly atimeN: number;
@@ -62,14 +66,28 @@ export interface MetaFix {
   readonly mtimeN: number;
 }
 
-/** What it takes to give the replica file `seen` at `relPath` the metadata of `source`. */
-export function metaFix(relPath: string, source: Entry, seen: Entry): MetaFix {
-  const mode = source.mode === seen.mode ? undefined : source.mode;
-  return { relPath, seen, mode, atimeS: source.atimeS, atimeN: source.atimeN, mtimeS: source.mtimeS, mtimeN: source.mtimeN };
+/** What it takes to give the replica file `seen` at `relPath` the metadata of `source` (the owners `owners` keeps). */
+export function metaFix(relPath: string, source: Entry, seen: Entry, owners: Owners): MetaFix {
+  const uid = owners.uid(source);
+  const gid = owners.gid(source);
+  return {
+    relPath,
+    seen,
+    uid: uid === seen.uid ? undefined : uid,
+    gid: gid === seen.gid ? undefined : gid,
+    mode: source.mode === seen.mode ? undefined : source.mode,
+    atimeS: source.atimeS,
+    atimeN: source.atimeN,
+    mtimeS: source.mtimeS,
+    mtimeN: source.mtimeN,
+  };
 }
 
-/** A fix made (the file as it is now), or why not. */
-export type MetaFixed = { kind: 'fixed'; replica: Entry } | { kind: 'failed'; error: unknown };
+/**
+ * A fix made (the file as it is now), or why not. Made but for its owner: `ownerRefused`, the
+ * replica keeps none (warned about once a pass); `ownerError`, that step failed otherwise.
+ */
+export type MetaFixed = { kind: 'fixed'; replica: Entry; ownerRefused?: true; ownerError?: unknown } | { kind: 'failed'; error: unknown };
 
 export interface Replica {
   /** As the user gave it, for messages. */
@@ -101,14 +119,17 @@ export interface Replica {
   abandonCopy(pending: PendingCopy): void;
   /** A symbolic link with `target`, replacing what is at `relPath` (`replacing`), with the source's times. */
   symlink(relPath: string, target: string, source: Entry, replacing: boolean): Entry;
-  /** A link's own times. */
-  setLinkTimes(relPath: string, source: Entry): void;
+  /** A link's own owner and times, as the source's (`replica`: the link as the walk saw it). */
+  setLinkMeta(relPath: string, source: Entry, replica: Entry): void;
   /** Metadata fixes, one outcome each, in order. */
   fixMetas(fixes: readonly MetaFix[]): Promise<MetaFixed[]>;
-  /** A folder, private (0700) until `setDirMode` gives it its bits at the end of the pass. */
+  /** A folder, private (0700) until `setDirMeta` gives it its metadata at the end of the pass. */
   mkdir(relPath: string): void;
-  /** Whether the bits had to change. */
-  setDirMode(relPath: string, mode: number): boolean;
+  /**
+   * A folder given the source folder's owner, bits and times, once its content is final: what of
+   * its owner and bits changed (a reason), or undefined; its mtime is set silently.
+   */
+  setDirMeta(relPath: string, source: Entry): Reason | undefined;
   /** Removes an entry (a folder once empty); false when it was already gone. */
   remove(relPath: string, entry: Entry): Promise<boolean>;
   /** Renames a file the walk saw at `from` (`replica`) to `to`, with the source's metadata; what it is after. */

@@ -19,8 +19,8 @@ export const SYMLINK = 2;
 export const SPECIAL = 3;
 
 /** Where each number of an entry sits among its `NUMS`. */
-export const AT = { kind: 0, size: 1, mode: 2, mtimeS: 3, mtimeN: 4, ctimeS: 5, ctimeN: 6, atimeS: 7, atimeN: 8, ino: 9 } as const;
-export const NUMS = 10;
+export const AT = { kind: 0, size: 1, mode: 2, mtimeS: 3, mtimeN: 4, ctimeS: 5, ctimeN: 6, atimeS: 7, atimeN: 8, ino: 9, uid: 10, gid: 11, nlink: 12, dev: 13 } as const;
+export const NUMS = 14;
 
 /**
  * One directory entry as lstat saw it (never following links). Times are split into whole seconds
@@ -39,6 +39,12 @@ export interface Entry {
   readonly atimeS: number;
   readonly atimeN: number;
   readonly ino: number;
+  /** Owner and group. */
+  readonly uid: number;
+  readonly gid: number;
+  /** Names the inode has (hard links), and the device it is on: `--hard-links` groups by device and inode. */
+  readonly nlink: number;
+  readonly dev: number;
 }
 
 /**
@@ -77,6 +83,10 @@ export function entryFrom(name: string, n: Float64Array, i: number): Entry {
     atimeS: n[o + AT.atimeS],
     atimeN: n[o + AT.atimeN],
     ino: n[o + AT.ino],
+    uid: n[o + AT.uid],
+    gid: n[o + AT.gid],
+    nlink: n[o + AT.nlink],
+    dev: n[o + AT.dev],
   };
 }
 
@@ -84,7 +94,7 @@ export function entryFrom(name: string, n: Float64Array, i: number): Entry {
 export type ScratchEntry = { -readonly [K in keyof Entry]: Entry[K] };
 
 export function scratchEntry(): ScratchEntry {
-  return { name: '', kind: 'file', size: 0, mode: 0, mtimeS: 0, mtimeN: 0, ctimeS: 0, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 0 };
+  return { name: '', kind: 'file', size: 0, mode: 0, mtimeS: 0, mtimeN: 0, ctimeS: 0, ctimeN: 0, atimeS: 0, atimeN: 0, ino: 0, uid: 0, gid: 0, nlink: 0, dev: 0 };
 }
 
 /** Overwrites `target` with the `i`th entry; only for a comparison, never kept. */
@@ -102,6 +112,10 @@ export function fillEntry(target: ScratchEntry, listing: FolderListing, i: numbe
   target.atimeS = n[o + AT.atimeS];
   target.atimeN = n[o + AT.atimeN];
   target.ino = n[o + AT.ino];
+  target.uid = n[o + AT.uid];
+  target.gid = n[o + AT.gid];
+  target.nlink = n[o + AT.nlink];
+  target.dev = n[o + AT.dev];
   return target;
 }
 
@@ -117,4 +131,8 @@ export function packEntry(nums: Float64Array, o: number, e: Entry): void {
   nums[o + AT.atimeS] = e.atimeS;
   nums[o + AT.atimeN] = e.atimeN;
   nums[o + AT.ino] = e.ino;
+  nums[o + AT.uid] = e.uid;
+  nums[o + AT.gid] = e.gid;
+  nums[o + AT.nlink] = e.nlink;
+  nums[o + AT.dev] = e.dev;
 }

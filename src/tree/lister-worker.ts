@@ -11,7 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import { buildExclude } from './filter.js';
 import { isVanished } from '../errors.js';
 import { AHEAD, BATCH_ENTRIES, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './batches.js';
-import { DIR, FILE, NUMS, SPECIAL, SYMLINK } from './entry.js';
+import { AT, DIR, FILE, NUMS, SPECIAL, SYMLINK } from './entry.js';
 import { byName, inodeNumber, isTempName, joinRel, splitNs } from './scan.js';
 import { loadNative, type NativeAnswer, type NativeList } from '../native.js';
 
@@ -33,7 +33,7 @@ let lstatNumbers: (path: string) => StatNumbers;
 function publicLstat(path: string): StatNumbers {
   const st = fs.lstatSync(path, { bigint: true });
   return [
-    Number(st.dev), Number(st.mode), 0, 0, 0, 0, 0, inodeNumber(st.ino), Number(st.size), 0,
+    Number(st.dev), Number(st.mode), Number(st.nlink), Number(st.uid), Number(st.gid), 0, 0, inodeNumber(st.ino), Number(st.size), 0,
     ...splitNs(st.atimeNs), ...splitNs(st.mtimeNs), ...splitNs(st.ctimeNs),
   ];
 }
@@ -49,7 +49,7 @@ function pickLstat(): (path: string) => StatNumbers {
     const fast = (path: string) => raw.call(binding, path, false, undefined, true) as Float64Array;
     const a = fast(job.root);
     const b = publicLstat(job.root);
-    const same = a instanceof Float64Array && [1, 7, 8, 12, 13, 14, 15].every((i) => a[i] === b[i]);
+    const same = a instanceof Float64Array && [0, 1, 2, 3, 4, 7, 8, 12, 13, 14, 15].every((i) => a[i] === b[i]);
     return same ? fast : publicLstat;
   } catch {
     return publicLstat;
@@ -235,16 +235,20 @@ function listFolder(relDir: string): string[] {
       continue;
     }
     const kind = kindOfMode(st[1]);
-    nums[o] = kind;
-    nums[o + 1] = st[8];
-    nums[o + 2] = st[1] & 0o7777;
-    nums[o + 3] = st[12];
-    nums[o + 4] = st[13];
-    nums[o + 5] = st[14];
-    nums[o + 6] = st[15];
-    nums[o + 7] = st[10];
-    nums[o + 8] = st[11];
-    nums[o + 9] = st[7];
+    nums[o + AT.kind] = kind;
+    nums[o + AT.size] = st[8];
+    nums[o + AT.mode] = st[1] & 0o7777;
+    nums[o + AT.mtimeS] = st[12];
+    nums[o + AT.mtimeN] = st[13];
+    nums[o + AT.ctimeS] = st[14];
+    nums[o + AT.ctimeN] = st[15];
+    nums[o + AT.atimeS] = st[10];
+    nums[o + AT.atimeN] = st[11];
+    nums[o + AT.ino] = st[7];
+    nums[o + AT.uid] = st[3];
+    nums[o + AT.gid] = st[4];
+    nums[o + AT.nlink] = st[2];
+    nums[o + AT.dev] = st[0];
     o += NUMS;
     kept.push(name);
     if (kind === DIR) {

@@ -55,7 +55,23 @@ export function toEntry(name: string, stats: BigIntStats): Entry {
   const [mtimeS, mtimeN] = splitNs(stats.mtimeNs);
   const [ctimeS, ctimeN] = splitNs(stats.ctimeNs);
   const [atimeS, atimeN] = splitNs(stats.atimeNs);
-  return { name, kind: kindOf(stats), size: Number(stats.size), mode: Number(stats.mode) & 0o7777, mtimeS, mtimeN, ctimeS, ctimeN, atimeS, atimeN, ino: inodeNumber(stats.ino) };
+  return {
+    name,
+    kind: kindOf(stats),
+    size: Number(stats.size),
+    mode: Number(stats.mode) & 0o7777,
+    mtimeS,
+    mtimeN,
+    ctimeS,
+    ctimeN,
+    atimeS,
+    atimeN,
+    ino: inodeNumber(stats.ino),
+    uid: Number(stats.uid),
+    gid: Number(stats.gid),
+    nlink: Number(stats.nlink),
+    dev: Number(stats.dev),
+  };
 }
 
 /** The result of listing one folder. */

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { compileExcludes } from '../../src/tree/filter.js';
-import { nodeIo, type Io, type MetaFix, type MetaFixed, type TempCopy } from '../../src/replica/local/io.js';
+import { nodeIo, type Io, type MetaFix, type MetaFixed, type TempCopy, type Times } from '../../src/replica/local/io.js';
 import { NUMS } from '../../src/tree/entry.js';
 import { actionText, type Action, type Reporter } from '../../src/log/log.js';
 import { Manifest } from '../../src/manifest/manifest.js';
@@ -248,7 +248,9 @@ export class SpyIo implements Io {
     return copied;
   };
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
-  futimes = (fd: number, a: number | string, m: number | string) => nodeIo.futimes(fd, a, m);
+  futimes = (fd: number, t: Times) => nodeIo.futimes(fd, t);
+  fchown = (fd: number, uid: number, gid: number) => nodeIo.fchown(fd, uid, gid);
+  lchown = (p: string, uid: number, gid: number) => (this.check('lchown', p), nodeIo.lchown(p, uid, gid));
   close = (fd: number) => {
     this.paths.delete(fd);
     nodeIo.close(fd);
@@ -270,8 +272,8 @@ export class SpyIo implements Io {
   rmdir = (p: string) => (this.check('rmdir', p), nodeIo.rmdir(p));
   mkdir = (p: string, mode: number) => (this.check('mkdir', p), nodeIo.mkdir(p, mode));
   chmod = (p: string, mode: number) => (this.check('chmod', p), nodeIo.chmod(p, mode));
-  utimes = (p: string, a: number | string, m: number | string) => (this.check('utimes', p), nodeIo.utimes(p, a, m));
-  lutimes = (p: string, a: number | string, m: number | string) => (this.check('lutimes', p), nodeIo.lutimes(p, a, m));
+  utimes = (p: string, t: Times) => (this.check('utimes', p), nodeIo.utimes(p, t));
+  lutimes = (p: string, t: Times) => (this.check('lutimes', p), nodeIo.lutimes(p, t));
   symlink = (t: string, p: string) => (this.check('symlink', p), nodeIo.symlink(t, p));
   fsyncDir = async (p: string) => {
     this.check('fsyncDir', p);

@@ -1,5 +1,7 @@
 /** What the local replica's operations share: the roots, the `Io`, the pass's options, and our temporary names. */
 import { createHash } from 'node:crypto';
+import type { Owners } from '../../compare/owners.js';
+import { errorCode } from '../../errors.js';
 import type { Io } from './io.js';
 import { TEMP_PREFIX } from '../../tree/scan.js';
 
@@ -27,6 +29,31 @@ export interface LocalContext {
    * change for the folder's own mode).
    */
   unlockParents?: boolean;
+  /** The owners and groups the replica keeps (the copying threads set none: the main thread does, in `finishCopy`). */
+  owners: Owners;
+  /** An owner the replica's file system refused (it keeps none: a FAT disk): told once per refusal, no error. */
+  ownerRefused(error: unknown): void;
+}
+
+/** What a file system that keeps no owners answers a chown with. */
+const OWNER_REFUSED = new Set(['EPERM', 'EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/**
+ * Runs `set` (a chown); a refusal from a file system without owners goes to `ctx.ownerRefused` (and
+ * `refused`), anything else is thrown.
+ */
+export function setOwner(ctx: LocalContext, set: () => void, refused?: () => void): void {
+  try {
+    set();
+  } catch (error) {
+    if (!isOwnerRefused(error)) throw error;
+    ctx.ownerRefused(error);
+    refused?.();
+  }
+}
+
+export function isOwnerRefused(error: unknown): boolean {
+  return OWNER_REFUSED.has(errorCode(error) ?? '');
 }
 
 

@@ -11,8 +11,8 @@ import { sameFingerprint } from '../../compare/fingerprint.js';
 import type { Entry } from '../../tree/entry.js';
 import { toEntry } from '../../tree/scan.js';
 import type { InstalledCopy, PendingCopy } from '../replica.js';
-import { closeQuietly, removeQuietly, split, tempPathFor, type LocalContext } from './context.js';
-import { toSeconds, type Io } from './io.js';
+import { closeQuietly, removeQuietly, setOwner, split, tempPathFor, type LocalContext } from './context.js';
+import type { Io } from './io.js';
 import { backup } from './ops.js';
 import { ReadOnlyParent, inWritableParent, removeTemp, unlockParent } from './writable.js';
 
@@ -148,7 +148,8 @@ export async function writeCopy(ctx: LocalContext, relPath: string, options: Wri
 }
 
 /**
- * Second half of a copy, once its content is flushed: mtime, close, (backup), rename, check.
+ * Second half of a copy, once its content is flushed: owner (set-id bits given back after it), mtime,
+ * close, (backup), rename, check.
  *
  * Perf: the rename runs on libuv's thread pool (`Io.renameAsync`), so a batch's renames run at
  * once and beside this thread's work. Renaming over an existing file costs ~180 µs on ext4 (the
@@ -162,9 +163,18 @@ export async function finishCopy(ctx: LocalContext, pending: LocalPendingCopy): 
   const { relPath, tempAbs, source } = pending;
   const replicaAbs = ctx.replicaRoot + '/' + relPath;
   let open = true;
-  let step = 'setting mtime of';
+  let step = 'setting owner of';
   try {
-    io.futimes(pending.output, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
+    const uid = ctx.owners.uid(source) ?? -1;
+    const gid = ctx.owners.gid(source) ?? -1;
+    if (uid !== -1 || gid !== -1) {
+      setOwner(ctx, () => io.fchown(pending.output, uid, gid));
+      // A chown clears the set-user-ID and set-group-ID bits: given back.
+      step = 'setting permissions of';
+      if (source.mode & 0o6000) io.fchmod(pending.output, source.mode);
+    }
+    step = 'setting mtime of';
+    io.futimes(pending.output, source);
     step = 'closing';
     open = false;
     io.close(pending.output);

@@ -9,6 +9,8 @@ import { describe, errorCode, isVanished } from '../../errors.js';
 import { CHUNK_SIZE, type Hasher, type HashResult } from '../../hash/hasher.js';
 import { chooseLister, type ListingMode } from '../../tree/choose.js';
 import { entryFrom, type Entry } from '../../tree/entry.js';
+import type { Owners } from '../../compare/owners.js';
+import type { Reason } from '../../compare/types.js';
 import type { Lister, ListerSpec } from '../../tree/lister.js';
 import { toEntry } from '../../tree/scan.js';
 import type { CopyJob, InstalledCopy, MetaFix, MetaFixed, PendingCopy, Replica, ReplicaFeatures, Written } from '../replica.js';
@@ -16,7 +18,8 @@ import { chooseCopiers, writeWith, type Copier, type CopierOptions, type LocalCo
 import { removeQuietly, tempPathFor, type LocalContext } from './context.js';
 import { abandonCopy, finishCopy, RESUME_MIN_BYTES, type LocalPendingCopy } from './copy.js';
 import type { Io } from './io.js';
-import { deleteEntry, fixMeta, fixMetaError, makeDir, makeLink, moveEntry, setDirMode, touchLink } from './ops.js';
+import { deleteEntry, fixMeta, fixMetaError, makeDir, makeLink, moveEntry, setDirMeta, setLinkMeta } from './ops.js';
+import { isOwnerRefused } from './context.js';
 
 export interface LocalReplicaOptions {
   /** Absolute, resolved roots. */
@@ -32,6 +35,8 @@ export interface LocalReplicaOptions {
   copiers: CopierOptions;
   /** Lets the event loop run during long copies; true once the pass must stop. */
   tick(): Promise<boolean>;
+  /** The owners and groups kept. */
+  owners: Owners;
   log: { debug(message: string): void; warn(message: string): void };
 }
 
@@ -55,6 +60,8 @@ export class LocalReplica implements Replica {
   private syncingFs: Promise<void> = Promise.resolve();
   /** Metadata fixes are made on this thread (the addon is not there). */
   private metasOff = false;
+  /** An owner was refused this pass (warned about once). */
+  private ownersRefused = false;
 
   constructor(private readonly o: LocalReplicaOptions) {
     this.root = o.replica;
@@ -66,6 +73,8 @@ export class LocalReplica implements Replica {
       buffer: Buffer.allocUnsafe(CHUNK_SIZE),
       tick: o.tick,
       backupRoot: o.backupRoot,
+      owners: o.owners,
+      ownerRefused: (error) => this.ownerRefused(error),
     };
   }
 
@@ -178,8 +187,18 @@ export class LocalReplica implements Replica {
     return makeLink(this.ctx, relPath, target, source, replacing);
   }
 
-  setLinkTimes(relPath: string, source: Entry): void {
-    touchLink(this.ctx, relPath, source);
+  setLinkMeta(relPath: string, source: Entry, replica: Entry): void {
+    setLinkMeta(this.ctx, relPath, source, replica);
+  }
+
+  /**
+   * A file system that keeps no owners (a FAT disk; or one mounted with a fixed owner) refuses to
+   * change them: one warning a pass, not one a file, and the rest of each entry's metadata is set.
+   */
+  private ownerRefused(error: unknown): void {
+    if (this.ownersRefused) return;
+    this.ownersRefused = true;
+    this.o.log.warn(`cannot set owners or groups in ${this.root} (${describe(error)}): its file system keeps none, or not these; they are left as they are this pass`);
   }
 
   /**
@@ -195,7 +214,15 @@ export class LocalReplica implements Replica {
         const { nums, errors } = await Promise.resolve(abs).then((all) => this.o.io.fixMetas(all));
         return fixes.map((fix, i): MetaFixed => {
           const error = errors?.[i];
-          return error ? { kind: 'failed', error: fixMetaError(fix.relPath, error) } : { kind: 'fixed', replica: entryFrom(fix.seen.name, nums, i) };
+          if (error === undefined) return { kind: 'fixed', replica: entryFrom(fix.seen.name, nums, i) };
+          // Only the owner could not be set: the rest was, and the file is as `nums` says.
+          if ((error as NodeJS.ErrnoException).syscall === 'chown') {
+            const replica = entryFrom(fix.seen.name, nums, i);
+            if (!isOwnerRefused(error)) return { kind: 'fixed', replica, ownerError: fixMetaError(fix.relPath, error) };
+            this.ownerRefused(error);
+            return { kind: 'fixed', replica, ownerRefused: true };
+          }
+          return { kind: 'failed', error: fixMetaError(fix.relPath, error) };
         });
       } catch (error) {
         if (errorCode(error) === 'ENOSYS') this.metasOff = true;
@@ -204,7 +231,7 @@ export class LocalReplica implements Replica {
     }
     return fixes.map((fix): MetaFixed => {
       try {
-        return { kind: 'fixed', replica: fixMeta(this.ctx, fix) };
+        return fixMeta(this.ctx, fix);
       } catch (error) {
         return { kind: 'failed', error };
       }
@@ -215,8 +242,8 @@ export class LocalReplica implements Replica {
     makeDir(this.ctx, relPath);
   }
 
-  setDirMode(relPath: string, mode: number): boolean {
-    return setDirMode(this.ctx, relPath, mode);
+  setDirMeta(relPath: string, source: Entry): Reason | undefined {
+    return setDirMeta(this.ctx, relPath, source);
   }
 
   /**

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { loadNative, nativeCopy } from '../../native.js';
+import { loadNative, nativeCopy, nativeTimes } from '../../native.js';
 import { catCopy } from './cat.js';
 import { NUMS } from '../../tree/entry.js';
 import type { MetaFix as ReplicaMetaFix } from '../replica.js';
@@ -47,8 +47,9 @@ export interface Io {
   syncFs(fd: number): Promise<void>;
   /**
    * Each of `fixes` made in turn as `fixMeta` makes one (lstat to check it is the file the walk saw,
-   * chmod unless no mode is given, utimes, lstat; a failed step ends that file's: code ECHANGED if
-   * it changed), on libuv's thread pool. Rejects if it could not, or with ENOSYS if the native
+   * lchown unless no owner nor group is given, chmod unless no mode is given, utimes, lstat; a
+   * failed step ends that file's: code ECHANGED if it changed; an owner that could not be set ends
+   * nothing: its error has syscall chown, and the file's lstat is there), on libuv's thread pool. Rejects if it could not, or with ENOSYS if the native
    * addon that makes the calls is not built or not used (as `syncFs`).
    */
   fixMetas(fixes: readonly MetaFix[]): Promise<MetaFixed>;
@@ -64,7 +65,11 @@ export interface Io {
    */
   copyToTemp(sourceAbs: string, tempAbs: string, maxBytes: number): Promise<TempCopy>;
   fchmod(fd: number, mode: number): void;
-  futimes(fd: number, atime: Time, mtime: Time): void;
+  /** Times to the nanosecond with the native addon, else to the microsecond (libuv). */
+  futimes(fd: number, times: Times): void;
+  fchown(fd: number, uid: number, gid: number): void;
+  /** An entry's owner and group, never following a link (-1 leaves either as it is). */
+  lchown(absPath: string, uid: number, gid: number): void;
   close(fd: number): void;
   rename(fromAbs: string, toAbs: string): void;
   /** rename on libuv's thread pool (a copy's last step, see `finishCopy`). */
@@ -75,8 +80,8 @@ export interface Io {
   rmdir(absPath: string): void;
   mkdir(absPath: string, mode: number): void;
   chmod(absPath: string, mode: number): void;
-  utimes(absPath: string, atime: Time, mtime: Time): void;
-  lutimes(absPath: string, atime: Time, mtime: Time): void;
+  utimes(absPath: string, times: Times): void;
+  lutimes(absPath: string, times: Times): void;
   symlink(target: string, absPath: string): void;
   /** Flushes a folder's entries (after renames into it), on libuv's thread pool. */
   fsyncDir(absPath: string): Promise<void>;
@@ -127,6 +132,8 @@ export const nodeIo: Io = {
       input[o + 8] = seen.ctimeS;
       input[o + 9] = seen.ctimeN;
       input[o + 10] = seen.ino;
+      input[o + 11] = fix.uid ?? -1;
+      input[o + 12] = fix.gid ?? -1;
     }
     const nums = new Float64Array(fixes.length * NUMS);
     const errors = await native.fixMetas(fixes.map((fix) => fix.abs), input, nums);
@@ -141,7 +148,9 @@ export const nodeIo: Io = {
     return { fd, md5: md5.toString('hex'), nums };
   },
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
-  futimes: (fd, atime, mtime) => fs.futimesSync(fd, atime, mtime),
+  futimes: (fd, times) => setTimes(fd, false, times),
+  fchown: (fd, uid, gid) => fs.fchownSync(fd, uid, gid),
+  lchown: (p, uid, gid) => fs.lchownSync(p, uid, gid),
   close: (fd) => fs.closeSync(fd),
   rename: (from, to) => fs.renameSync(from, to),
   renameAsync: (from, to) => new Promise((resolve, reject) => fs.rename(from, to, (error) => (error ? reject(error) : resolve()))),
@@ -150,8 +159,8 @@ export const nodeIo: Io = {
   rmdir: (p) => fs.rmdirSync(p),
   mkdir: (p, mode) => fs.mkdirSync(p, { mode }),
   chmod: (p, mode) => fs.chmodSync(p, mode),
-  utimes: (p, atime, mtime) => fs.utimesSync(p, atime, mtime),
-  lutimes: (p, atime, mtime) => fs.lutimesSync(p, atime, mtime),
+  utimes: (p, times) => setTimes(p, false, times),
+  lutimes: (p, times) => setTimes(p, true, times),
   symlink: (target, p) => fs.symlinkSync(target, p),
   fsyncDir: async (p) => {
     const handle = await fs.promises.open(p, 'r');
@@ -175,14 +184,16 @@ export function toSeconds(seconds: number, nanoseconds: number): number | string
 
 /**
  * Numbers per fix in the addon's `fixMetas` input: mode (-1: none), atime s/ns, mtime s/ns, then
- * the fingerprint the file must still have: size, mtime s/ns, ctime s/ns, inode.
+ * the fingerprint the file must still have: size, mtime s/ns, ctime s/ns, inode; then the owner
+ * and group to set (-1: leave).
  */
-const META_INPUTS = 11;
+const META_INPUTS = 13;
 
-/** An error for a positive `errno`, as Node's fs would make it, without a path. */
-function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
+/** An error for a positive `errno`, as Node's fs would make it (with `path` when given). */
+function errnoError(errno: number, syscall: string, path?: string): NodeJS.ErrnoException {
   const code = getSystemErrorName(-errno); // (libuv's negative numbering, as fs errors carry)
-  return Object.assign(new Error(`${code}: ${syscall} failed`), { code, errno: -errno, syscall });
+  const message = path === undefined ? `${code}: ${syscall} failed` : `${code}: ${syscall} failed, ${syscall} '${path}'`;
+  return Object.assign(new Error(message), { code, errno: -errno, syscall, ...(path === undefined ? {} : { path }) });
 }
 
 /**
@@ -211,5 +222,28 @@ export interface TempCopy {
   readonly nums: Float64Array;
 }
 
-/** A time as utimes takes it. */
-export type Time = number | string;
+/** An entry's times as a utimes call takes them: whole seconds and nanoseconds (an `Entry` is one). */
+export interface Times {
+  readonly atimeS: number;
+  readonly atimeN: number;
+  readonly mtimeS: number;
+  readonly mtimeN: number;
+}
+
+/**
+ * Sets `target`'s times (a descriptor, or a path followed unless `noFollow`): to the nanosecond
+ * through the addon (`utimens`), else through Node, to the microsecond.
+ */
+function setTimes(target: number | string, noFollow: boolean, t: Times): void {
+  const native = nativeTimes();
+  if (native !== undefined) {
+    const errno = native.utimens(target, noFollow, t.atimeS, t.atimeN, t.mtimeS, t.mtimeN);
+    if (errno !== 0) throw errnoError(errno, typeof target === 'number' ? 'futime' : noFollow ? 'lutime' : 'utime', typeof target === 'number' ? undefined : target);
+    return;
+  }
+  const atime = toSeconds(t.atimeS, t.atimeN);
+  const mtime = toSeconds(t.mtimeS, t.mtimeN);
+  if (typeof target === 'number') fs.futimesSync(target, atime, mtime);
+  else if (noFollow) fs.lutimesSync(target, atime, mtime);
+  else fs.utimesSync(target, atime, mtime);
+}

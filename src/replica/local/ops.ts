@@ -9,9 +9,11 @@ import { ChangedInReplica, RenameFailed, StepError, show } from '../../errors.js
 import { sameFingerprint } from '../../compare/fingerprint.js';
 import type { Entry } from '../../tree/entry.js';
 import { toEntry } from '../../tree/scan.js';
-import { metaFix, type MetaFix } from '../replica.js';
-import { removeQuietly, tempPathFor, type LocalContext } from './context.js';
-import { toSeconds } from './io.js';
+import { sameMtime } from '../../compare/diff.js';
+import { ownerDiffers } from '../../compare/owners.js';
+import type { Reason } from '../../compare/types.js';
+import { metaFix, type MetaFix, type MetaFixed } from '../replica.js';
+import { removeQuietly, setOwner, tempPathFor, type LocalContext } from './context.js';
 import { inWritableParent, inWritableParents } from './writable.js';
 
 /** Creates (or replaces) a symlink with the source's target text, via a temporary link and rename. */
@@ -24,8 +26,12 @@ export function makeLink(ctx: LocalContext, relPath: string, target: string, sou
     removeQuietly(io, tempAbs);
     return inWritableParent(ctx, relPath, () => {
       io.symlink(target, tempAbs);
+      step = 'setting owner of link';
+      const uid = ctx.owners.uid(source) ?? -1;
+      const gid = ctx.owners.gid(source) ?? -1;
+      if (uid !== -1 || gid !== -1) setOwner(ctx, () => io.lchown(tempAbs, uid, gid));
       step = 'setting mtime of link';
-      io.lutimes(tempAbs, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
+      io.lutimes(tempAbs, source);
       if (replacing && ctx.backupRoot) {
         step = 'backing up the old version of';
         backup(ctx, relPath);
@@ -40,17 +46,23 @@ export function makeLink(ctx: LocalContext, relPath: string, target: string, sou
   }
 }
 
-/** Sets a link's own mtime (its target text is already right). */
-export function touchLink(ctx: LocalContext, relPath: string, source: Entry): void {
+/** Sets a link's own owner and times (its target text is already right): what `replica`, the link as the walk saw it, lacks. */
+export function setLinkMeta(ctx: LocalContext, relPath: string, source: Entry, replica: Entry): void {
+  const abs = ctx.replicaRoot + '/' + relPath;
+  let step = 'setting owner of link';
   try {
-    ctx.io.lutimes(ctx.replicaRoot + '/' + relPath, toSeconds(source.atimeS, source.atimeN), toSeconds(source.mtimeS, source.mtimeN));
+    const uid = ctx.owners.uid(source);
+    const gid = ctx.owners.gid(source);
+    if ((uid !== undefined && uid !== replica.uid) || (gid !== undefined && gid !== replica.gid)) setOwner(ctx, () => ctx.io.lchown(abs, uid ?? -1, gid ?? -1));
+    step = 'setting mtime of link';
+    ctx.io.lutimes(abs, source);
   } catch (error) {
-    throw new StepError('setting mtime of link', relPath, error);
+    throw new StepError(step, relPath, error);
   }
 }
 
 /** `fixMeta`'s steps, by the call that makes each (`Io.fixMetas` names a failed one's). */
-const META_STEPS = { chmod: 'setting permissions of', utime: 'setting mtime of', lstat: 'checking' } as const;
+const META_STEPS = { chown: 'setting owner of', chmod: 'setting permissions of', utime: 'setting mtime of', lstat: 'checking' } as const;
 
 /**
  * Brings a replica file's permission bits and mtime to the source's without rewriting it (many at
@@ -58,7 +70,7 @@ const META_STEPS = { chmod: 'setting permissions of', utime: 'setting mtime of',
  * one that changed since is left as it is (`ChangedInReplica`; Safety: see `fixMetas` in
  * native/pool.c).
  */
-export function fixMeta(ctx: LocalContext, fix: MetaFix): Entry {
+export function fixMeta(ctx: LocalContext, fix: MetaFix): MetaFixed {
   checkUnchanged(ctx, fix.relPath, fix.seen);
   return setMeta(ctx, fix);
 }
@@ -70,21 +82,26 @@ export function fixMeta(ctx: LocalContext, fix: MetaFix): Entry {
 export function fixMetaError(relPath: string, error: Error): Error {
   const { code, syscall } = error as NodeJS.ErrnoException;
   if (code === 'ECHANGED') return new ChangedInReplica(relPath);
-  return new StepError(syscall === 'chmod' || syscall === 'utime' ? META_STEPS[syscall] : META_STEPS.lstat, relPath, error);
+  return new StepError(syscall === 'chown' || syscall === 'chmod' || syscall === 'utime' ? META_STEPS[syscall] : META_STEPS.lstat, relPath, error);
 }
 
-/** `fixMeta` without its check: the bits, the times, and the file as it is after. */
-function setMeta(ctx: LocalContext, fix: MetaFix): Entry {
+/** `fixMeta` without its check: the owner, the bits, the times, and the file as it is after. */
+function setMeta(ctx: LocalContext, fix: MetaFix): Extract<MetaFixed, { kind: 'fixed' }> {
   const { io } = ctx;
   const { relPath } = fix;
   const replicaAbs = ctx.replicaRoot + '/' + relPath;
-  let step: string = META_STEPS.chmod;
+  let step: string = META_STEPS.chown;
   try {
-    if (fix.mode !== undefined) io.chmod(replicaAbs, fix.mode);
+    // The owner first: a chown clears the set-id bits, which the chmod after gives back.
+    let ownerRefused = false;
+    if (fix.uid !== undefined || fix.gid !== undefined) setOwner(ctx, () => io.lchown(replicaAbs, fix.uid ?? -1, fix.gid ?? -1), () => (ownerRefused = true));
+    step = META_STEPS.chmod;
+    if (fix.mode !== undefined || ((fix.uid !== undefined || fix.gid !== undefined) && fix.seen.mode & 0o6000)) io.chmod(replicaAbs, fix.mode ?? fix.seen.mode);
     step = META_STEPS.utime;
-    io.utimes(replicaAbs, toSeconds(fix.atimeS, fix.atimeN), toSeconds(fix.mtimeS, fix.mtimeN));
+    io.utimes(replicaAbs, fix);
     step = META_STEPS.lstat;
-    return toEntry(fix.seen.name, io.lstat(replicaAbs));
+    const replica = toEntry(fix.seen.name, io.lstat(replicaAbs));
+    return ownerRefused ? { kind: 'fixed', replica, ownerRefused } : { kind: 'fixed', replica };
   } catch (error) {
     throw new StepError(step, relPath, error);
   }
@@ -108,15 +125,35 @@ function isDir(ctx: LocalContext, relPath: string): boolean {
   }
 }
 
-export function setDirMode(ctx: LocalContext, relPath: string, mode: number): boolean {
+/**
+ * Gives a replica folder the source folder's owner, permission bits and times, once its content is
+ * final: what changed of the first two, as a reason (`owner, permissions`), or undefined. Its mtime
+ * is set too when it differs, silently (every folder an entry was added to or removed from).
+ */
+export function setDirMeta(ctx: LocalContext, relPath: string, source: Entry): Reason | undefined {
   const abs = relPath ? ctx.replicaRoot + '/' + relPath : ctx.replicaRoot;
+  let step = 'checking folder';
   try {
-    const current = Number(ctx.io.lstat(abs).mode) & 0o7777;
-    if (current === mode) return false;
-    ctx.io.chmod(abs, mode);
-    return true;
+    const now = toEntry(source.name, ctx.io.lstat(abs));
+    const parts: string[] = [];
+    step = 'setting owner of folder';
+    const owner = ownerDiffers(ctx.owners, source, now);
+    if (owner.uid || owner.gid) {
+      let refused = false;
+      setOwner(ctx, () => ctx.io.lchown(abs, owner.uid ? source.uid : -1, owner.gid ? source.gid : -1), () => (refused = true));
+      if (!refused && owner.uid) parts.push('owner');
+      if (!refused && owner.gid) parts.push('group');
+    }
+    step = 'setting permissions of folder';
+    if (now.mode !== source.mode || ((owner.uid || owner.gid) && source.mode & 0o6000)) {
+      ctx.io.chmod(abs, source.mode);
+      if (now.mode !== source.mode) parts.push('permissions');
+    }
+    step = 'setting mtime of folder';
+    if (!sameMtime(source, now)) ctx.io.utimes(abs, source);
+    return parts.length === 0 ? undefined : parts.join(', ');
   } catch (error) {
-    throw new StepError('setting permissions of folder', relPath, error);
+    throw new StepError(step, relPath, error);
   }
 }
 
@@ -153,7 +190,7 @@ export function moveEntry(ctx: LocalContext, from: string, to: string, source: E
   } catch (error) {
     throw new RenameFailed(`moving ${show(from)} ->`, to, error);
   }
-  return setMeta(ctx, metaFix(to, source, replica));
+  return setMeta(ctx, metaFix(to, source, replica, ctx.owners)).replica;
 }
 
 /** Throws `ChangedInReplica` unless the replica file at `relPath` is still `seen` (its fingerprint). */

@@ -10,6 +10,7 @@ import { CHUNK_SIZE } from '../../../hash/hasher.js';
 import type { LocalContext } from '../context.js';
 import { writeCopy, type LocalPendingCopy } from '../copy.js';
 import { nodeIo } from '../io.js';
+import { NO_OWNERS } from '../../../compare/owners.js';
 import { ReadOnlyParent } from '../writable.js';
 
 export interface CopyRequest {
@@ -41,6 +42,8 @@ const ctx: LocalContext = {
   buffer: Buffer.allocUnsafe(CHUNK_SIZE),
   tick: async () => false,
   unlockParents: false,
+  owners: NO_OWNERS, // set by the main thread, in `finishCopy`
+  ownerRefused: () => {},
 };
 
 async function copy(job: CopyRequest): Promise<CopyAnswer> {
