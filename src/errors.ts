@@ -79,6 +79,17 @@ export function isVanished(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+/**
+ * "The entry changed type under us", a race like a file vanishing: a path opened without following
+ * links is now a link (ELOOP), a file read is now a folder (EISDIR), a link read is no longer a link
+ * (EINVAL from readlink).
+ */
+export function isTypeChanged(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === 'ELOOP' || code === 'EISDIR') return true;
+  return code === 'EINVAL' && ((error as { syscall?: string }).syscall === 'readlink' || (error instanceof StepError && error.step === 'reading link'));
+}
+
 export const EXIT_USAGE = 2;
 
 /**

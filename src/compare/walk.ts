@@ -6,7 +6,7 @@
  * first. A source folder that cannot be read is reported and its replica side is left alone, so
  * an I/O or permission error never looks like an empty folder (no deletes beneath it).
  */
-import { describe, isVanished, show } from '../errors.js';
+import { describe, errorCode, isTypeChanged, isVanished, show } from '../errors.js';
 import { DIR, entryAt, FILE, fillEntry, kindAt, scratchEntry, SPECIAL, SYMLINK, type Entry, type FolderListing } from '../tree/entry.js';
 import type { ExcludeMatcher } from '../tree/filter.js';
 import type { Lister } from '../tree/lister.js';
@@ -48,6 +48,11 @@ export interface WalkContext {
   /** Told each source folder listed. */
   onSourceDir?: (relPath: string) => void;
   /**
+   * A replica folder we may not list (EACCES: its mode shuts us out) is `open`ed for us, if it can
+   * be (false: it stays unreadable), and it and its subfolders are then listed by `lister`.
+   */
+  openReplicaFolder?: { open(relPath: string): boolean; lister: Lister };
+  /**
    * Whether a folder on one side only is walked into (default true: a pass creates or deletes
    * everything beneath it). `verify` reports the folder alone.
    */
@@ -72,6 +77,7 @@ export function unreadableMessage({ side, what, relPath, error }: Unreadable): {
       return { level: 'error', message: `reading source folder ${path}: ${describe(error)} (nothing beneath it is deleted)` };
     case 'link':
       if (isVanished(error)) return { level: 'warn', message: `${path} vanished during the pass; skipped` };
+      if (isTypeChanged(error)) return { level: 'warn', message: `${path} changed type in the ${side} during the pass; skipped (the next pass mirrors it)` };
       return { level: 'error', message: `reading link ${path}: ${describe(error)}` };
     case 'name':
       return { level: 'error', message: `cannot sync ${side} entry ${path}: its name is not valid UTF-8; skipped` };
@@ -104,6 +110,8 @@ export class Walker {
   listed = 0;
   /** Paths compared so far (either side; excluded paths, temporary and special files left out). */
   compared = 0;
+  /** Replica folders opened for us (`openReplicaFolder`): they and what they hold are listed by its lister. */
+  private readonly opened: string[] = [];
   /** Perf: what `compareFiles` and `compareDirs` read while nothing changed; refilled per entry. */
   private readonly s = scratchEntry();
   private readonly r = scratchEntry();
@@ -170,18 +178,30 @@ export class Walker {
   }
 
   private async listReplica(relPath: string): Promise<FolderListing | undefined> {
+    const opened = this.inOpened(relPath);
     try {
-      const listing = await this.ctx.replicaLister.list(relPath);
+      const listing = await (opened ? this.ctx.openReplicaFolder!.lister : this.ctx.replicaLister).list(relPath);
       this.reportUndecodable(listing, relPath, 'replica');
       this.replicaEntries += listing.names.length;
       this.listed += listing.names.length;
       for (const name of listing.temps) this.ctx.onTemp(joinRel(relPath, name));
       return listing;
     } catch (error) {
+      // A replica folder whose mode shuts us out (mirrored from a source folder that did): opened,
+      // and it and what it holds listed again (its lister never could).
+      if (!opened && errorCode(error) === 'EACCES' && this.ctx.openReplicaFolder?.open(relPath)) {
+        this.opened.push(relPath);
+        return this.listReplica(relPath);
+      }
       this.complete = false;
       this.ctx.onUnreadable({ side: 'replica', what: 'folder', relPath, error });
       return undefined;
     }
+  }
+
+  /** Whether `relPath` is a replica folder opened this walk, or below one. */
+  private inOpened(relPath: string): boolean {
+    return this.opened.length > 0 && this.opened.some((dir) => relPath === dir || dir === '' || relPath.startsWith(dir + '/'));
   }
 
   /**

@@ -47,20 +47,25 @@ export async function runPass(options: PassOptions): Promise<PassResult> {
   const recorder = new Recorder(pass, replica);
   let refusedDeletes = false;
   let walkComplete = false;
-  const roots = findRoots(pass, replica);
-  if (roots === undefined) {
-    await closeListers(options.listers);
-    await pass.loadManifest();
-  } else {
-    const walked = await walkTrees(pass, replica, roots);
-    walkComplete = walked.result.complete;
-    const facts = guardFacts(pass, roots, walked);
-    // Safety: an empty replica the last pass left files in is an unmounted disk (most likely):
-    // nothing is copied onto the disk beneath it.
-    const emptyReplica = emptyReplicaReason(walked.result, facts);
-    if (emptyReplica !== undefined) pass.error(emptyReplica);
-    else refusedDeletes = await syncReplica(pass, replica, recorder, walked, facts);
+  try {
+    const roots = findRoots(pass, replica);
+    if (roots === undefined) {
+      await closeListers(options.listers);
+      await pass.loadManifest();
+    } else {
+      const walked = await walkTrees(pass, replica, roots);
+      walkComplete = walked.result.complete;
+      const facts = guardFacts(pass, roots, walked);
+      // Safety: an empty replica the last pass left files in is an unmounted disk (most likely):
+      // nothing is copied onto the disk beneath it.
+      const emptyReplica = emptyReplicaReason(walked.result, facts);
+      if (emptyReplica !== undefined) pass.error(emptyReplica);
+      else refusedDeletes = await syncReplica(pass, replica, recorder, walked, facts);
+    }
+  } finally {
+    await replica.close(); // (its threads stopped, folders it opened closed, left-over temporary files swept)
   }
+  pass.debug(`executed at ${Date.now() - pass.started} ms`);
   return finish(pass, recorder, refusedDeletes, walkComplete);
 }
 
@@ -83,12 +88,7 @@ async function syncReplica(pass: PassContext, replica: Replica, recorder: Record
   pass.debug(`plan: ${plan.upserts.length + plan.deletes.length + plan.afterDeletes.length} operations at ${Date.now() - pass.started} ms (${pass.stats.hashed} files read)`);
 
   replica.prepare(walked.temps, copyJobs(plan));
-  try {
-    await execute(pass, replica, recorder, plan, refused, hashedAt);
-  } finally {
-    await replica.close();
-  }
-  pass.debug(`executed at ${Date.now() - pass.started} ms`);
+  await execute(pass, replica, recorder, plan, refused, hashedAt);
 
   // Records are forgotten only after a complete pass that deleted what it had to: after a
   // refused pass (an unmounted source), the next one finds everything still known.

@@ -5,7 +5,7 @@
  */
 import { isRacy, makeRecord } from '../compare/fingerprint.js';
 import type { Op, Reason } from '../compare/types.js';
-import { ChangedInReplica, ChangedWhileReading, describe, Interrupted, isVanished, show } from '../errors.js';
+import { ChangedInReplica, ChangedWhileReading, describe, Interrupted, isTypeChanged, isVanished, show } from '../errors.js';
 import { formatBytes } from '../log/units.js';
 import type { InstalledCopy, Replica } from '../replica/replica.js';
 import type { Entry } from '../tree/entry.js';
@@ -122,6 +122,8 @@ export class Recorder {
       this.pass.warn(`${path} changed in the replica during the pass; left as it is, it will be looked at again next pass`);
     } else if (isVanished(error) && op.op !== 'delete') {
       this.pass.warn(`${path} vanished from the source during the pass; skipped`);
+    } else if (isTypeChanged(error) && op.op !== 'delete') {
+      this.pass.warn(`${path} changed type during the pass; skipped (the next pass mirrors it)`);
     } else {
       this.pass.error(describe(error));
     }

@@ -7,7 +7,7 @@
 import { sameFingerprint } from '../compare/fingerprint.js';
 import { settleFile } from '../compare/diff.js';
 import type { Change } from '../compare/types.js';
-import { describe, isVanished, show } from '../errors.js';
+import { describe, isTypeChanged, isVanished, show } from '../errors.js';
 import { chooseHasher } from '../hash/choose.js';
 import type { HashJob, HashResult } from '../hash/hasher.js';
 import { InlineHasher } from '../hash/inline.js';
@@ -91,6 +91,7 @@ function checked(pass: PassContext, side: 'source' | 'replica', change: Pick<Fil
   const path = show(change.relPath);
   if (result.kind === 'failed') {
     if (isVanished(result.error)) pass.warn(`${path} vanished from the ${side} during the pass; skipped`);
+    else if (isTypeChanged(result.error)) pass.warn(`${path} changed type in the ${side} during the pass; skipped (the next pass mirrors it)`);
     else pass.error(`hashing ${side} ${path}: ${describe(result.error)}`);
     return undefined;
   }

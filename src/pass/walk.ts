@@ -54,6 +54,7 @@ export async function walkTrees(pass: PassContext, replica: Replica, roots: Root
       error: (message) => pass.error(message),
       tick: () => pass.tick(),
       onSourceDir: o.onSourceDir,
+      openReplicaFolder: { open: (relPath) => replica.openFolder(relPath), lister: replica.inlineLister() },
     });
     const counting = walker;
     pass.progress.begin('scanning', () => ({ files: counting.listed, bytes: 0 }));

@@ -100,6 +100,14 @@ export interface Replica {
   createRoot(): Entry;
   /** A lister of this replica's folders (the local one: chosen as the source's). */
   lister(spec: Omit<ListerSpec, 'root'>): Lister;
+  /**
+   * A folder whose mode shuts our own user out (mirrored from a source folder that did) opened for
+   * us (u+rwx) for the rest of the pass, as rsync does; `setDirMeta` gives it its final mode, or
+   * `close` its old one. False: it is not ours to open. Never in a dry run.
+   */
+  openFolder(relPath: string): boolean;
+  /** A lister of this replica's folders on the main thread (for a folder `openFolder` opened, and below). */
+  inlineLister(): Lister;
   readlink(relPath: string): string;
   /** Reads files of the replica to know their MD5 (`local`: with the pass's own hasher). */
   hashFiles(jobs: readonly { relPath: string; size: number }[], local: Hasher): Promise<(HashResult | undefined)[]>;

@@ -209,7 +209,9 @@ export class SpyIo implements Io {
   /**
    * `nodeIo.fixMetas` (the addon's, on the thread pool) for the fixes `fail` lets through; one it
    * fails as 'chmod' (when it has a mode) or 'utimes' gets that error (its `syscall` chmod or utime,
-   * as the addon's), and nothing is done to its file. `fail('fixMetas', '')` rejects the batch.
+   * as the addon's), and nothing is done to its file; one it fails as 'lchown' (when it has an
+   * owner) is made without its owner, with that error (`syscall` chown), as the addon does when a
+   * file system refuses owners. `fail('fixMetas', '')` rejects the batch.
    */
   fixMetas = async (fixes: readonly MetaFix[]): Promise<MetaFixed> => {
     this.metaBatches.push(fixes.length);
@@ -221,14 +223,16 @@ export class SpyIo implements Io {
       const utimes = this.fail?.('utimes', fix.abs);
       return utimes && Object.assign(utimes, { syscall: 'utime' });
     });
-    const done = await nodeIo.fixMetas(fixes.filter((_, i) => !refused[i]));
+    const owners = fixes.map((fix) => (fix.uid !== undefined || fix.gid !== undefined ? this.fail?.('lchown', fix.abs) : undefined));
+    const asked = fixes.map((fix, i) => (owners[i] ? { ...fix, uid: undefined, gid: undefined } : fix));
+    const done = await nodeIo.fixMetas(asked.filter((_, i) => !refused[i]));
     const nums = new Float64Array(fixes.length * NUMS);
     const errors: (Error | undefined)[] = [];
     let k = 0;
     fixes.forEach((_, i) => {
       if (refused[i]) return void (errors[i] = refused[i]);
       nums.set(done.nums.subarray(k * NUMS, (k + 1) * NUMS), i * NUMS);
-      errors[i] = done.errors?.[k];
+      errors[i] = done.errors?.[k] ?? (owners[i] && Object.assign(owners[i], { syscall: 'chown' }));
       k++;
     });
     return { nums, errors: errors.some(Boolean) ? errors : undefined };
@@ -249,7 +253,7 @@ export class SpyIo implements Io {
   };
   fchmod = (fd: number, mode: number) => nodeIo.fchmod(fd, mode);
   futimes = (fd: number, t: Times) => nodeIo.futimes(fd, t);
-  fchown = (fd: number, uid: number, gid: number) => nodeIo.fchown(fd, uid, gid);
+  fchown = (fd: number, uid: number, gid: number) => (this.check('fchown', this.paths.get(fd) ?? ''), nodeIo.fchown(fd, uid, gid));
   lchown = (p: string, uid: number, gid: number) => (this.check('lchown', p), nodeIo.lchown(p, uid, gid));
   close = (fd: number) => {
     this.paths.delete(fd);

@@ -5,12 +5,14 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { describe, errorCode, isVanished } from '../../errors.js';
+import { describe, errorCode, isVanished, show } from '../../errors.js';
 import { CHUNK_SIZE, type Hasher, type HashResult } from '../../hash/hasher.js';
+import { nativeTimes } from '../../native.js';
 import { chooseLister, type ListingMode } from '../../tree/choose.js';
 import { entryFrom, type Entry } from '../../tree/entry.js';
 import type { Owners } from '../../compare/owners.js';
 import type { Reason } from '../../compare/types.js';
+import { InlineLister } from '../../tree/inline.js';
 import type { Lister, ListerSpec } from '../../tree/lister.js';
 import { toEntry } from '../../tree/scan.js';
 import type { CopyJob, InstalledCopy, MetaFix, MetaFixed, PendingCopy, Replica, ReplicaFeatures, Written } from '../replica.js';
@@ -49,7 +51,7 @@ const SYNCFS_SLOW_MS = 1000;
 
 export class LocalReplica implements Replica {
   readonly root: string;
-  readonly features: ReplicaFeatures = { kind: 'local folder', ctime: true, inode: true, mtimeStepNs: 1000 };
+  readonly features: ReplicaFeatures = { kind: 'local folder', ctime: true, inode: true, mtimeStepNs: nativeTimes() ? 1 : 1000 };
   private readonly ctx: LocalContext;
   private copiers: Copier[] = [];
   /** Left-over temporary files of files this pass copies: resumed, not swept (relative paths of their targets). */
@@ -62,6 +64,8 @@ export class LocalReplica implements Replica {
   private metasOff = false;
   /** An owner was refused this pass (warned about once). */
   private ownersRefused = false;
+  /** Folders opened for us (`openFolder`), with the mode they had. */
+  private readonly opened = new Map<string, number>();
 
   constructor(private readonly o: LocalReplicaOptions) {
     this.root = o.replica;
@@ -96,6 +100,26 @@ export class LocalReplica implements Replica {
 
   lister(spec: Omit<ListerSpec, 'root'>): Lister {
     return chooseLister({ root: this.root, ...spec }, this.o.listing);
+  }
+
+  openFolder(relPath: string): boolean {
+    if (this.o.dryRun) return false;
+    const abs = relPath === '' ? this.root : this.root + '/' + relPath;
+    try {
+      const stats = this.o.io.lstat(abs);
+      const mode = Number(stats.mode) & 0o7777;
+      if (!stats.isDirectory() || Number(stats.uid) !== process.getuid?.() || (mode & 0o700) === 0o700) return false;
+      this.o.io.chmod(abs, mode | 0o700);
+      this.opened.set(relPath, mode);
+      this.o.log.debug(`replica folder ${show(relPath)} (mode ${mode.toString(8).padStart(3, '0')}) opened for this pass`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  inlineLister(): Lister {
+    return new InlineLister(this.o.io, this.root);
   }
 
   readlink(relPath: string): string {
@@ -243,6 +267,7 @@ export class LocalReplica implements Replica {
   }
 
   setDirMeta(relPath: string, source: Entry): Reason | undefined {
+    this.opened.delete(relPath);
     return setDirMeta(this.ctx, relPath, source);
   }
 
@@ -285,6 +310,15 @@ export class LocalReplica implements Replica {
   }
 
   async close(): Promise<void> {
+    // A folder opened for us that no folder fix gave its final mode (the pass stopped): its own back.
+    for (const [relPath, mode] of this.opened) {
+      try {
+        this.o.io.chmod(relPath === '' ? this.root : this.root + '/' + relPath, mode);
+      } catch {
+        // gone since
+      }
+    }
+    this.opened.clear();
     await Promise.all(this.copiers.map((copier) => copier.close()));
     if (!this.o.dryRun) for (const relPath of this.resumable) removeQuietly(this.o.io, tempPathFor(this.root, relPath));
   }
