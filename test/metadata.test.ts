@@ -245,3 +245,83 @@ describe('an entry that changes type during a pass', () => {
   });
 });
 
+
+describe('--hard-links', () => {
+  /** The replica's names of one inode, by inode, as sorted lists. */
+  function linkSets(root: string, names: string[]): string[][] {
+    const byInode = new Map<bigint, string[]>();
+    for (const name of names) {
+      const ino = fs.lstatSync(path.join(root, name), { bigint: true }).ino;
+      byInode.set(ino, [...(byInode.get(ino) ?? []), name]);
+    }
+    return [...byInode.values()].map((set) => set.sort()).sort((a, b) => a[0].localeCompare(b[0]));
+  }
+
+  /** A pass, then a no-change pass: no action, no file opened, nothing in the replica changed. */
+  async function settled(s: SyncSetup): Promise<void> {
+    await settle();
+    const result = await sync(s, { hardLinks: true });
+    assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+    assert.deepEqual(mirrorDiff(s.source, s.replica), []);
+    const before = metadata(s.replica);
+    const again = await sync(s, { hardLinks: true });
+    assert.deepEqual(s.log.actions, [], 'a no-change pass after it');
+    assert.deepEqual(s.io.opens, []);
+    assert.equal(again.stats.hashed, 0);
+    assert.deepEqual(metadata(s.replica), before);
+  }
+
+  test('a group across folders is one file in the replica: copied once, the other names linked; it grows, loses a name, a name becomes a file of its own, the group moves', async () => {
+    const s = setup({ 'a/x': 'one', 'solo': 'solo' });
+    const src = (rel: string) => path.join(s.source, rel);
+    fs.mkdirSync(src('b'));
+    fs.linkSync(src('a/x'), src('a/y'));
+    fs.linkSync(src('a/x'), src('b/z'));
+    await settle();
+    const first = await sync(s, { hardLinks: true });
+    assert.equal(first.stats.bytesCopied, 3 + 4, 'the group copied once');
+    assert.ok(s.log.actions.includes('copied a/y (hard link to a/x)') && s.log.actions.includes('copied b/z (hard link to a/x)'), s.log.actions.join('\n'));
+    assert.deepEqual(linkSets(s.replica, ['a/x', 'a/y', 'b/z', 'solo']), [['a/x', 'a/y', 'b/z'], ['solo']]);
+    await settled(s);
+
+    fs.linkSync(src('a/x'), src('b/w')); // grown
+    await settled(s);
+    assert.deepEqual(linkSets(s.replica, ['a/x', 'a/y', 'b/z', 'b/w']), [['a/x', 'a/y', 'b/w', 'b/z']]);
+
+    fs.rmSync(src('a/y')); // one name deleted
+    await settled(s);
+    assert.deepEqual(linkSets(s.replica, ['a/x', 'b/z', 'b/w']), [['a/x', 'b/w', 'b/z']]);
+
+    fs.rmSync(src('b/z'));
+    fs.writeFileSync(src('b/z'), 'one'); // a file of its own, with the same content
+    await settled(s);
+    assert.deepEqual(linkSets(s.replica, ['a/x', 'b/z', 'b/w']), [['a/x', 'b/w'], ['b/z']]);
+
+    fs.mkdirSync(src('c'));
+    fs.renameSync(src('a/x'), src('c/x')); // the group moved
+    fs.renameSync(src('b/w'), src('c/w'));
+    await settle();
+    await sync(s, { hardLinks: true });
+    assert.equal(s.log.actions.filter((l) => l.startsWith('copied c/') && !l.includes('hard link')).length, 0, 'moved, not copied: ' + s.log.actions.join('\n'));
+    await settled(s);
+    assert.deepEqual(linkSets(s.replica, ['c/x', 'c/w', 'b/z']), [['b/z'], ['c/w', 'c/x']]);
+  });
+
+  test('without --hard-links, linked source files are separate copies; verify --hard-links tells the difference', async () => {
+    const s = setup({ 'a': 'linked' });
+    fs.linkSync(path.join(s.source, 'a'), path.join(s.source, 'b'));
+    await settle();
+    await sync(s);
+    assert.deepEqual(linkSets(s.replica, ['a', 'b']), [['a'], ['b']]);
+    const { verify } = await import('../src/commands/verify.js');
+    const { includeAll } = await import('../src/tree/filter.js');
+    const plain = await verify({ source: s.source, replica: s.replica, exclude: includeAll, threads: false });
+    assert.deepEqual(plain.differences.filter((d) => d.kind !== 'mtime'), []);
+    const linked = await verify({ source: s.source, replica: s.replica, exclude: includeAll, threads: false, hardLinks: true });
+    assert.deepEqual(linked.differences.filter((d) => d.kind === 'hard link'), [{ kind: 'hard link', relPath: 'b', detail: 'linked to a in the source, not in the replica' }]);
+    await sync(s, { hardLinks: true });
+    assert.deepEqual(linkSets(s.replica, ['a', 'b']), [['a', 'b']]);
+    const after = await verify({ source: s.source, replica: s.replica, exclude: includeAll, threads: false, hardLinks: true });
+    assert.deepEqual(after.differences, []);
+  });
+});

@@ -32,6 +32,7 @@ export async function runVerify(invocation: Extract<Invocation, { command: 'veri
       shouldStop: () => stopper.stopping,
       progress,
       hashThreads,
+      hardLinks: invocation.options.hardLinks === true,
     });
     const counts = new Map<string, number>();
     for (const d of result.differences) counts.set(d.kind, (counts.get(d.kind) ?? 0) + 1);

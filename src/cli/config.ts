@@ -33,6 +33,7 @@ export interface RawOptions {
   watchDelay?: string;
   hashThreads?: string;
   copyThreads?: string;
+  hardLinks?: boolean;
 }
 
 export interface Config {
@@ -73,6 +74,8 @@ export interface Config {
   hashThreads: number | undefined;
   /** Threads that write small copies when a pass has many (0: the main thread writes them). */
   copyThreads: number | undefined;
+  /** `--hard-links`: files hard-linked together in the source are so in the replica. */
+  hardLinks: boolean;
   /**
    * Our own files (log, manifest, backup dir) that live inside the source or
    * replica, relative to the root holding them: never synced (what the exclude matcher tests).
@@ -193,6 +196,7 @@ export function buildConfig(
     watchDelayMs,
     hashThreads: parseHashThreads(raw.hashThreads),
     copyThreads: parseCopyThreads(raw.copyThreads),
+    hardLinks: raw.hardLinks === true,
     ownRelPaths: own,
   };
 }

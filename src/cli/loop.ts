@@ -136,6 +136,7 @@ export async function runSync(config: Config, io: Io): Promise<number> {
         holdDeletes: problem,
         hashThreads: config.hashThreads,
         copyThreads: config.copyThreads,
+        hardLinks: config.hardLinks,
         onSourceDir: dirs ? (relPath) => dirs.add(relPath) : undefined,
       });
       listers = undefined; // the pass closed them

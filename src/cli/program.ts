@@ -23,7 +23,7 @@ Exit status: 0 synced (verify: the two match), 1 some entries failed, deletes we
 /** What the command line asks for, once parsed. */
 export type Invocation =
   | { command: 'sync'; args: { source: string; replica: string; interval: string; logFile: string }; options: RawOptions }
-  | { command: 'verify'; source: string; replica: string; options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean; hashThreads?: string } }
+  | { command: 'verify'; source: string; replica: string; options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean; hashThreads?: string; hardLinks?: boolean } }
   | { command: 'status'; source?: string; replica?: string; options: { manifest?: string; json?: boolean } };
 
 /** The root command (the contract's four-argument sync); `addSubcommands` adds `verify` and `status`. */
@@ -45,6 +45,7 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
     .option('--watch-delay <seconds>', 'with --watch: quiet time after the last change before the pass (default 2)')
     .option('--dry-run', 'log what a pass would do, change nothing')
     .option('--checksum', 'ignore cached fingerprints: hash every file on both sides this pass')
+    .option('--hard-links', 'files hard-linked together in the source are hard-linked together in the replica (one copy, the rest linked), like rsync -H')
     .option('--manifest <file>', 'where the manifest lives (default: under $XDG_STATE_HOME/folder-sync/)')
     .addOption(new Option('--no-fsync', 'do not flush copied files before renaming them (faster, less safe on power loss)'))
     .option('--hash-threads <n>', 'threads that hash when a pass must read many files (default 2)')
@@ -91,8 +92,9 @@ export function addSubcommands(program: Command, chosen: (invocation: Invocation
     .option('--exclude-from <file>', 'read exclude globs from a file (repeatable); a .folder-syncignore in the source is read too', collect)
     .addOption(new Option('--no-progress', 'no progress line'))
     .option('--hash-threads <n>', 'threads that hash (default 2)')
+    .option('--hard-links', 'also report names hard-linked together on one side and not on the other')
     .helpOption('-h, --help', 'print this help')
-    .action((source: string, replica: string, options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean; hashThreads?: string }) =>
+    .action((source: string, replica: string, options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean; hashThreads?: string; hardLinks?: boolean }) =>
       chosen({ command: 'verify', source, replica, options }),
     );
   program

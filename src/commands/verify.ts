@@ -10,6 +10,7 @@
  * opened O_RDONLY | O_NOFOLLOW (through `Io.openRead`, or the hashing threads, which open the same way).
  */
 import { distrustCache } from '../compare/fingerprint.js';
+import { LinkIndex } from '../compare/links.js';
 import { ownerDiffers, processOwners, type Owners } from '../compare/owners.js';
 import type { Change } from '../compare/types.js';
 import { Walker, type Side, type Unreadable } from '../compare/walk.js';
@@ -26,7 +27,7 @@ import { closeListers } from '../tree/lister.js';
 import { byName, toEntry } from '../tree/scan.js';
 
 /** The ways a path can differ, in the order a path's differences are listed. */
-export const DIFFERENCE_KINDS = ['missing', 'extra', 'type', 'content', 'owner', 'group', 'mode', 'mtime', 'link target', 'unreadable'] as const;
+export const DIFFERENCE_KINDS = ['missing', 'extra', 'type', 'content', 'owner', 'group', 'mode', 'mtime', 'hard link', 'link target', 'unreadable'] as const;
 export type DifferenceKind = (typeof DIFFERENCE_KINDS)[number];
 
 
@@ -68,6 +69,8 @@ export interface VerifyOptions {
   progress?: Progress;
   /** Which owners and groups are compared (default: those a pass run by this process keeps). */
   owners?: Owners;
+  /** `--hard-links`: names linked together on one side and not on the other are differences. */
+  hardLinks?: boolean;
 }
 
 export interface VerifyResult {
@@ -140,6 +143,7 @@ class Audit {
   private readonly found: Difference[] = [];
   private readonly pairs: FilePair[] = [];
   private readonly owners: Owners;
+  private readonly links: LinkIndex | undefined;
   private stopped = false;
   /** The walk is done: differences are reported as found from now on. */
   private walked = false;
@@ -150,6 +154,7 @@ class Audit {
     this.report = o.onDifference ?? (() => {});
     this.roots = { source: o.source, replica: o.replica };
     this.owners = o.owners ?? processOwners();
+    this.links = o.hardLinks ? new LinkIndex() : undefined;
   }
 
   async run(): Promise<VerifyResult> {
@@ -221,6 +226,7 @@ class Audit {
         return this.stopped;
       },
       descend: false,
+      links: this.links,
     });
     const progress = o.progress ?? noProgress;
     progress.begin('scanning', () => ({ files: walker.compared, bytes: 0 }));
@@ -230,7 +236,31 @@ class Audit {
       progress.end();
       await closeListers(listers);
     }
+    if (this.links !== undefined) this.compareLinks(this.links);
     return walker.compared;
+  }
+
+  /** Names of one file on one side that are not one file on the other (`--hard-links`). */
+  private compareLinks(index: LinkIndex): void {
+    const inode = (e: Entry | undefined) => (e?.kind === 'file' ? `${e.dev}:${e.ino}` : undefined);
+    const groupOf = new Map<string, string>();
+    for (const [key, members] of index.groups) {
+      if (members.length < 2) continue;
+      const first = members[0];
+      for (const m of members) groupOf.set(m.relPath, key);
+      for (const m of members.slice(1)) {
+        if (m.replica === undefined || first.replica === undefined) continue; // missing: reported as such
+        if (inode(m.replica) !== inode(first.replica)) this.add('hard link', m.relPath, `linked to ${show(first.relPath)} in the source, not in the replica`);
+      }
+    }
+    for (const names of index.replicaNames.values()) {
+      if (names.length < 2) continue;
+      const [first, ...rest] = names;
+      for (const name of rest) {
+        const group = groupOf.get(name);
+        if (group === undefined || group !== groupOf.get(first)) this.add('hard link', name, `linked to ${show(first)} in the replica, not in the source`);
+      }
+    }
   }
 
   /** One path the walk found not in sync (with no cache: every file pair), as its differences. */

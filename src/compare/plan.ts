@@ -2,7 +2,8 @@
  * Pure: turns the settled changes of a pass into the ordered operations the executor runs.
  *
  * Order (rclone's): creations and updates first, then deletes (children before parents), then
- * what had to wait for a delete (a folder replaced by a file, or a file by a folder), and last the
+ * what had to wait for a delete (a folder replaced by a file, or a file by a folder), then hard
+ * links to the files now in place (`--hard-links`), and last the
  * metadata of folders (owner, permission bits, mtime), deepest first, so a read-only source folder
  * is filled before it is made read-only in the replica, and its mtime set once nothing changes in it.
  */
@@ -15,6 +16,8 @@ export interface Plan {
   deletes: Op[];
   /** Creations that need a delete first (type changes); dropped with the deletes if refused. */
   afterDeletes: Op[];
+  /** Hard links to files the steps before put in place (`--hard-links`); those `afterDelete` dropped with the deletes if refused. */
+  links: Op[];
   /** Folder metadata (owner, bits, mtime), deepest first. */
   dirMetas: Op[];
   /** Entries the deletes would remove (files, links and folders, each counted). */
@@ -27,7 +30,7 @@ export interface Plan {
 
 /** `changes` must come in walk order: parents before children for new entries, children first for extras. */
 export function planOps(changes: readonly Change[]): Plan {
-  const plan: Plan = { upserts: [], deletes: [], afterDeletes: [], dirMetas: [], deleteCount: 0, deleteBytes: 0, replacements: [] };
+  const plan: Plan = { upserts: [], deletes: [], afterDeletes: [], links: [], dirMetas: [], deleteCount: 0, deleteBytes: 0, replacements: [] };
   // Folders of the source that can only be created once a replica entry in their way is deleted:
   // everything beneath them waits too.
   const waiting: string[] = [];
@@ -94,6 +97,18 @@ export function planOps(changes: readonly Change[]): Plan {
       case 'move': {
         const target = waits(change.relPath) ? plan.afterDeletes : plan.upserts;
         target.push({ op: 'move', relPath: change.relPath, from: change.from, source: change.source, replica: change.replica, md5: change.md5 });
+        break;
+      }
+      case 'hardlink': {
+        const { relPath, leader, source, replica } = change;
+        if (replica?.kind === 'dir') {
+          // A folder in the way: deleted first (the walk emitted its content as extras).
+          addDelete({ op: 'delete', relPath, replica, reason: 'type changed' });
+          plan.replacements.push(relPath);
+          plan.links.push({ op: 'hardlink', relPath, leader, source, replacing: undefined, afterDelete: true });
+        } else {
+          plan.links.push({ op: 'hardlink', relPath, leader, source, replacing: replica, ...(waits(relPath) ? { afterDelete: true as const } : {}) });
+        }
         break;
       }
       case 'file':

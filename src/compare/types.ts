@@ -63,6 +63,7 @@ export type Reason =
   | 'mtime'
   | 'permissions, mtime'
   | 'not in source'
+  | 'no longer a hard link'
   | MetaReason;
 
 /** Metadata that differs, those of `owner`, `group`, `permissions`, `mtime` joined by commas (`metaReason`). */
@@ -97,6 +98,8 @@ export type Change =
   | { type: 'dirmeta'; relPath: string; source: Entry; replica: Entry }
   /** The entry changed kind (file, folder, link) between source and replica. */
   | { type: 'kind'; relPath: string; source: Entry; replica: Entry }
+  /** With `--hard-links`: another name of the file at `leader`, to be made a link to it in the replica. */
+  | { type: 'hardlink'; relPath: string; leader: string; source: Entry; replica: Entry | undefined }
   /** A new source file whose content the replica already has at a vanished path: rename it. */
   | { type: 'move'; relPath: string; from: string; source: Entry; replica: Entry; md5: string };
 
@@ -109,4 +112,6 @@ export type Op =
   /** A folder's owner, bits and mtime, once its content is final; `replica`: the folder as the walk saw it (none: created this pass). */
   | { op: 'dirmeta'; relPath: string; source: Entry; replica?: Entry }
   | { op: 'delete'; relPath: string; replica: Entry; reason: Reason }
-  | { op: 'move'; relPath: string; from: string; source: Entry; replica: Entry; md5: string };
+  | { op: 'move'; relPath: string; from: string; source: Entry; replica: Entry; md5: string }
+  /** A hard link to the replica's `leader` at `relPath` (over `replacing`; `afterDelete`: a folder there is deleted first). */
+  | { op: 'hardlink'; relPath: string; leader: string; source: Entry; replacing: Entry | undefined; afterDelete?: true };

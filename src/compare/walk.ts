@@ -7,7 +7,7 @@
  * an I/O or permission error never looks like an empty folder (no deletes beneath it).
  */
 import { describe, errorCode, isTypeChanged, isVanished, show } from '../errors.js';
-import { DIR, entryAt, FILE, fillEntry, kindAt, scratchEntry, SPECIAL, SYMLINK, type Entry, type FolderListing } from '../tree/entry.js';
+import { AT, DIR, entryAt, FILE, fillEntry, kindAt, NUMS, scratchEntry, SPECIAL, SYMLINK, type Entry, type FolderListing } from '../tree/entry.js';
 import type { ExcludeMatcher } from '../tree/filter.js';
 import type { Lister } from '../tree/lister.js';
 import { joinRel } from '../tree/scan.js';
@@ -47,6 +47,8 @@ export interface WalkContext {
   tick(): Promise<boolean>;
   /** Told each source folder listed. */
   onSourceDir?: (relPath: string) => void;
+  /** With `--hard-links`: told every file with more than one name on either side (`LinkIndex`). */
+  links?: { file(relPath: string, source: Entry | undefined, replica: Entry | undefined): void };
   /**
    * A replica folder we may not list (EACCES: its mode shuts us out) is `open`ed for us, if it can
    * be (false: it stays unreadable), and it and its subfolders are then listed by `lister`.
@@ -253,6 +255,7 @@ export class Walker {
       }
       switch (kind) {
         case FILE: {
+          if (ctx.links !== undefined && (source.nums[i * NUMS + AT.nlink] > 1 || replica.nums[r * NUMS + AT.nlink] > 1)) ctx.links.file(childRel, entryAt(source, i), entryAt(replica, r));
           const known = record(name, childRel);
           // Decided on the scratch entries; a change is decided again on entries it may keep.
           if (compareFiles(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r), known, ctx.lookup, ctx.owners) !== undefined) {
@@ -312,6 +315,7 @@ export class Walker {
   /** Only in the source: the entry and, for a folder, everything beneath it. */
   private async added(relPath: string, entry: Entry): Promise<void> {
     if (entry.kind === 'file') this.ctx.seen(relPath);
+    if (entry.kind === 'file' && entry.nlink > 1) this.ctx.links?.file(relPath, entry, undefined);
     this.ctx.onChange({ type: 'new', relPath, source: entry });
     if (entry.kind === 'dir' && this.descend) await this.sourceOnly(relPath);
   }
@@ -339,6 +343,7 @@ export class Walker {
    * (an excluded path, an unreadable folder), in which case the folders holding it stay too.
    */
   private async removed(relPath: string, entry: Entry): Promise<boolean> {
+    if (entry.kind === 'file' && entry.nlink > 1) this.ctx.links?.file(relPath, undefined, entry);
     if (entry.kind === 'dir' && this.descend) {
       const kept = await this.replicaOnly(relPath);
       if (kept) return true;
@@ -374,6 +379,7 @@ export class Walker {
       }
     }
     if (source.kind === 'file') this.ctx.seen(relPath);
+    if ((source.kind === 'file' && source.nlink > 1) || (replica.kind === 'file' && replica.nlink > 1)) this.ctx.links?.file(relPath, source.kind === 'file' ? source : undefined, replica);
     this.ctx.onChange({ type: 'kind', relPath, source, replica });
     if (source.kind === 'dir' && this.descend) await this.sourceOnly(relPath);
   }

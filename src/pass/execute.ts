@@ -13,9 +13,14 @@ import { CopyBatches } from './copies.js';
 import type { DeleteOp, MetaOp, Recorder } from './recorder.js';
 import { applyDeletes, applyMetas } from './runs.js';
 
-/** Runs `plan` (without its deletes, nor what waits for them, when `refusedDeletes`). `hashedAt`: when moves' sources were read. */
-export async function execute(pass: PassContext, replica: Replica, recorder: Recorder, plan: Plan, refusedDeletes: boolean, hashedAt: number): Promise<void> {
-  const phases: Op[][] = refusedDeletes ? [plan.upserts] : [plan.upserts, plan.deletes, plan.afterDeletes];
+/**
+ * Runs `plan` (without its deletes, nor what waits for them, when `refusedDeletes`). `hashedAt`:
+ * when moves' sources were read; `refresh`: replica files whose records are refreshed at the end
+ * (names of an inode that changed: `--hard-links`).
+ */
+export async function execute(pass: PassContext, replica: Replica, recorder: Recorder, plan: Plan, refusedDeletes: boolean, hashedAt: number, refresh: ReadonlySet<string>): Promise<void> {
+  const links = refusedDeletes ? plan.links.filter((op) => !(op.op === 'hardlink' && op.afterDelete)) : plan.links;
+  const phases: Op[][] = refusedDeletes ? [plan.upserts, links] : [plan.upserts, plan.deletes, plan.afterDeletes, links];
   const executor = new Executor(pass, replica, recorder, hashedAt);
   const copies = phases.flat().filter((op) => op.op === 'copy');
   if (copies.length > 0 && !pass.o.dryRun) {
@@ -25,6 +30,7 @@ export async function execute(pass: PassContext, replica: Replica, recorder: Rec
   }
   try {
     if (!(await executor.phases(phases))) return;
+    if (refresh.size > 0 && !pass.o.dryRun) recorder.refreshReplica(refresh);
     await executor.folders(plan, refusedDeletes);
   } finally {
     pass.progress.end();
@@ -145,6 +151,8 @@ class Executor {
         case 'delete':
           if (dryRun || (await replica.remove(op.relPath, op.replica))) recorder.deleted(op);
           return;
+        case 'hardlink':
+          return recorder.hardLinked(op, dryRun ? undefined : replica.hardlink(op.relPath, op.leader, op.replacing));
       }
     } catch (error) {
       recorder.failed(op, error);

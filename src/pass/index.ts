@@ -4,6 +4,7 @@
  * input and output; only `execute` changes the replica, through a `Replica`. Per-entry failures
  * are logged, counted and skipped; only bad configuration throws (and that is checked before).
  */
+import { linkGroups } from '../compare/links.js';
 import { pairMoves } from '../compare/moves.js';
 import { planOps, type Plan } from '../compare/plan.js';
 import type { Op } from '../compare/types.js';
@@ -74,7 +75,9 @@ async function syncReplica(pass: PassContext, replica: Replica, recorder: Record
   const { o } = pass;
   // Decided before pairing moves: a replaced source must not rearrange the replica either.
   const massDelete = massDeleteReason(walked.result, facts);
-  const settled = await settle(pass, replica, walked.changes);
+  // With --hard-links, before anything is read: only a group's leader is.
+  const linked = walked.links === undefined ? { changes: walked.changes, refresh: new Set<string>() } : linkGroups(walked.changes, walked.links);
+  const settled = await settle(pass, replica, linked.changes);
   const hashedAt = Date.now();
   // Under --checksum the manifest vouches for nothing, so nothing is paired from it.
   const paired =
@@ -88,7 +91,7 @@ async function syncReplica(pass: PassContext, replica: Replica, recorder: Record
   pass.debug(`plan: ${plan.upserts.length + plan.deletes.length + plan.afterDeletes.length} operations at ${Date.now() - pass.started} ms (${pass.stats.hashed} files read)`);
 
   replica.prepare(walked.temps, copyJobs(plan));
-  await execute(pass, replica, recorder, plan, refused, hashedAt);
+  await execute(pass, replica, recorder, plan, refused, hashedAt, linked.refresh);
 
   // Records are forgotten only after a complete pass that deleted what it had to: after a
   // refused pass (an unmounted source), the next one finds everything still known.
@@ -117,6 +120,7 @@ function guardFacts(pass: PassContext, roots: Roots, walked: Walked): GuardFacts
 
 /** The copies a plan makes (for the replica to choose how it writes them, and which left-over temporary files it resumes). */
 function copyJobs(plan: Plan): CopyJob[] {
+  // (Hard links are no copies: they need no temporary file of their own resumed.)
   const copies = [...plan.upserts, ...plan.afterDeletes].filter((op): op is Extract<Op, { op: 'copy' }> => op.op === 'copy');
   return copies.map((op) => ({ relPath: op.relPath, source: op.source, replacing: op.replacing !== undefined }));
 }

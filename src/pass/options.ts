@@ -63,6 +63,8 @@ export interface PassOptions {
   copyThreads?: number;
   /** With `threads`: small copies written by the addon on libuv's thread pool when it is built (default true). */
   poolCopies?: boolean;
+  /** `--hard-links`: files that are one in the source are one in the replica (rsync -H). */
+  hardLinks?: boolean;
   /** Which owners and groups are kept (default: as this process can, `processOwners`). */
   owners?: Owners;
 }

@@ -105,6 +105,37 @@ export class Recorder {
     this.pass.stats.moved++;
   }
 
+  /**
+   * A name made a hard link to its group's leader (`done`: it after, and whether a link was made;
+   * undefined in a dry run). One that was a link to it already is recorded, not logged.
+   */
+  hardLinked(op: Extract<Op, { op: 'hardlink' }>, done: { replica: Entry; linked: boolean } | undefined): void {
+    if (done !== undefined) {
+      if (done.linked) this.touched(op.relPath);
+      const leader = this.pass.manifest.peek(op.leader);
+      // (Its content is the leader's, recorded when the leader was copied or checked.)
+      if (leader !== undefined) this.pass.manifest.set(op.relPath, makeRecord(leader.md5, op.source, done.replica, !isRacy(op.source, Date.now())));
+      if (!done.linked) return;
+    }
+    const verb = op.replacing ? this.verb('update', 'updated') : this.verb('copy', 'copied');
+    this.pass.o.log.action({ verb, path: show(op.relPath), reason: `hard link to ${show(op.leader)}` });
+    this.count(op.replacing !== undefined);
+  }
+
+  /**
+   * The records of replica files whose inode changed since they were recorded (a name of it
+   * linked, unlinked or fixed): their replica side as it is now, so the next pass vouches for them.
+   */
+  refreshReplica(relPaths: ReadonlySet<string>): void {
+    const manifest = this.pass.manifest;
+    for (const relPath of relPaths) {
+      const record = manifest.peek(relPath);
+      const now = record === undefined ? undefined : this.replica.statFile(relPath);
+      if (record === undefined || now === undefined) continue;
+      manifest.set(relPath, makeRecord(record.md5, { ...now, size: record.size, mtimeS: record.mtimeS, mtimeN: record.mtimeN, ctimeS: record.ctimeS, ctimeN: record.ctimeN, ino: record.ino }, now, record.trusted));
+    }
+  }
+
   deleted(op: DeleteOp): void {
     if (!this.pass.o.dryRun) this.touched(op.relPath);
     const suffix = op.replica.kind === 'dir' ? '/' : '';

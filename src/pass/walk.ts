@@ -3,6 +3,7 @@
  * compared against the manifest, keeping only what is not already in sync.
  */
 import { distrustCache, trustCache } from '../compare/fingerprint.js';
+import { LinkIndex } from '../compare/links.js';
 import type { Change } from '../compare/types.js';
 import { unreadableMessage, Walker, type WalkResult } from '../compare/walk.js';
 import { show } from '../errors.js';
@@ -20,12 +21,15 @@ export interface Walked {
   temps: string[];
   /** Files the manifest listed when the pass began. */
   known: number;
+  /** With `--hard-links`: the files with more than one name the walk saw. */
+  links: LinkIndex | undefined;
 }
 
 export async function walkTrees(pass: PassContext, replica: Replica, roots: Roots): Promise<Walked> {
   const { o } = pass;
   const changes: Change[] = [];
   const temps: string[] = [];
+  const links = o.hardLinks ? new LinkIndex() : undefined;
   let known = 0;
   let walker: Walker | undefined;
   let result: WalkResult;
@@ -55,6 +59,7 @@ export async function walkTrees(pass: PassContext, replica: Replica, roots: Root
       tick: () => pass.tick(),
       onSourceDir: o.onSourceDir,
       openReplicaFolder: { open: (relPath) => replica.openFolder(relPath), lister: replica.inlineLister() },
+      links,
     });
     const counting = walker;
     pass.progress.begin('scanning', () => ({ files: counting.listed, bytes: 0 }));
@@ -64,7 +69,7 @@ export async function walkTrees(pass: PassContext, replica: Replica, roots: Root
     await closeListers(listers); // whatever happened, even the manifest failing to load
   }
   pass.debug(`walk: ${walker.listed} entries listed in ${Date.now() - pass.started} ms, ${changes.length} to look at`);
-  return { result, changes, temps, known };
+  return { result, changes, temps, known, links };
 }
 
 /** The pass's own listers: the source's chosen here, the replica's by the replica. */

@@ -109,6 +109,8 @@ export interface Replica {
   /** A lister of this replica's folders on the main thread (for a folder `openFolder` opened, and below). */
   inlineLister(): Lister;
   readlink(relPath: string): string;
+  /** A regular file of the replica as it is now; undefined if there is none. */
+  statFile(relPath: string): Entry | undefined;
   /** Reads files of the replica to know their MD5 (`local`: with the pass's own hasher). */
   hashFiles(jobs: readonly { relPath: string; size: number }[], local: Hasher): Promise<(HashResult | undefined)[]>;
 
@@ -127,6 +129,11 @@ export interface Replica {
   abandonCopy(pending: PendingCopy): void;
   /** A symbolic link with `target`, replacing what is at `relPath` (`replacing`), with the source's times. */
   symlink(relPath: string, target: string, source: Entry, replacing: boolean): Entry;
+  /**
+   * A hard link to the replica's file `leader` at `relPath` (over `replacing`: the entry there, if
+   * any), unless it is one already (`linked` false); what it is after.
+   */
+  hardlink(relPath: string, leader: string, replacing: Entry | undefined): { replica: Entry; linked: boolean };
   /** A link's own owner and times, as the source's (`replica`: the link as the walk saw it). */
   setLinkMeta(relPath: string, source: Entry, replica: Entry): void;
   /** Metadata fixes, one outcome each, in order. */

@@ -279,6 +279,7 @@ export class SpyIo implements Io {
   utimes = (p: string, t: Times) => (this.check('utimes', p), nodeIo.utimes(p, t));
   lutimes = (p: string, t: Times) => (this.check('lutimes', p), nodeIo.lutimes(p, t));
   symlink = (t: string, p: string) => (this.check('symlink', p), nodeIo.symlink(t, p));
+  link = (existing: string, p: string) => (this.check('link', p), nodeIo.link(existing, p));
   fsyncDir = async (p: string) => {
     this.check('fsyncDir', p);
     return nodeIo.fsyncDir(p);

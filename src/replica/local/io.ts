@@ -83,6 +83,8 @@ export interface Io {
   utimes(absPath: string, times: Times): void;
   lutimes(absPath: string, times: Times): void;
   symlink(target: string, absPath: string): void;
+  /** A new name `absPath` for the file at `existingAbs` (link(2)). */
+  link(existingAbs: string, absPath: string): void;
   /** Flushes a folder's entries (after renames into it), on libuv's thread pool. */
   fsyncDir(absPath: string): Promise<void>;
 }
@@ -162,6 +164,7 @@ export const nodeIo: Io = {
   utimes: (p, times) => setTimes(p, false, times),
   lutimes: (p, times) => setTimes(p, true, times),
   symlink: (target, p) => fs.symlinkSync(target, p),
+  link: (existing, p) => fs.linkSync(existing, p),
   fsyncDir: async (p) => {
     const handle = await fs.promises.open(p, 'r');
     try {

@@ -46,6 +46,47 @@ export function makeLink(ctx: LocalContext, relPath: string, target: string, sou
   }
 }
 
+/**
+ * Makes `relPath` a hard link to the replica's `leader`: link(2) to a temporary name, renamed over
+ * what is there (backed up first with `--backup-dir`); nothing when it is one already.
+ */
+export function makeHardLink(ctx: LocalContext, relPath: string, leader: string, replacing: Entry | undefined): { replica: Entry; linked: boolean } {
+  const { io } = ctx;
+  const leaderAbs = ctx.replicaRoot + '/' + leader;
+  const abs = ctx.replicaRoot + '/' + relPath;
+  const tempAbs = tempPathFor(ctx.replicaRoot, relPath);
+  const name = relPath.slice(relPath.lastIndexOf('/') + 1);
+  let step = `checking ${show(leader)} to link`;
+  try {
+    const target = io.lstat(leaderAbs);
+    if (!target.isFile()) throw Object.assign(new Error(`${show(leader)} is not a file in the replica`), { code: 'ENOENT' });
+    if (replacing !== undefined) {
+      let now;
+      try {
+        now = io.lstat(abs);
+      } catch {
+        now = undefined; // gone since the walk: linked below
+      }
+      if (now !== undefined && now.ino === target.ino && now.dev === target.dev) return { replica: toEntry(name, now), linked: false };
+    }
+    step = 'linking';
+    removeQuietly(io, tempAbs);
+    return inWritableParent(ctx, relPath, () => {
+      io.link(leaderAbs, tempAbs);
+      if (replacing && ctx.backupRoot) {
+        step = 'backing up the old version of';
+        backup(ctx, relPath);
+      }
+      step = 'renaming link into place';
+      io.rename(tempAbs, abs);
+      return { replica: toEntry(name, io.lstat(abs)), linked: true };
+    });
+  } catch (error) {
+    removeQuietly(io, tempAbs);
+    throw new StepError(step, relPath, error);
+  }
+}
+
 /** Sets a link's own owner and times (its target text is already right): what `replica`, the link as the walk saw it, lacks. */
 export function setLinkMeta(ctx: LocalContext, relPath: string, source: Entry, replica: Entry): void {
   const abs = ctx.replicaRoot + '/' + relPath;
