@@ -59,7 +59,7 @@ describe('the command line', () => {
     assert.equal(help.status, 0);
     const shown = [...new Set(help.stdout.match(/--[a-z][a-z-]*/g))].sort();
     assert.deepEqual(shown, [
-      '--allow-empty-replica', '--allow-mass-delete', '--backup-dir', '--checksum', '--copy-threads', '--dry-run', '--exclude', '--exclude-from', '--hash-threads', '--help',
+      '--allow-empty-replica', '--allow-mass-delete', '--backup-dir', '--checksum', '--copy-threads', '--dry-run', '--exclude', '--exclude-from', '--hard-links', '--hash-threads', '--help',
       '--log-format', '--log-level', '--log-max-files', '--log-max-size', '--manifest', '--max-delete', '--max-delete-bytes',
       '--no-fsync', '--no-progress', '--once', '--quiet', '--version', '--watch', '--watch-delay',
     ]);
