@@ -303,3 +303,27 @@ char *path_arg(napi_env env, napi_value value) {
   }
   return buf;
 }
+
+/*
+ * A name (or folder path) as a listing's text carries it (`toTransport` in src/tree/names.ts): its
+ * bytes when they are UTF-8, else `/` and the hex of its bytes (no name, and no relative path,
+ * begins with `/`). Writes it at `out` (room for `transport_len` bytes); returns its length.
+ */
+size_t transport_len(const char *name, size_t len) {
+  return is_utf8((const unsigned char *)name, len) ? len : 1 + 2 * len;
+}
+
+size_t write_transport(unsigned char *out, const char *name, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  if (is_utf8((const unsigned char *)name, len)) {
+    memcpy(out, name, len);
+    return len;
+  }
+  out[0] = '/';
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)name[i];
+    out[1 + 2 * i] = hex[c >> 4];
+    out[2 + 2 * i] = hex[c & 15];
+  }
+  return 1 + 2 * len;
+}

@@ -67,6 +67,8 @@ int is_temp(const char *s, size_t len);
 int is_utf8(const unsigned char *s, size_t len);
 DIR *read_sorted(const char *path, int flags, names_t *names, int *err);
 int fill_nums(const struct stat *st, double *nums);
+size_t transport_len(const char *name, size_t len);
+size_t write_transport(unsigned char *out, const char *name, size_t len);
 long append_path(napi_env env, napi_value value, char **buf, size_t *used, size_t *cap);
 char *path_arg(napi_env env, napi_value value);
 struct timespec meta_time(double seconds, double nanoseconds);

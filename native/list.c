@@ -6,7 +6,7 @@
  *
  * Perf: the JavaScript does the same work at ~3.5 us of CPU per entry: a string per name, a path
  * per lstat, and the kernel walking that whole path again for each name. Here the names never
- * become strings (only subfolders, temporary files and undecodable names do) and each lstat is an
+ * become strings (only subfolders and temporary files do) and each lstat is an
  * fstatat relative to the open folder, which the kernel resolves in one step: ~2.2 us per entry,
  * nearly all of it the kernel's (GNU `find` takes the same).
  *
@@ -29,13 +29,16 @@ static napi_value push_string(napi_env env, napi_value *array, uint32_t *length,
  * Lists folder `path`. Writes its names, in `byName` order and joined by NUL, into `text` from
  * byte `textAt`, and NUMS numbers per name into `nums` from index `numsAt` (kind, size,
  * permissions, mtime s and ns, ctime s and ns, atime s and ns, inode, uid, gid, links, device), and returns
- * [textEnd, numsEnd, subfolders, temps, undecodable]: the names of the entries that are folders,
- * in order; the names of our temporary files and the names that are not UTF-8, left out of the
- * listing (each array is undefined when empty). An entry gone since the folder was read is left
- * out too. If `text` or `nums` lacks room, nothing is written and it returns [-1, text bytes
+ * [textEnd, numsEnd, subfolders, temps, escaped]: the names of the entries that are folders, in
+ * order; the names of our temporary files, left out of the listing (each array is undefined when
+ * empty); and whether a name is not UTF-8 (it is listed in its transport form, see
+ * `write_transport`, and so is a subfolder's name). An entry gone since the folder was read is
+ * left out. `path` is a string or a Buffer of its bytes. If `text` or `nums` lacks room, nothing is written and it returns [-1, text bytes
  * needed, numbers needed]. Throws as Node's fs does if the folder cannot be read or an lstat
  * fails for a reason other than the entry being gone.
  */
+static napi_value list_path(napi_env env, const char *path, napi_value *argv);
+
 napi_value list(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -44,24 +47,24 @@ napi_value list(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "list(path, text, textAt, nums, numsAt)");
     return NULL;
   }
-  size_t path_len;
-  char path[4096 + 1];
-  /* The length first: given a buffer too small, napi_get_value_string_utf8 stops before a
-     character that does not fit whole, so the copy's length alone cannot tell a truncated path. */
-  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "path must be a string");
+  /* A string, or a Buffer of its bytes (a path with names that are not UTF-8). */
+  char *path = path_arg(env, argv[0]);
+  if (!path) {
+    napi_throw_type_error(env, NULL, "path must be a string or a Buffer, without a NUL");
     return NULL;
   }
-  if (path_len >= sizeof path - 1) {
-    napi_get_value_string_utf8(env, argv[0], path, sizeof path, NULL);
+  if (strlen(path) >= 4096) {
     throw_errno(env, ENAMETOOLONG, "scandir", path, NULL);
+    free(path);
     return NULL;
   }
-  napi_get_value_string_utf8(env, argv[0], path, sizeof path, NULL);
-  if (strlen(path) != path_len) {
-    napi_throw_type_error(env, NULL, "path must not contain a NUL");
-    return NULL;
-  }
+  napi_value result = list_path(env, path, argv);
+  free(path);
+  return result;
+}
+
+/* `list` of `path` (see above; `argv` as given). */
+static napi_value list_path(napi_env env, const char *path, napi_value *argv) {
   napi_typedarray_type type;
   size_t text_cap, nums_cap;
   void *text_data, *nums_data;
@@ -91,7 +94,8 @@ napi_value list(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
-  size_t text_need = names.arena_used; /* each name and a NUL: at least what the joined names take */
+  size_t text_need = 0; /* the joined names, each in transport form, and a NUL each */
+  for (size_t i = 0; i < names.count; i++) text_need += transport_len(names.names[i].p, names.names[i].len) + 1;
   size_t nums_need = names.count * NUMS;
   napi_value result;
   if ((size_t)text_at + text_need > text_cap || (size_t)nums_at + nums_need > nums_cap) {
@@ -112,18 +116,15 @@ napi_value list(napi_env env, napi_callback_info info) {
   unsigned char *text = (unsigned char *)text_data;
   double *nums = (double *)nums_data;
   size_t t = (size_t)text_at, o = (size_t)nums_at;
-  napi_value subdirs = NULL, temps = NULL, undecodable = NULL;
-  uint32_t subdir_count = 0, temp_count = 0, undecodable_count = 0;
+  napi_value subdirs = NULL, temps = NULL;
+  uint32_t subdir_count = 0, temp_count = 0;
+  int escaped = 0;
   int kept = 0;
   for (size_t i = 0; i < names.count; i++) {
     const char *name = names.names[i].p;
     size_t len = names.names[i].len;
     if (is_temp(name, len)) {
       push_string(env, &temps, &temp_count, name, len);
-      continue;
-    }
-    if (!is_utf8((const unsigned char *)name, len)) {
-      push_string(env, &undecodable, &undecodable_count, name, len);
       continue;
     }
     int kind = stat_into(dfd, name, nums + o);
@@ -137,9 +138,10 @@ napi_value list(napi_env env, napi_callback_info info) {
     }
     o += NUMS;
     if (kept++ > 0) text[t++] = 0;
-    memcpy(text + t, name, len);
-    t += len;
-    if (kind == KIND_DIR) push_string(env, &subdirs, &subdir_count, name, len);
+    size_t written = write_transport(text + t, name, len);
+    if (written != len) escaped = 1;
+    if (kind == KIND_DIR) push_string(env, &subdirs, &subdir_count, (const char *)text + t, written);
+    t += written;
   }
   closedir(dir);
   names_free(&names);
@@ -153,6 +155,8 @@ napi_value list(napi_env env, napi_callback_info info) {
   napi_set_element(env, result, 1, v);
   napi_set_element(env, result, 2, subdirs ? subdirs : undef);
   napi_set_element(env, result, 3, temps ? temps : undef);
-  napi_set_element(env, result, 4, undecodable ? undecodable : undef);
+  napi_value escaped_value;
+  napi_get_boolean(env, escaped, &escaped_value);
+  napi_set_element(env, result, 4, escaped ? escaped_value : undef);
   return result;
 }

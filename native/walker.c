@@ -14,15 +14,13 @@
 #include <pthread.h>
 #include <time.h>
 
-/* A folder with temporary files, undecodable names, or an error (as `ListingExtra`). */
+/* A folder with temporary files, names that are not UTF-8, or an error (as `ListingExtra`). */
 typedef struct {
   int32_t at;
   char *temps; /* names, each ending with NUL */
   size_t temps_len, temps_cap;
   uint32_t temp_count;
-  char *undecodable;
-  size_t undecodable_len, undecodable_cap;
-  uint32_t undecodable_count;
+  int escaped; /* some of its names are in their transport form (see `write_transport`) */
   int err; /* 0, or the errno the folder could not be listed with */
   char *message;
 } extra_t;
@@ -42,7 +40,6 @@ typedef struct batch {
 
 static void extra_free(extra_t *x) {
   free(x->temps);
-  free(x->undecodable);
   free(x->message);
 }
 
@@ -139,12 +136,12 @@ static int unreadable_folder(batch_t *b, int32_t at, int32_t dir_end, size_t num
   b->nums_len = nums_start;
   extra_t *x = extra_of(b, at);
   if (!x) return -1;
-  /* Temporary and undecodable names met before the error are dropped, as the listing thread's are. */
+  /* Temporary names met before the error are dropped, as the listing thread's are. */
   free(x->temps);
-  free(x->undecodable);
-  x->temps = x->undecodable = NULL;
-  x->temps_len = x->temps_cap = x->undecodable_len = x->undecodable_cap = 0;
-  x->temp_count = x->undecodable_count = 0;
+  x->temps = NULL;
+  x->temps_len = x->temps_cap = 0;
+  x->temp_count = 0;
+  x->escaped = 0;
   char message[8192];
   format_errno(message, sizeof message, err, syscall, path, name);
   x->err = err;
@@ -163,9 +160,8 @@ static int walk_folder(walker_t *w, batch_t *b, const char *rel, stack_t_ *stack
   size_t rel_len = strlen(rel);
   int32_t at = (int32_t)(b->ends_len / 3);
   if (rel_len > 0) {
-    if (grow((void **)&b->text, &b->text_cap, b->text_len + rel_len, 1)) return -1;
-    memcpy(b->text + b->text_len, rel, rel_len);
-    b->text_len += rel_len;
+    if (grow((void **)&b->text, &b->text_cap, b->text_len + transport_len(rel, rel_len), 1)) return -1;
+    b->text_len += write_transport(b->text + b->text_len, rel, rel_len);
   }
   int32_t dir_end = (int32_t)b->text_len;
   size_t nums_start = b->nums_len;
@@ -206,15 +202,24 @@ static int walk_folder(walker_t *w, batch_t *b, const char *rel, stack_t_ *stack
   for (size_t i = 0; i < names.count; i++) {
     const char *name = names.names[i].p;
     size_t len = names.names[i].len;
-    if (is_temp(name, len) || !is_utf8((const unsigned char *)name, len)) {
+    if (is_temp(name, len)) {
       extra_t *x = extra_of(b, at);
-      int temp = is_temp(name, len);
-      if (!x || (temp ? add_name(&x->temps, &x->temps_len, &x->temps_cap, &x->temp_count, name, len)
-                      : add_name(&x->undecodable, &x->undecodable_len, &x->undecodable_cap, &x->undecodable_count, name, len))) {
+      if (!x || add_name(&x->temps, &x->temps_len, &x->temps_cap, &x->temp_count, name, len)) {
         rc = -1;
         goto out;
       }
       continue;
+    }
+    size_t text_len = transport_len(name, len);
+    if (text_len != len) {
+      /* Not UTF-8: listed all the same, its name in transport form (the main thread decodes it). */
+      extra_t *x = extra_of(b, at);
+      /* (The text was given room for every name's bytes; this one takes more.) */
+      if (!x || grow((void **)&b->text, &b->text_cap, b->text_cap + text_len, 1)) {
+        rc = -1;
+        goto out;
+      }
+      x->escaped = 1;
     }
     int kind = stat_into(dfd, name, b->nums + b->nums_len);
     if (kind == -1) continue; /* gone since the folder was read */
@@ -225,8 +230,7 @@ static int walk_folder(walker_t *w, batch_t *b, const char *rel, stack_t_ *stack
     }
     b->nums_len += NUMS;
     if (kept++ > 0) b->text[b->text_len++] = 0;
-    memcpy(b->text + b->text_len, name, len);
-    b->text_len += len;
+    b->text_len += write_transport(b->text + b->text_len, name, len);
     if (kind == KIND_DIR && !skipped(w, name, len)) {
       if (grow((void **)&subdirs, &subdir_cap, subdir_count + 1, sizeof(size_t))) {
         rc = -1;
@@ -525,7 +529,10 @@ static napi_value batch_value(napi_env env, batch_t *b) {
     napi_create_int32(env, x->at, &value);
     napi_set_named_property(env, extra, "at", value);
     napi_set_named_property(env, extra, "temps", strings_of(env, x->temps, x->temp_count));
-    napi_set_named_property(env, extra, "undecodable", strings_of(env, x->undecodable, x->undecodable_count));
+    if (x->escaped) {
+      napi_get_boolean(env, true, &value);
+      napi_set_named_property(env, extra, "escaped", value);
+    }
     if (x->err) {
       napi_value error;
       napi_create_object(env, &error);

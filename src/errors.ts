@@ -93,12 +93,13 @@ export function isTypeChanged(error: unknown): boolean {
 export const EXIT_USAGE = 2;
 
 /**
- * A path as it appears in a log line: control characters (a newline in a file name) escaped,
- * so every action stays on one line.
+ * A path as it appears in a log line: control characters (a newline in a file name) escaped, so
+ * every action stays on one line, and each byte of a name that is not UTF-8 (held as a lone
+ * surrogate, see `tree/names.ts`) shown as `\xe9`. A backslash is shown doubled, so both read back.
  */
 export function show(relPath: string): string {
   // eslint-disable-next-line no-control-regex
-  return relPath === '' ? '.' : relPath.replace(/[\x00-\x1f\x7f\\]/g, escapeChar);
+  return relPath === '' ? '.' : relPath.replace(/[\x00-\x1f\x7f\\]|(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g, escapeChar);
 }
 
 function escapeChar(char: string): string {
@@ -111,8 +112,10 @@ function escapeChar(char: string): string {
       return '\\r';
     case '\\':
       return '\\\\';
-    default:
-      return '\\x' + char.charCodeAt(0).toString(16).padStart(2, '0');
+    default: {
+      const code = char.charCodeAt(0);
+      return '\\x' + (code >= 0xdc80 ? code - 0xdc00 : code).toString(16).padStart(2, '0');
+    }
   }
 }
 

@@ -14,24 +14,26 @@ import { PACKAGE_ROOT } from './package.js';
 import type { PackedBatch } from './tree/batches.js';
 
 /**
- * What `list` answers: where the folder's names end in `text` and its numbers in `nums`, and the
- * names of its subfolders, its temporary files and its names that are not UTF-8 (each undefined
- * when there are none); or `[-1, bytes, numbers]` when `text` or `nums` lacks room for the folder,
- * which needs that many from the offsets given (nothing was written).
+ * What `list` answers: where the folder's names end in `text` and its numbers in `nums`, the names
+ * of its subfolders and of its temporary files (each undefined when there are none), and whether a
+ * name is not UTF-8 (it is in transport form, `fromTransport` in `tree/names.ts`: in the text and
+ * among the subfolders); or `[-1, bytes, numbers]` when `text` or `nums` lacks room for the
+ * folder, which needs that many from the offsets given (nothing was written).
  */
 export type NativeAnswer =
-  | [textEnd: number, numsEnd: number, subdirs: string[] | undefined, temps: string[] | undefined, undecodable: string[] | undefined]
+  | [textEnd: number, numsEnd: number, subdirs: string[] | undefined, temps: string[] | undefined, escaped: true | undefined]
   | [-1, textNeeded: number, numsNeeded: number];
 
 /** `list.c`: one folder listed (by a listing thread). */
 export interface NativeList {
   /**
    * Lists folder `path`: its names in `byName` order, joined by NUL, into `text` from `textAt`;
-   * `NUMS` numbers per name into `nums` from `numsAt`. Leaves out our temporary files, names that
-   * are not UTF-8 and entries gone since the folder was read. Throws as `fs` does (with `code`)
+   * `NUMS` numbers per name into `nums` from `numsAt`. Leaves out our temporary files and entries
+   * gone since the folder was read; a name that is not UTF-8 is in transport form. `path` is a string,
+   * or a Buffer of its bytes. Throws as `fs` does (with `code`)
    * if the folder cannot be read, or an lstat fails for another reason than the entry being gone.
    */
-  list(path: string, text: Uint8Array, textAt: number, nums: Float64Array, numsAt: number): NativeAnswer;
+  list(path: string | Buffer, text: Uint8Array, textAt: number, nums: Float64Array, numsAt: number): NativeAnswer;
 }
 
 /** `walker.c`: a whole tree walked by a thread of the addon's own. */
@@ -47,7 +49,8 @@ export interface NativeWalk {
   /**
    * The next batch, waiting up to `waitMs` for one to be posted; true when the walk is done and
    * every batch taken; a message if the walker itself failed (out of memory); undefined if none
-   * came in time. Undecodable names come in byte order.
+   * came in time. A folder whose names are not all UTF-8 comes with them in transport form, and
+   * `escaped` set in its extra.
    */
   walkNext(walker: NativeWalker, waitMs: number): PackedBatch | true | string | undefined;
   /** The main thread has taken (or let go of) `taken` entries in all. */

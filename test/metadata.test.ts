@@ -325,3 +325,51 @@ describe('--hard-links', () => {
     assert.deepEqual(after.differences, []);
   });
 });
+
+describe('any file name, any link target', () => {
+  const bytes = (root: string, ...parts: (string | number[])[]) => Buffer.concat([Buffer.from(root + '/'), ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p)))]);
+
+  for (const threads of [false, true]) {
+    test(`names and link targets that are not UTF-8 are mirrored byte for byte, logged escaped, recorded, exit 0 (threads: ${threads})`, async () => {
+      const s = setup({ 'ok.txt': 'ok' });
+      fs.writeFileSync(bytes(s.source, 'caf', [0xe9], '.txt'), 'latin-1 name'); // `café.txt` from an old disk
+      fs.mkdirSync(bytes(s.source, 'd', [0xe9], 'j', [0xe0]));
+      fs.writeFileSync(bytes(s.source, 'd', [0xe9], 'j', [0xe0], '/in', [0xff]), 'deep');
+      fs.symlinkSync(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x74, 0x78, 0x74]), bytes(s.source, 'link'));
+      fs.writeFileSync(bytes(s.source, 'b', [0xff], 'c'), 'twin 1'); // decoded with U+FFFD, these three would be one name
+      fs.writeFileSync(bytes(s.source, 'b', [0xfe], 'c'), 'twin 2');
+      fs.writeFileSync(path.join(s.source, 'b\uFFFDc'), 'twin 3');
+      await settle();
+      const options = threads ? { threads: { excludes: ['*.log'], own: [] } } : {};
+      const result = await sync(s, options);
+      assert.equal(result.exitStatus, 0, s.log.lines.join('\n'));
+      assert.deepEqual(s.log.errors, []);
+      assert.ok(s.log.actions.includes('copied caf\\xe9.txt (new)'), s.log.actions.join('\n'));
+      assert.ok(s.log.actions.includes('copied d\\xe9j\\xe0/in\\xff (new)'), s.log.actions.join('\n'));
+      assert.ok(s.log.actions.includes('copied link -> caf\\xe9.txt (new)'), s.log.actions.join('\n'));
+      const listing = (root: string) => fs.readdirSync(root, { encoding: 'buffer', recursive: false }).map((b) => b.toString('hex')).sort();
+      assert.deepEqual(listing(s.replica), listing(s.source));
+      assert.deepEqual(fs.readFileSync(bytes(s.replica, 'd', [0xe9], 'j', [0xe0], '/in', [0xff]), 'utf8'), 'deep');
+      assert.deepEqual(fs.readlinkSync(bytes(s.replica, 'link'), { encoding: 'buffer' }), fs.readlinkSync(bytes(s.source, 'link'), { encoding: 'buffer' }));
+      for (const [name, content] of [[[0xff], 'twin 1'], [[0xfe], 'twin 2']] as const) assert.equal(fs.readFileSync(bytes(s.replica, 'b', [...name], 'c'), 'utf8'), content);
+      assert.equal(fs.readFileSync(path.join(s.replica, 'b\uFFFDc'), 'utf8'), 'twin 3');
+      assert.equal(result.manifest.peek('caf\udce9.txt')?.size, 'latin-1 name'.length, 'recorded under its escaped name');
+      const again = await sync(s, options);
+      assert.deepEqual(s.log.actions, []);
+      assert.equal(again.stats.hashed, 0, 'the manifest vouches for them (read back from its files)');
+      // A link target changed to other bytes is seen, and mirrored.
+      fs.rmSync(bytes(s.source, 'link'));
+      fs.symlinkSync(Buffer.from([0x63, 0x61, 0x66, 0xe8]), bytes(s.source, 'link'));
+      await sync(s, options);
+      assert.deepEqual(s.log.actions, ['updated link -> caf\\xe8 (link target changed)']);
+      assert.deepEqual(fs.readlinkSync(bytes(s.replica, 'link'), { encoding: 'buffer' }), Buffer.from([0x63, 0x61, 0x66, 0xe8]));
+    });
+  }
+
+  test('an exclude pattern matches such a name by its other characters (a wildcard for the byte)', async () => {
+    const s = setup({ 'keep.txt': 'k' });
+    fs.writeFileSync(bytes(s.source, 'caf', [0xe9], '.tmp'), 'x');
+    await sync(s, { excludes: ['caf*.tmp'] });
+    assert.deepEqual(fs.readdirSync(s.replica), ['keep.txt']);
+  });
+});

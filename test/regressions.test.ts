@@ -68,16 +68,6 @@ describe('review regressions', () => {
     assert.equal(result.stats.errors, s.log.errors.length);
   });
 
-  test('a name that is not valid UTF-8 is an error, not a silent skip', async () => {
-    const s = setup({ 'ok.txt': 'ok' });
-    const bad = Buffer.concat([Buffer.from(s.source + '/caf'), Buffer.from([0xe9])]);
-    fs.writeFileSync(bad, 'latin-1 name');
-    const result = await sync(s);
-    assert.equal(result.exitStatus, 1);
-    assert.ok(s.log.errors.some((e) => /cannot sync source entry caf\uFFFD: its name is not valid UTF-8/.test(e)), s.log.errors.join('\n'));
-    assert.equal(fs.readFileSync(path.join(s.replica, 'ok.txt'), 'utf8'), 'ok');
-  });
-
   test('a read-only replica folder (0555) is opened for the copy and closed again after', async () => {
     const s = setup({ 'ro': { dir: true, mode: 0o555 }, 'ro/f.txt': 'v1' });
     await sync(s);

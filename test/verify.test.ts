@@ -335,18 +335,20 @@ describe('unreadable entries', () => {
     assert.deepEqual(result, { differences: [diff('unreadable', '', 'source: EIO: i/o error')], entries: 0, filesHashed: 0, bytesHashed: 0 });
   });
 
-  test('a name that is not valid UTF-8 cannot be opened by name: unreadable, never skipped silently', async () => {
+  test('a name that is not valid UTF-8 is compared by its bytes: read on both sides, an extra one reported', async () => {
     const t = twins(SAMPLE);
     const latin1 = (root: string, name: string) => Buffer.concat([Buffer.from(root + '/' + name), Buffer.from([0xe9])]);
     fs.writeFileSync(latin1(t.source, 'caf'), 'on both sides');
-    fs.writeFileSync(latin1(t.replica, 'caf'), 'on both sides');
+    fs.writeFileSync(latin1(t.replica, 'caf'), 'ON BOTH SIDES');
+    fs.utimesSync(latin1(t.source, 'caf'), OLD, OLD);
+    fs.utimesSync(latin1(t.replica, 'caf'), OLD, OLD);
     fs.writeFileSync(latin1(t.replica, 'docs/r'), 'replica only');
     const result = await run(t);
     assert.deepEqual(result.differences, [
-      diff('unreadable', 'caf\uFFFD', 'source: its name is not valid UTF-8'),
-      diff('unreadable', 'caf\uFFFD', 'replica: its name is not valid UTF-8'),
-      diff('unreadable', 'docs/r\uFFFD', 'replica: its name is not valid UTF-8'),
+      diff('content', 'caf\udce9', `md5 ${md5('on both sides').slice(0, 4)}… vs ${md5('ON BOTH SIDES').slice(0, 4)}…`),
+      diff('extra', 'docs/r\udce9', 'file, 12 bytes'),
     ]);
+    assert.equal(formatDifference(result.differences[0]).split(' (')[0], 'content  caf\\xe9');
     assert.equal(result.entries, 9);
   });
 

@@ -61,10 +61,10 @@ export interface WalkContext {
   descend?: boolean;
 }
 
-/** A folder that could not be listed, a link that could not be read, a name that cannot be opened (not UTF-8). */
+/** A folder that could not be listed, a link that could not be read. */
 export interface Unreadable {
   side: Side;
-  what: 'folder' | 'link' | 'name';
+  what: 'folder' | 'link';
   relPath: string;
   error: unknown;
 }
@@ -81,8 +81,6 @@ export function unreadableMessage({ side, what, relPath, error }: Unreadable): {
       if (isVanished(error)) return { level: 'warn', message: `${path} vanished during the pass; skipped` };
       if (isTypeChanged(error)) return { level: 'warn', message: `${path} changed type in the ${side} during the pass; skipped (the next pass mirrors it)` };
       return { level: 'error', message: `reading link ${path}: ${describe(error)}` };
-    case 'name':
-      return { level: 'error', message: `cannot sync ${side} entry ${path}: its name is not valid UTF-8; skipped` };
   }
 }
 
@@ -163,13 +161,11 @@ export class Walker {
   private async listSource(relPath: string): Promise<FolderListing | undefined> {
     try {
       const listing = await this.ctx.sourceLister.list(relPath);
-      this.reportUndecodable(listing, relPath, 'source');
       this.listed += listing.names.length;
       this.ctx.onSourceDir?.(relPath);
       if (relPath === '') {
         this.sourceRootListed = true;
         for (let i = 0; i < listing.names.length; i++) if (!this.ctx.exclude(listing.names[i], kindAt(listing, i) === DIR)) this.sourceRootEntries++;
-        this.sourceRootEntries += listing.undecodable.length;
       }
       return listing;
     } catch (error) {
@@ -183,7 +179,6 @@ export class Walker {
     const opened = this.inOpened(relPath);
     try {
       const listing = await (opened ? this.ctx.openReplicaFolder!.lister : this.ctx.replicaLister).list(relPath);
-      this.reportUndecodable(listing, relPath, 'replica');
       this.replicaEntries += listing.names.length;
       this.listed += listing.names.length;
       for (const name of listing.temps) this.ctx.onTemp(joinRel(relPath, name));
@@ -206,17 +201,6 @@ export class Walker {
     return this.opened.length > 0 && this.opened.some((dir) => relPath === dir || dir === '' || relPath.startsWith(dir + '/'));
   }
 
-  /**
-   * Names that are not valid UTF-8 come back from readdir with U+FFFD in them and cannot be
-   * opened again by that name: an error (exit 1), never a silent skip.
-   */
-  private reportUndecodable(listing: FolderListing, relPath: string, side: Side): void {
-    for (const name of listing.undecodable) {
-      this.complete = false;
-      this.ctx.onUnreadable({ side, what: 'name', relPath: joinRel(relPath, name), error: 'its name is not valid UTF-8' });
-    }
-  }
-
   /** A folder present on both sides. */
   private async both(relPath: string): Promise<void> {
     const source = await this.listSource(relPath);
@@ -224,7 +208,6 @@ export class Walker {
     const replica = await this.listReplica(relPath);
     if (replica === undefined) return;
     const { ctx } = this;
-    if (source.undecodable.length + replica.undecodable.length > 0) this.compared += new Set([...source.undecodable, ...replica.undecodable]).size;
     const record = ctx.records(relPath);
     const sourceNames = source.names;
     const replicaNames = replica.names;

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { fsPath } from '../tree/names.js';
 import { inodeNumber, splitNs } from '../tree/scan.js';
 
 export interface HashBatch {
@@ -31,7 +32,7 @@ export interface HashAnswer {
 
 const buffer = Buffer.allocUnsafe(1 << 20);
 
-function md5Of(path: string, flags: number, cancel?: Int32Array): { md5: string; fp: number[] } {
+function md5Of(path: string | Buffer, flags: number, cancel?: Int32Array): { md5: string; fp: number[] } {
   const hash = createHash('md5');
   const fd = fs.openSync(path, flags);
   try {
@@ -69,6 +70,6 @@ parentPort!.on('message', (request: HashBatch | HashOpenFile) => {
     parentPort!.postMessage({ id: request.id, results: [result] } satisfies HashAnswer);
     return;
   }
-  const results = request.paths.map((path) => answer(() => md5Of(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)));
+  const results = request.paths.map((path) => answer(() => md5Of(fsPath(path), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)));
   parentPort!.postMessage({ id: request.id, results } satisfies HashAnswer);
 });

@@ -5,6 +5,7 @@
  */
 import { NUMS, type FolderListing } from './entry.js';
 import type { Lister, ListerSpec } from './lister.js';
+import { fromTransport } from './names.js';
 import { byName } from './scan.js';
 
 /**
@@ -94,7 +95,7 @@ export interface PackedBatch {
   text: Uint8Array;
   nums: Float64Array;
   ends: Int32Array;
-  /** The few folders with temporary files, undecodable names, or that could not be read. */
+  /** The few folders with temporary files, names that are not UTF-8, or that could not be read. */
   extras: ListingExtra[];
 }
 
@@ -102,8 +103,8 @@ export interface ListingExtra {
   /** The folder's index in its batch. */
   at: number;
   temps: string[];
-  /** In any order: `Batch` puts them in the walk's. */
-  undecodable: string[];
+  /** Some of its names are not UTF-8: they are in transport form (`fromTransport`), not in the walk's order. */
+  escaped?: true;
   error?: { code?: string; message: string };
 }
 
@@ -140,9 +141,6 @@ class Batch {
     this.text = Buffer.from(packed.text.buffer, packed.text.byteOffset, packed.text.byteLength);
     this.left = this.count;
     if (packed.extras.length === 0) return;
-    // The native listers order undecodable names by their bytes, `listFolder` by their decoded
-    // strings, as the walk does (names that decode alike are alike, so this gives its order exactly).
-    for (const extra of packed.extras) extra.undecodable.sort(byName);
     this.extras = new Map(packed.extras.map((extra) => [extra.at, extra]));
   }
 
@@ -176,7 +174,7 @@ class Batch {
   }
 
   dir(at: number): string {
-    return this.text.toString('utf8', this.textStart(at), this.dirEnd(at));
+    return fromTransport(this.text.toString('utf8', this.textStart(at), this.dirEnd(at)));
   }
 
   /** What the listing thread counts as a listing's entries: its names, plus the folder itself. */
@@ -192,7 +190,20 @@ class Batch {
     const to = this.namesEnd(at);
     const names = to === from ? [] : this.text.toString('utf8', from, to).split('\0');
     const nums = this.packed.nums.subarray(this.numsStart(at), this.numsEnd(at));
-    return new ThreadListing(names, nums, extra?.temps ?? NONE, extra?.undecodable ?? NONE, this);
+    if (extra?.escaped) return this.decoded(names, nums, extra.temps);
+    return new ThreadListing(names, nums, extra?.temps ?? NONE, this);
+  }
+
+  /**
+   * A listing with names that are not UTF-8: decoded (`fromTransport`) and put in the walk's order
+   * with their numbers (the listers sort by bytes, the walk by UTF-16 code units). Rare.
+   */
+  private decoded(transported: string[], nums: Float64Array, temps: string[]): FolderListing {
+    const names = transported.map(fromTransport);
+    const order = names.map((_, i) => i).sort((a, b) => byName(names[a], names[b]));
+    const sorted = new Float64Array(nums.length);
+    order.forEach((from, to) => sorted.set(nums.subarray(from * NUMS, (from + 1) * NUMS), to * NUMS));
+    return new ThreadListing(order.map((i) => names[i]), sorted, temps, this);
   }
 
   /**
@@ -218,7 +229,6 @@ class ThreadListing implements FolderListing {
     readonly names: string[],
     readonly nums: Float64Array,
     readonly temps: string[],
-    readonly undecodable: string[],
     public batch: Batch | undefined,
   ) {}
 }

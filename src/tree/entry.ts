@@ -48,15 +48,14 @@ export interface Entry {
 }
 
 /**
- * One folder's listing as the walk reads it: names in `byName` order and `NUMS` numbers per entry
- * at `i * NUMS` (see `entryAt`); temporary files of ours are in `temps`, not in `names`.
+ * One folder's listing as the walk reads it: names in `byName` order (bytes that are not UTF-8
+ * escaped, see `names.ts`) and `NUMS` numbers per entry at `i * NUMS` (see `entryAt`); temporary
+ * files of ours are in `temps`, not in `names`.
  */
 export interface FolderListing {
   names: string[];
   nums: Float64Array;
   temps: string[];
-  /** Names that are not valid UTF-8 (decoded with U+FFFD, they cannot be opened by name). */
-  undecodable: string[];
 }
 
 export function kindAt(listing: FolderListing, i: number): number {

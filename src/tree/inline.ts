@@ -13,7 +13,7 @@ export function packListing(listing: Listing): FolderListing {
     packEntry(nums, o, e);
     o += NUMS;
   }
-  return { names, nums, temps: listing.temps, undecodable: listing.undecodable };
+  return { names, nums, temps: listing.temps };
 }
 
 export class InlineLister implements Lister {

@@ -12,6 +12,7 @@ import { buildExclude } from './filter.js';
 import { isVanished } from '../errors.js';
 import { AHEAD, BATCH_ENTRIES, TAKEN, type ListerStart, type ListingExtra, type PackedBatch } from './batches.js';
 import { AT, DIR, FILE, NUMS, SPECIAL, SYMLINK } from './entry.js';
+import { decodeName, fromTransport, fsPath, hasEscapes, toTransport } from './names.js';
 import { byName, inodeNumber, isTempName, joinRel, splitNs } from './scan.js';
 import { loadNative, type NativeAnswer, type NativeList } from '../native.js';
 
@@ -30,7 +31,7 @@ let exclude: ReturnType<typeof buildExclude>;
 type StatNumbers = ArrayLike<number>;
 let lstatNumbers: (path: string) => StatNumbers;
 
-function publicLstat(path: string): StatNumbers {
+function publicLstat(path: string | Buffer): StatNumbers {
   const st = fs.lstatSync(path, { bigint: true });
   return [
     Number(st.dev), Number(st.mode), Number(st.nlink), Number(st.uid), Number(st.gid), 0, 0, inodeNumber(st.ino), Number(st.size), 0,
@@ -89,7 +90,7 @@ let textUsed = 0;
  * each post).
  */
 const ends: number[] = [];
-/** The batch's folders with temporary files, undecodable names, or an error (rare). */
+/** The batch's folders with temporary files, names that are not UTF-8, or an error (rare). */
 const extras: ListingExtra[] = [];
 /** Entries posted so far (compared with what the walk took: see `MAX_AHEAD`). */
 let posted = 0;
@@ -123,20 +124,21 @@ function batchEntries(): number {
  * Adds a folder to the batch: its path and names (joined by NUL) to `text`; its numbers, already
  * in `numbers`, end at `numsEnd` (the rest as `endFolder`).
  */
-function addFolder(relDir: string, joined: string, numsEnd: number, temps: string[], undecodable: string[], error: ListingExtra['error']): void {
+function addFolder(relDir: string, joined: string, numsEnd: number, temps: string[], escaped: boolean, error: ListingExtra['error']): void {
+  const dir = toTransport(relDir);
   // At most 3 bytes of UTF-8 per UTF-16 code unit.
-  roomForText(3 * (relDir.length + joined.length));
-  const dirEnd = textUsed + text.write(relDir, textUsed);
-  endFolder(dirEnd, dirEnd + text.write(joined, dirEnd), numsEnd, temps, undecodable, error);
+  roomForText(3 * (dir.length + joined.length));
+  const dirEnd = textUsed + text.write(dir, textUsed);
+  endFolder(dirEnd, dirEnd + text.write(joined, dirEnd), numsEnd, temps, escaped, error);
 }
 
 /**
  * Ends the folder being added, already written: its path ends at `dirEnd` in `text` and its names
- * at `namesEnd`, its numbers at `numsEnd` in `numbers`. Temporary files, undecodable names or an
+ * at `namesEnd`, its numbers at `numsEnd` in `numbers`. Temporary files, names that are not UTF-8 or an
  * error go to `extras`.
  */
-function endFolder(dirEnd: number, namesEnd: number, numsEnd: number, temps: string[], undecodable: string[], error: ListingExtra['error']): void {
-  if (temps !== NONE || undecodable !== NONE || error !== undefined) extras.push(new Extra(ends.length / 3, temps, undecodable, error));
+function endFolder(dirEnd: number, namesEnd: number, numsEnd: number, temps: string[], escaped: boolean, error: ListingExtra['error']): void {
+  if (temps !== NONE || escaped || error !== undefined) extras.push(new Extra(ends.length / 3, temps, escaped ? true : undefined, error));
   ends.push(dirEnd, namesEnd, numsEnd);
   textUsed = namesEnd;
   used = numsEnd;
@@ -151,7 +153,7 @@ function roomForText(bytes: number): void {
 }
 
 /**
- * The folder being added has temporary files, undecodable names, or could not be read. Perf: made
+ * The folder being added has temporary files, names that are not UTF-8, or could not be read. Perf: made
  * by a class, not an object literal: literals that outlive a young-generation collection teach V8
  * to allocate the next ones in the old generation (pretenuring), where each becomes garbage.
  */
@@ -159,7 +161,7 @@ class Extra implements ListingExtra {
   constructor(
     readonly at: number,
     readonly temps: string[],
-    readonly undecodable: string[],
+    readonly escaped?: true,
     readonly error?: { code?: string; message: string },
   ) {}
 }
@@ -168,7 +170,7 @@ const NONE: string[] = [];
 /** A folder that could not be listed, as the main thread's walk reports it. */
 function unreadable(relDir: string, error: unknown): void {
   const e = error as NodeJS.ErrnoException;
-  addFolder(relDir, '', used, NONE, NONE, { code: e.code, message: e.message });
+  addFolder(relDir, '', used, NONE, false, { code: e.code, message: e.message });
 }
 
 /** Room in `numbers` for `count` more numbers (the batch so far is posted first if need be). */
@@ -185,34 +187,29 @@ function absolute(relDir: string): string {
 
 function listFolder(relDir: string): string[] {
   const abs = absolute(relDir);
-  const prefix = abs + '/';
   let names: string[];
+  let escaped = false;
   try {
-    names = fs.readdirSync(abs);
+    names = fs.readdirSync(fsPath(abs));
+    // A name that is not UTF-8 decodes with U+FFFD: the folder is read again, names as bytes (rare).
+    if (names.some((name) => name.includes('\uFFFD'))) {
+      names = fs.readdirSync(fsPath(abs), { encoding: 'buffer' }).map(decodeName);
+      escaped = names.some(hasEscapes);
+    }
   } catch (error) {
     unreadable(relDir, error);
     return [];
   }
   names.sort(byName);
+  const prefix = abs + '/';
   const kept: string[] = [];
   let temps = NONE;
-  let undecodable = NONE;
   reserve(names.length * NUMS);
   const nums = numbers;
   const start = used;
   const subdirs: string[] = [];
   let o = start;
-  let previous = '';
   for (const name of names) {
-    // The same name twice: a name that is not UTF-8 decoded (with U+FFFD) to a name that is, or to
-    // another one that is not (as in `listDir`). The first was lstat'ed by that name; this one
-    // cannot be.
-    if (name === previous) {
-      if (undecodable === NONE) undecodable = [];
-      undecodable.push(name);
-      continue;
-    }
-    previous = name;
     if (isTempName(name)) {
       if (temps === NONE) temps = [];
       temps.push(name);
@@ -220,19 +217,14 @@ function listFolder(relDir: string): string[] {
     }
     let st: StatNumbers;
     try {
-      st = lstatNumbers(prefix + name);
+      st = escaped && hasEscapes(name) ? publicLstat(fsPath(prefix + name)) : lstatNumbers(prefix + name);
     } catch (error) {
       if (!isVanished(error)) {
         // An lstat failure other than "gone" makes the whole folder unreadable, as inline.
         unreadable(relDir, error);
         return [];
       }
-      // Gone since readdir: left out. A name that is not UTF-8 cannot be lstat'ed by name at all.
-      if (name.includes('\uFFFD')) {
-        if (undecodable === NONE) undecodable = [];
-        undecodable.push(name);
-      }
-      continue;
+      continue; // gone since readdir: left out
     }
     const kind = kindOfMode(st[1]);
     nums[o + AT.kind] = kind;
@@ -250,13 +242,13 @@ function listFolder(relDir: string): string[] {
     nums[o + AT.nlink] = st[2];
     nums[o + AT.dev] = st[0];
     o += NUMS;
-    kept.push(name);
+    kept.push(escaped ? toTransport(name) : name);
     if (kind === DIR) {
       const childRel = joinRel(relDir, name);
       if (!exclude(childRel, true)) subdirs.push(childRel);
     }
   }
-  addFolder(relDir, kept.join('\0'), o, temps, undecodable, undefined);
+  addFolder(relDir, kept.join('\0'), o, temps, escaped, undefined);
   return subdirs;
 }
 
@@ -271,11 +263,12 @@ function listFolderNative(relDir: string): string[] {
   const abs = absolute(relDir);
   for (;;) {
     // The folder's path first, then its names (as `addFolder`); `endFolder` moves `textUsed`.
-    roomForText(3 * relDir.length);
-    const dirEnd = textUsed + text.write(relDir, textUsed);
+    const dir = toTransport(relDir);
+    roomForText(3 * dir.length);
+    const dirEnd = textUsed + text.write(dir, textUsed);
     let answer;
     try {
-      answer = native!.list(abs, text, dirEnd, numbers, used);
+      answer = native!.list(fsPath(abs), text, dirEnd, numbers, used);
     } catch (error) {
       unreadable(relDir, error);
       return [];
@@ -284,15 +277,15 @@ function listFolderNative(relDir: string): string[] {
       // Too big for what is left of the buffers: the batch so far is posted or the text grown.
       const [, bytes, count] = answer as [number, number, number];
       reserve(count);
-      roomForText(3 * relDir.length + bytes);
+      roomForText(3 * dir.length + bytes);
       continue;
     }
-    const [namesEnd, numsEnd, subdirNames, temps, undecodable] = answer as Exclude<NativeAnswer, [-1, number, number]>;
-    endFolder(dirEnd, namesEnd, numsEnd, temps ?? NONE, undecodable ?? NONE, undefined);
+    const [namesEnd, numsEnd, subdirNames, temps, escaped] = answer as Exclude<NativeAnswer, [-1, number, number]>;
+    endFolder(dirEnd, namesEnd, numsEnd, temps ?? NONE, escaped === true, undefined);
     const subdirs: string[] = [];
     if (subdirNames !== undefined) {
       for (const name of subdirNames) {
-        const childRel = joinRel(relDir, name);
+        const childRel = joinRel(relDir, escaped ? fromTransport(name) : name);
         if (!exclude(childRel, true)) subdirs.push(childRel);
       }
     }

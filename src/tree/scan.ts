@@ -80,30 +80,20 @@ export interface Listing {
   entries: Map<string, Entry>;
   /** Names of our temporary files found in this folder. */
   temps: string[];
-  /** Names that are not valid UTF-8 (decoded with U+FFFD, they cannot be opened by name). */
-  undecodable: string[];
 }
 
 /**
  * Lists `absDir`. Throws what readdir throws (the caller decides whether a missing folder is an
- * error); an entry that vanishes before its lstat is reported, not thrown.
+ * error); an entry that vanishes before its lstat is left out. Names are as `Io.readdir` gives
+ * them (bytes that are not UTF-8 escaped).
  */
 export function listDir(io: Io, absDir: string): Listing {
   // Sorted here once (the walk's order, and the listing threads' too): the walk never re-sorts.
   const names = io.readdir(absDir).sort(byName);
   const entries = new Map<string, Entry>();
   const temps: string[] = [];
-  const undecodable: string[] = [];
   const prefix = absDir.endsWith('/') ? absDir : absDir + '/';
-  let previous: string | undefined;
   for (const name of names) {
-    // The same name twice: a name that is not UTF-8 decoded (with U+FFFD) to a name that is, or to
-    // another one that is not. The first was lstat'ed by that name; this one cannot be.
-    if (name === previous) {
-      undecodable.push(name);
-      continue;
-    }
-    previous = name;
     if (isTempName(name)) {
       temps.push(name);
       continue;
@@ -111,12 +101,10 @@ export function listDir(io: Io, absDir: string): Listing {
     try {
       entries.set(name, toEntry(name, io.lstat(prefix + name)));
     } catch (error) {
-      if (!isVanished(error)) throw error;
-      // Gone since readdir: left out. A name that is not UTF-8 cannot be lstat'ed by name at all.
-      if (name.includes('\uFFFD')) undecodable.push(name);
+      if (!isVanished(error)) throw error; // (gone since readdir: left out)
     }
   }
-  return { entries, temps, undecodable };
+  return { entries, temps };
 }
 
 /** Code-unit order of names: the order of every listing and so of the walk and its log. */

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { Owners } from '../../compare/owners.js';
 import { errorCode } from '../../errors.js';
 import type { Io } from './io.js';
+import { fsPath } from '../../tree/names.js';
 import { TEMP_PREFIX } from '../../tree/scan.js';
 
 export interface LocalContext {
@@ -63,7 +64,8 @@ export function isOwnerRefused(error: unknown): boolean {
  * same for the same target (a retry reuses, never accumulates).
  */
 export function tempName(name: string): string {
-  return TEMP_PREFIX + createHash('md5').update(name).digest('hex').slice(0, 16) + '.tmp';
+  // (Of the name's bytes: names that differ only in bytes that are not UTF-8 get names of their own.)
+  return TEMP_PREFIX + createHash('md5').update(fsPath(name)).digest('hex').slice(0, 16) + '.tmp';
 }
 
 export function split(relPath: string): [dir: string, name: string] {

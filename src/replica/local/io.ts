@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { loadNative, nativeCopy, nativeTimes } from '../../native.js';
 import { catCopy } from './cat.js';
+import { decodeName, fsPath } from '../../tree/names.js';
 import { NUMS } from '../../tree/entry.js';
 import type { MetaFix as ReplicaMetaFix } from '../replica.js';
 
@@ -89,17 +90,21 @@ export interface Io {
   fsyncDir(absPath: string): Promise<void>;
 }
 
+/**
+ * Node's fs, with names as bytes: a path holding bytes that are not UTF-8 (`names.ts`) goes to the
+ * system as its bytes (`fsPath`), and names and link targets come back with such bytes escaped.
+ */
 export const nodeIo: Io = {
-  readdir: (p) => fs.readdirSync(p),
-  lstat: (p) => fs.lstatSync(p, { bigint: true }),
+  readdir: (p) => fs.readdirSync(fsPath(p), { encoding: 'buffer' }).map(decodeName),
+  lstat: (p) => fs.lstatSync(fsPath(p), { bigint: true }),
   fstat: (fd) => fs.fstatSync(fd, { bigint: true }),
-  readlink: (p) => fs.readlinkSync(p),
+  readlink: (p) => decodeName(fs.readlinkSync(fsPath(p), { encoding: 'buffer' })),
   // Safety: O_NOFOLLOW: a path that became a symlink since the walk is refused (ELOOP), never
   // followed out of the tree.
-  openRead: (p) => fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW),
+  openRead: (p) => fs.openSync(fsPath(p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW),
   openWrite: (p, flags) =>
     fs.openSync(
-      p,
+      fsPath(p),
       flags === 'create'
         ? fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW
         : fs.constants.O_RDWR | fs.constants.O_NOFOLLOW,
@@ -138,7 +143,7 @@ export const nodeIo: Io = {
       input[o + 12] = fix.gid ?? -1;
     }
     const nums = new Float64Array(fixes.length * NUMS);
-    const errors = await native.fixMetas(fixes.map((fix) => fix.abs), input, nums);
+    const errors = await native.fixMetas(fixes.map((fix) => fsPath(fix.abs) as string), input, nums);
     return { nums, errors };
   },
   copyToTemp: async (sourceAbs, tempAbs, maxBytes) => {
@@ -146,27 +151,27 @@ export const nodeIo: Io = {
     if (native === undefined) throw errnoError(os.constants.errno.ENOSYS, 'copyToTemp');
     const nums = new Float64Array(NUMS);
     const md5 = Buffer.alloc(16);
-    const fd = await native.copyToTemp(sourceAbs, tempAbs, nums, md5, maxBytes);
+    const fd = await native.copyToTemp(fsPath(sourceAbs) as string, fsPath(tempAbs) as string, nums, md5, maxBytes);
     return { fd, md5: md5.toString('hex'), nums };
   },
   fchmod: (fd, mode) => fs.fchmodSync(fd, mode),
   futimes: (fd, times) => setTimes(fd, false, times),
   fchown: (fd, uid, gid) => fs.fchownSync(fd, uid, gid),
-  lchown: (p, uid, gid) => fs.lchownSync(p, uid, gid),
+  lchown: (p, uid, gid) => fs.lchownSync(fsPath(p), uid, gid),
   close: (fd) => fs.closeSync(fd),
-  rename: (from, to) => fs.renameSync(from, to),
-  renameAsync: (from, to) => new Promise((resolve, reject) => fs.rename(from, to, (error) => (error ? reject(error) : resolve()))),
-  unlink: (p) => fs.unlinkSync(p),
-  unlinkAsync: (p) => new Promise((resolve, reject) => fs.unlink(p, (error) => (error ? reject(error) : resolve()))),
-  rmdir: (p) => fs.rmdirSync(p),
-  mkdir: (p, mode) => fs.mkdirSync(p, { mode }),
-  chmod: (p, mode) => fs.chmodSync(p, mode),
+  rename: (from, to) => fs.renameSync(fsPath(from), fsPath(to)),
+  renameAsync: (from, to) => new Promise((resolve, reject) => fs.rename(fsPath(from), fsPath(to), (error) => (error ? reject(error) : resolve()))),
+  unlink: (p) => fs.unlinkSync(fsPath(p)),
+  unlinkAsync: (p) => new Promise((resolve, reject) => fs.unlink(fsPath(p), (error) => (error ? reject(error) : resolve()))),
+  rmdir: (p) => fs.rmdirSync(fsPath(p)),
+  mkdir: (p, mode) => fs.mkdirSync(fsPath(p), { mode }),
+  chmod: (p, mode) => fs.chmodSync(fsPath(p), mode),
   utimes: (p, times) => setTimes(p, false, times),
   lutimes: (p, times) => setTimes(p, true, times),
-  symlink: (target, p) => fs.symlinkSync(target, p),
-  link: (existing, p) => fs.linkSync(existing, p),
+  symlink: (target, p) => fs.symlinkSync(fsPath(target), fsPath(p)),
+  link: (existing, p) => fs.linkSync(fsPath(existing), fsPath(p)),
   fsyncDir: async (p) => {
-    const handle = await fs.promises.open(p, 'r');
+    const handle = await fs.promises.open(fsPath(p), 'r');
     try {
       await handle.sync();
     } finally {
@@ -240,13 +245,13 @@ export interface Times {
 function setTimes(target: number | string, noFollow: boolean, t: Times): void {
   const native = nativeTimes();
   if (native !== undefined) {
-    const errno = native.utimens(target, noFollow, t.atimeS, t.atimeN, t.mtimeS, t.mtimeN);
+    const errno = native.utimens(typeof target === 'number' ? target : fsPath(target), noFollow, t.atimeS, t.atimeN, t.mtimeS, t.mtimeN);
     if (errno !== 0) throw errnoError(errno, typeof target === 'number' ? 'futime' : noFollow ? 'lutime' : 'utime', typeof target === 'number' ? undefined : target);
     return;
   }
   const atime = toSeconds(t.atimeS, t.atimeN);
   const mtime = toSeconds(t.mtimeS, t.mtimeN);
   if (typeof target === 'number') fs.futimesSync(target, atime, mtime);
-  else if (noFollow) fs.lutimesSync(target, atime, mtime);
-  else fs.utimesSync(target, atime, mtime);
+  else if (noFollow) fs.lutimesSync(fsPath(target), atime, mtime);
+  else fs.utimesSync(fsPath(target), atime, mtime);
 }

@@ -4,6 +4,7 @@
  * observed after (for the manifest), or throws a `StepError` naming its step.
  */
 import { mkdirSync } from 'node:fs';
+import { fsPath } from '../../tree/names.js';
 import { dirname } from 'node:path';
 import { ChangedInReplica, RenameFailed, StepError, show } from '../../errors.js';
 import { sameFingerprint } from '../../compare/fingerprint.js';
@@ -214,7 +215,7 @@ export function deleteEntry(ctx: LocalContext, relPath: string, entry: Entry): b
 /** Moves a replica entry to `<backupRoot>/<relPath>` (a rename: the backup dir is on the same filesystem). */
 export function backup(ctx: LocalContext, relPath: string): void {
   const target = ctx.backupRoot + '/' + relPath;
-  mkdirSync(dirname(target), { recursive: true });
+  mkdirSync(fsPath(dirname(target)), { recursive: true });
   inWritableParent(ctx, relPath, () => ctx.io.rename(ctx.replicaRoot + '/' + relPath, target));
 }
 
