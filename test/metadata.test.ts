@@ -373,3 +373,27 @@ describe('any file name, any link target', () => {
     assert.deepEqual(fs.readdirSync(s.replica), ['keep.txt']);
   });
 });
+
+describe('times at the ends of the range', () => {
+  test('an atime of 2^63 - 1 s (tmpfs keeps one) is kept, not turned into -2^63 by a cast, on a copy and on a fix', { skip: loadNative() ? false : 'the addon sets times to the nanosecond; without it Node\'s utimes takes doubles' }, async () => {
+    if (!fs.existsSync('/dev/shm')) return;
+    const base = fs.mkdtempSync('/dev/shm/fs-times-');
+    try {
+      const s = { ...setup(), source: path.join(base, 'source'), replica: path.join(base, 'replica') };
+      writeTree(s.source, { 'far.txt': 'far' });
+      const far = path.join(s.source, 'far.txt');
+      if (spawnSync('touch', ['-a', '-d', '@9223372036854775807', far]).status !== 0) return;
+      await sync(s);
+      assert.equal(fs.statSync(path.join(s.replica, 'far.txt'), { bigint: true }).atimeNs / 1_000_000_000n, 9223372036854775807n);
+      spawnSync('touch', ['-m', '-d', '@1000', far]);
+      spawnSync('touch', ['-a', '-d', '@9223372036854775807', far]);
+      await settle();
+      await sync(s);
+      assert.deepEqual(s.log.actions, ['updated far.txt (mtime)']);
+      const st = fs.statSync(path.join(s.replica, 'far.txt'), { bigint: true });
+      assert.deepEqual([st.atimeNs / 1_000_000_000n, st.mtimeNs], [9223372036854775807n, 1_000_000_000_000n]);
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
