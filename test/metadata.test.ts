@@ -375,6 +375,8 @@ describe('any file name, any link target', () => {
 });
 
 describe('times at the ends of the range', () => {
+  // (With threads: the addon lists, copies and fixes; Node's own BigInt lstat turns such a time into
+  // -2^63 s itself, a limit of Node's that a pass without the addon keeps.)
   test('an atime of 2^63 - 1 s (tmpfs keeps one) is kept, not turned into -2^63 by a cast, on a copy and on a fix', { skip: loadNative() ? false : 'the addon sets times to the nanosecond; without it Node\'s utimes takes doubles' }, async () => {
     if (!fs.existsSync('/dev/shm')) return;
     const base = fs.mkdtempSync('/dev/shm/fs-times-');
@@ -383,15 +385,17 @@ describe('times at the ends of the range', () => {
       writeTree(s.source, { 'far.txt': 'far' });
       const far = path.join(s.source, 'far.txt');
       if (spawnSync('touch', ['-a', '-d', '@9223372036854775807', far]).status !== 0) return;
-      await sync(s);
-      assert.equal(fs.statSync(path.join(s.replica, 'far.txt'), { bigint: true }).atimeNs / 1_000_000_000n, 9223372036854775807n);
+      const threads = { threads: { excludes: [], own: [] } };
+      await sync(s, threads);
+      const atime = (p: string) => spawnSync('stat', ['-c', '%X', p], { encoding: 'utf8' }).stdout.trim();
+      assert.equal(atime(path.join(s.replica, 'far.txt')), '9223372036854775807');
       spawnSync('touch', ['-m', '-d', '@1000', far]);
       spawnSync('touch', ['-a', '-d', '@9223372036854775807', far]);
       await settle();
-      await sync(s);
+      await sync(s, threads);
       assert.deepEqual(s.log.actions, ['updated far.txt (mtime)']);
-      const st = fs.statSync(path.join(s.replica, 'far.txt'), { bigint: true });
-      assert.deepEqual([st.atimeNs / 1_000_000_000n, st.mtimeNs], [9223372036854775807n, 1_000_000_000_000n]);
+      assert.equal(atime(path.join(s.replica, 'far.txt')), '9223372036854775807');
+      assert.equal(fs.statSync(path.join(s.replica, 'far.txt'), { bigint: true }).mtimeNs, 1_000_000_000_000n);
     } finally {
       fs.rmSync(base, { recursive: true, force: true });
     }
