@@ -6,17 +6,18 @@
  * - pool.c: `syncFs` and `fixMetas`, batched calls on libuv's thread pool;
  * - copy.c: `copyToTemp`, a small copy's first half on the pool (only with OpenSSL's headers);
  * - times.c: `utimens`, times set to the nanosecond;
+ * - watch.c: `watchOpen` .. `watchClose`, inotify read by a thread of its own (for --watch);
  * - common.c: the helpers they share.
  */
 #include "fswalk.h"
 
 /* Must match NATIVE_VERSION in src/native.ts: raised whenever `list` changes what it takes or answers (or a function is added). */
-#define FSWALK_VERSION 9
+#define FSWALK_VERSION 10
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn, version;
   const struct { const char *name; napi_callback cb; } fns[] = {
-    {"list", list}, {"walkStart", walk_start}, {"walkNext", walk_next}, {"walkCredit", walk_credit}, {"walkAhead", walk_ahead}, {"walkStop", walk_stop}, {"syncFs", sync_fs}, {"fixMetas", fix_metas}, {"utimens", utimens},
+    {"list", list}, {"walkStart", walk_start}, {"walkNext", walk_next}, {"walkCredit", walk_credit}, {"walkAhead", walk_ahead}, {"walkStop", walk_stop}, {"syncFs", sync_fs}, {"fixMetas", fix_metas}, {"utimens", utimens}, {"watchOpen", watch_open}, {"watchAdd", watch_add}, {"watchRemove", watch_remove}, {"watchClose", watch_close},
 #ifdef HAVE_COPY_TO_TEMP
     {"copyToTemp", copy_to_temp},
 #endif

@@ -97,6 +97,10 @@ napi_value walk_stop(napi_env env, napi_callback_info info);
 napi_value sync_fs(napi_env env, napi_callback_info info);           /* pool.c */
 napi_value fix_metas(napi_env env, napi_callback_info info);
 napi_value utimens(napi_env env, napi_callback_info info);            /* times.c */
+napi_value watch_open(napi_env env, napi_callback_info info);         /* watch.c */
+napi_value watch_add(napi_env env, napi_callback_info info);
+napi_value watch_remove(napi_env env, napi_callback_info info);
+napi_value watch_close(napi_env env, napi_callback_info info);
 #ifdef HAVE_COPY_TO_TEMP
 napi_value copy_to_temp(napi_env env, napi_callback_info info);      /* copy.c */
 #endif

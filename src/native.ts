@@ -5,6 +5,7 @@
  * - `NativeWalk` (`walker.c`): walks a whole tree in a thread of its own (`NativeWalkLister`);
  * - `NativePool` (`pool.c`): syncfs and batches of metadata fixes on libuv's thread pool;
  * - `NativeTimes` (`times.c`): times set to the nanosecond;
+ * - `NativeWatch` (`watch.c`): inotify read by a thread of its own, lost events (overflow) seen;
  * - `NativeCopy` (`copy.c`): a small copy's first half on libuv's thread pool, when built with
  *   OpenSSL's headers.
  * Optional: without a C compiler the build is skipped; each job then has a JavaScript way.
@@ -86,6 +87,20 @@ export interface NativeTimes {
   utimens(target: number | string | Buffer, noFollow: boolean, atimeS: number, atimeN: number, mtimeS: number, mtimeN: number): number;
 }
 
+/** `watch.c`: inotify, one descriptor for every watch, read by a thread of the addon's own. */
+export interface NativeWatch {
+  /** Starts reading; `onEvents` gets each read's raw `struct inotify_event`s, on the main thread. */
+  watchOpen(onEvents: (events: Buffer) => void): NativeWatchHandle;
+  /** inotify_add_watch: the watch descriptor, or the errno negated. A path is a string or a Buffer. */
+  watchAdd(watch: NativeWatchHandle, path: string | Buffer, mask: number): number;
+  watchRemove(watch: NativeWatchHandle, wd: number): void;
+  /** Stops the thread and closes the descriptor. */
+  watchClose(watch: NativeWatchHandle): void;
+}
+
+/** A watch started by `watchOpen` (opaque). */
+export type NativeWatchHandle = { readonly nativeWatch: unique symbol };
+
 /** `copy.c`: a small copy's first half on libuv's thread pool. */
 export interface NativeCopy {
   /**
@@ -102,7 +117,7 @@ export interface NativeCopy {
 }
 
 /** The addon as built: every job, `copyToTemp` only where OpenSSL's headers were found. */
-export type Addon = { /** `NATIVE_VERSION` of the source it was built from. */ version: number } & NativeList & NativeWalk & NativePool & NativeTimes & Partial<NativeCopy>;
+export type Addon = { /** `NATIVE_VERSION` of the source it was built from. */ version: number } & NativeList & NativeWalk & NativePool & NativeTimes & NativeWatch & Partial<NativeCopy>;
 
 /** A walker started by `walkStart` (opaque). */
 export type NativeWalker = { readonly nativeWalker: unique symbol };
@@ -114,7 +129,7 @@ export const NATIVE_PATH = new URL('build/Release/fswalk.node', PACKAGE_ROOT);
  * The version of the addon this code speaks (`FSWALK_VERSION` in `native/addon.c`). A build left
  * from older sources (a `git pull` without `npm install`) answers another and is not used.
  */
-export const NATIVE_VERSION = 9;
+export const NATIVE_VERSION = 10;
 
 /**
  * The addon, unless it was not built, fails to load, was built from other sources than this

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { includeAll } from '../src/tree/filter.js';
-import { SourceWatcher } from '../src/cli/watch.js';
+import { SourceWatcher } from '../src/watch/watcher.js';
 import { BIN, ROOT, cliEnv, runCli } from './helpers/cli.js';
 import { nativeCopy } from '../src/native.js';
 const poolCopies = (): boolean => nativeCopy() !== undefined;
@@ -115,14 +115,14 @@ describe('review edges', () => {
     try {
       watcher.start();
       assert.equal(watcher.watching, 2);
-      watcher.passStarted(includeAll);
+      watcher.takeScope(includeAll);
       fs.mkdirSync(path.join(w.source, 'new'));
       await settle(300);
       assert.equal(watcher.watching, 3, 'the new folder is watched from its event');
       // the pass had listed '' and 'a' before 'new' was made
-      watcher.reconcile(new Set(['', 'a']));
+      watcher.reconcile(new Set(['', 'a']), true);
       assert.equal(watcher.watching, 3);
-      watcher.passStarted(includeAll);
+      watcher.takeScope(includeAll);
       const before = dues;
       fs.writeFileSync(path.join(w.source, 'new', 'y.txt'), 'y');
       await settle(300);
@@ -131,7 +131,7 @@ describe('review edges', () => {
       // a folder that is gone is dropped
       fs.rmSync(path.join(w.source, 'new'), { recursive: true });
       await settle(300);
-      watcher.reconcile(new Set(['', 'a']));
+      watcher.reconcile(new Set(['', 'a']), true);
       assert.equal(watcher.watching, 2);
     } finally {
       watcher.close();

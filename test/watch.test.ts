@@ -87,7 +87,8 @@ fs.watch = function (...args) {
 syncBuiltinESMExports();
 `,
     );
-    const child = startCli([w.source, w.replica, '10', w.log, '--watch', '--watch-delay', '0.3'], w.env, ['--import', pathToFileURL(preload).href, DIST_BIN]);
+    // (fs.watch's way: the preload hooks it; the addon's inotify starts the same way, before the listing.)
+    const child = startCli([w.source, w.replica, '10', w.log, '--watch', '--watch-delay', '0.3'], { ...w.env, FOLDER_SYNC_WATCH: 'fs.watch' }, ['--import', pathToFileURL(preload).href, DIST_BIN]);
     try {
       await waitFor(child.output, (t) => passes(t) >= 1);
       assert.ok(fs.existsSync(path.join(w.source, 'late.txt')), 'the preload wrote its file');

@@ -19,7 +19,8 @@ import { closeListers, type Listers } from '../tree/lister.js';
 import { passExclude, type Config } from './config.js';
 import { acquireLock, type Lock } from './lock.js';
 import { Stopper } from './stopper.js';
-import { SourceWatcher } from './watch.js';
+import { SourceWatcher } from '../watch/watcher.js';
+import { PassKinds } from './passes.js';
 
 export async function runSync(config: Config, io: Io): Promise<number> {
   let lock: Lock | undefined;
@@ -96,10 +97,12 @@ export async function runSync(config: Config, io: Io): Promise<number> {
         onDue: () => stopper.wakeUp(),
         warn: (message) => log.warn(message),
         debug: (message) => log.debug(message),
+        fsWatch: process.env.FOLDER_SYNC_WATCH === 'fs.watch',
       });
       watcher.start();
-      log.debug(`--watch: watching ${watcher.watching} source folders`);
+      log.debug(`--watch: watching ${watcher.watching} source folders (${watcher.name})`);
     }
+    const kinds = new PassKinds(config.intervalMinutes * 60_000, config.source, config.replica, watcher);
     let passes = 0;
     for (;;) {
       const startedAt = Date.now();
@@ -112,7 +115,8 @@ export async function runSync(config: Config, io: Io): Promise<number> {
       }
       const { patterns, problem, exclude } = selection;
       const dirs = watcher ? new Set<string>() : undefined;
-      watcher?.passStarted(exclude);
+      const kind = kinds.next(startedAt, patterns, exclude);
+      if (watcher && 'full' in kind) log.info(`full pass: ${kind.full}`);
       const result = await runPass({
         source: config.source,
         replica: config.replica,
@@ -138,16 +142,18 @@ export async function runSync(config: Config, io: Io): Promise<number> {
         copyThreads: config.copyThreads,
         hardLinks: config.hardLinks,
         onSourceDir: dirs ? (relPath) => dirs.add(relPath) : undefined,
+        scope: 'scope' in kind ? kind.scope : undefined,
+        replicaEntriesHint: kinds.replicaEntries,
       });
       listers = undefined; // the pass closed them
-      if (dirs && result.walkComplete) watcher?.reconcile(dirs);
+      kinds.done(kind, startedAt, result.replicaEntries);
+      if (dirs && (result.walkComplete || 'scope' in kind)) watcher?.reconcile(dirs, 'full' in kind);
       status = Math.max(status, result.exitStatus);
       passes++;
       if (config.once || stopper.stopping) break;
       // A pass that overran the interval is followed at once by the next, never run twice at once.
-      const next = startedAt + config.intervalMinutes * 60_000;
       for (;;) {
-        const due = Math.min(next, watcher?.due ?? Infinity);
+        const due = Math.min(kinds.nextFullAt, watcher?.due ?? Infinity);
         if (Date.now() >= due || stopper.stopping) break;
         await stopper.sleep(due - Date.now());
       }

@@ -13,7 +13,7 @@ import { distrustCache } from '../compare/fingerprint.js';
 import { LinkIndex } from '../compare/links.js';
 import { ownerDiffers, processOwners, type Owners } from '../compare/owners.js';
 import type { Change } from '../compare/types.js';
-import { Walker, type Side, type Unreadable } from '../compare/walk.js';
+import { byWalkOrder, Walker, type Side, type Unreadable } from '../compare/walk.js';
 import { describe, show } from '../errors.js';
 import type { Hasher, HashJob, HashResult } from '../hash/hasher.js';
 import { InlineHasher } from '../hash/inline.js';
@@ -24,7 +24,7 @@ import { chooseListers } from '../tree/choose.js';
 import type { Entry, Kind } from '../tree/entry.js';
 import type { ExcludeMatcher, OwnPath } from '../tree/filter.js';
 import { closeListers } from '../tree/lister.js';
-import { byName, toEntry } from '../tree/scan.js';
+import { toEntry } from '../tree/scan.js';
 
 /** The ways a path can differ, in the order a path's differences are listed. */
 export const DIFFERENCE_KINDS = ['missing', 'extra', 'type', 'content', 'owner', 'group', 'mode', 'mtime', 'hard link', 'link target', 'unreadable'] as const;
@@ -117,20 +117,9 @@ function md5Detail(a: string, b: string): string {
   return `md5 ${a.slice(0, n)}… vs ${b.slice(0, n)}…`;
 }
 
-/** Walk order of two paths: segment by segment in `byName` order, a folder before what it holds. */
-function walkOrder(a: string, b: string): number {
-  const x = a.split('/');
-  const y = b.split('/');
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const order = byName(x[i], y[i]);
-    if (order !== 0) return order;
-  }
-  return x.length - y.length;
-}
-
 /** Walk order, then `DifferenceKind` order. */
-function byWalkOrder(a: Difference, b: Difference): number {
-  return walkOrder(a.relPath, b.relPath) || DIFFERENCE_KINDS.indexOf(a.kind) - DIFFERENCE_KINDS.indexOf(b.kind);
+function inWalkOrder(a: Difference, b: Difference): number {
+  return byWalkOrder(a.relPath, b.relPath) || DIFFERENCE_KINDS.indexOf(a.kind) - DIFFERENCE_KINDS.indexOf(b.kind);
 }
 
 const yieldNow = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -164,12 +153,12 @@ class Audit {
     this.stopped = this.stop();
     if (source !== undefined && replica !== undefined && !this.stopped) entries = await this.walk(source, replica);
     // The walk finds a folder's replica-only entries after the others: reported in walk order once it is done.
-    this.found.sort(byWalkOrder);
+    this.found.sort(inWalkOrder);
     for (const difference of this.found) this.report(difference);
     this.walked = true;
     const hashed = this.stopped || this.stop() ? { files: 0, bytes: 0 } : await this.hashPairs();
     // Content differences are found after the walk, extras after their folder's other entries: walk order, then kind.
-    this.found.sort(byWalkOrder);
+    this.found.sort(inWalkOrder);
     return { differences: this.found, entries, filesHashed: hashed.files, bytesHashed: hashed.bytes };
   }
 

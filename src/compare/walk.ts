@@ -10,7 +10,7 @@ import { describe, errorCode, isTypeChanged, isVanished, show } from '../errors.
 import { AT, DIR, entryAt, FILE, fillEntry, kindAt, NUMS, scratchEntry, SPECIAL, SYMLINK, type Entry, type FolderListing } from '../tree/entry.js';
 import type { ExcludeMatcher } from '../tree/filter.js';
 import type { Lister } from '../tree/lister.js';
-import { joinRel } from '../tree/scan.js';
+import { byName, joinRel } from '../tree/scan.js';
 import { compareDirs, compareFiles, compareLinks } from './diff.js';
 import type { CacheLookup } from './fingerprint.js';
 import type { Owners } from './owners.js';
@@ -117,6 +117,10 @@ export class Walker {
   private readonly r = scratchEntry();
 
   private readonly descend: boolean;
+  /** The scope of a scoped walk (`runScoped`). */
+  private scope: { folders: ReadonlySet<string>; subtrees: ReadonlySet<string> } | undefined;
+  /** Folders listed, on either side (a scoped walk's: what its records are checked against). */
+  readonly listedDirs = new Set<string>();
 
   constructor(private readonly ctx: WalkContext) {
     this.descend = ctx.descend ?? true;
@@ -127,10 +131,60 @@ export class Walker {
     if (replicaRootEntry === undefined) {
       await this.sourceOnly('');
     } else {
-      const change = compareDirs('', sourceRootEntry, replicaRootEntry, this.ctx.owners);
-      if (change) this.ctx.onChange(change);
-      await this.both('');
+      await this.folder('', sourceRootEntry, replicaRootEntry);
     }
+    return this.result();
+  }
+
+  /**
+   * A scoped walk (`--watch`): only `scope.folders` are listed, one level each, and `scope.subtrees`
+   * whole; a folder on both sides that is neither is trusted, not listed (its records stay as
+   * they are). A scope member is walked from itself, given its two entries (`stat`), unless an
+   * ancestor in the scope reaches it.
+   */
+  async runScoped(scope: { folders: ReadonlySet<string>; subtrees: ReadonlySet<string> }, stat: (side: Side, relPath: string) => Entry | undefined): Promise<WalkResult> {
+    this.scope = scope;
+    const members = [...new Set([...scope.folders, ...scope.subtrees])].filter((dir) => !this.ancestorInScope(dir)).sort(byWalkOrder);
+    for (const dir of members) {
+      if (this.stopped) break;
+      const source = stat('source', dir);
+      const replica = stat('replica', dir);
+      // Gone from the source: its parent's listing (an event named it there) finds it missing.
+      if (source === undefined || source.kind !== 'dir') continue;
+      if (dir === '' || replica?.kind === 'dir') await this.folder(dir, source, replica!);
+      else if (replica === undefined) await this.added(dir, source);
+      else await this.kindChanged(dir, source, replica);
+    }
+    return this.result();
+  }
+
+  /** A folder on both sides: its own metadata, then what it holds. */
+  private async folder(relPath: string, source: Entry, replica: Entry): Promise<void> {
+    const change = compareDirs(relPath, source, replica, this.ctx.owners);
+    if (change) this.ctx.onChange(change);
+    await this.both(relPath);
+  }
+
+  /** Whether `relDir` is walked into in a scoped walk: named by the scope, or inside a subtree of it. */
+  private inScope(relDir: string): boolean {
+    const scope = this.scope!;
+    if (scope.folders.has(relDir) || scope.subtrees.has(relDir)) return true;
+    for (let at = relDir.lastIndexOf('/'); at > 0; at = relDir.lastIndexOf('/', at - 1)) if (scope.subtrees.has(relDir.slice(0, at))) return true;
+    return false;
+  }
+
+  /** Whether a folder above `relDir` is in the scope (it reaches `relDir` by descent). */
+  private ancestorInScope(relDir: string): boolean {
+    if (relDir === '') return false;
+    const scope = this.scope!;
+    for (let at = relDir.lastIndexOf('/'); ; at = relDir.lastIndexOf('/', at - 1)) {
+      const parent = at < 0 ? '' : relDir.slice(0, at);
+      if (scope.folders.has(parent) || scope.subtrees.has(parent)) return true;
+      if (at <= 0) return false;
+    }
+  }
+
+  private result(): WalkResult {
     return {
       complete: this.complete && !this.stopped,
       stopped: this.stopped,
@@ -161,6 +215,7 @@ export class Walker {
   private async listSource(relPath: string): Promise<FolderListing | undefined> {
     try {
       const listing = await this.ctx.sourceLister.list(relPath);
+      if (this.scope !== undefined) this.listedDirs.add(relPath);
       this.listed += listing.names.length;
       this.ctx.onSourceDir?.(relPath);
       if (relPath === '') {
@@ -179,6 +234,7 @@ export class Walker {
     const opened = this.inOpened(relPath);
     try {
       const listing = await (opened ? this.ctx.openReplicaFolder!.lister : this.ctx.replicaLister).list(relPath);
+      if (this.scope !== undefined) this.listedDirs.add(relPath);
       this.replicaEntries += listing.names.length;
       this.listed += listing.names.length;
       for (const name of listing.temps) this.ctx.onTemp(joinRel(relPath, name));
@@ -257,7 +313,8 @@ export class Walker {
           if (compareDirs(childRel, fillEntry(this.s, source, i), fillEntry(this.r, replica, r), ctx.owners) !== undefined) {
             ctx.onChange(compareDirs(childRel, entryAt(source, i), entryAt(replica, r), ctx.owners)!);
           }
-          await this.both(childRel);
+          // (A scoped walk trusts a folder on both sides that the scope does not name.)
+          if (this.scope === undefined || this.inScope(childRel)) await this.both(childRel);
           break;
         }
       }
@@ -366,4 +423,18 @@ export class Walker {
     this.ctx.onChange({ type: 'kind', relPath, source, replica });
     if (source.kind === 'dir' && this.descend) await this.sourceOnly(relPath);
   }
+}
+
+/** Walk order of two paths: segment by segment in `byName` order, a folder before what it holds. */
+export function byWalkOrder(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === '') return -1;
+  if (b === '') return 1;
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const order = byName(x[i], y[i]);
+    if (order !== 0) return order;
+  }
+  return x.length - y.length;
 }

@@ -5,6 +5,7 @@
  * their files.
  */
 import { fnv1a, GROUP, SHARD_SIZE } from './format.js';
+import type { RecordStore } from './record-store.js';
 
 export class ShardLayout {
   /** How many `P.d/<n>.json` files the folders are spread over (a power of two). */
@@ -56,5 +57,45 @@ export class ShardLayout {
     if (count === this.shardCount) return;
     this.shardCount = count;
     for (let index = 0; index < count; index++) this.dirty.add(index);
+  }
+
+  /**
+   * What a fold writes: every dirty shard's content (a folder's groups, in order), and the folders
+   * written in more than one group.
+   */
+  foldContents(store: RecordStore): { shards: Map<number, unknown[]>; groupsNow: Map<string, number> } {
+    // A folder written in groups is rewritten whole if any of its shards is (its groups follow the
+    // order of its records, which moves).
+    for (const [dir, folder] of store.folders) {
+      const groups = this.groupsOf(dir, folder.size);
+      if (groups === 1) continue;
+      let any = false;
+      for (let g = 0; g < groups && !any; g++) any = this.dirty.has(this.shardOfGroup(dir, g));
+      if (any) for (let g = 0; g < groups; g++) this.dirty.add(this.shardOfGroup(dir, g));
+    }
+    const shards = new Map<number, unknown[]>([...this.dirty].sort((a, b) => a - b).map((index) => [index, []]));
+    const groupsNow = new Map<string, number>();
+    for (const [dir, folder] of store.folders) {
+      if (folder.size === 0) continue;
+      const groups = this.groupCount(folder.size);
+      if (groups > 1) groupsNow.set(dir, groups);
+      let group = 0;
+      let out = shards.get(this.shardOfGroup(dir, 0));
+      let names: string[] = [];
+      let slots: number[] = [];
+      const writeGroup = () => {
+        if (out !== undefined) out.push(dir, group, names.join('/'), ...store.groupValues(slots));
+        out = shards.get(this.shardOfGroup(dir, ++group));
+        names = [];
+        slots = [];
+      };
+      for (const [name, slot] of folder.ordered()) {
+        if (names.length === (this.options.groupSize ?? GROUP)) writeGroup();
+        names.push(name);
+        slots.push(slot);
+      }
+      writeGroup();
+    }
+    return { shards, groupsNow };
   }
 }

@@ -87,15 +87,7 @@ export class Manifest {
 
   /** Files recorded (links and folders have no record), and the bytes of their content. */
   totals(): { entries: number; bytes: number } {
-    let entries = 0;
-    let bytes = 0;
-    for (const folder of this.store.folders.values()) {
-      folder.forEachSlot((slot) => {
-        entries++;
-        bytes += this.store.size(slot);
-      });
-    }
-    return { entries, bytes };
+    return this.store.totals();
   }
 
   get lastPass(): LastPass | undefined {
@@ -166,23 +158,62 @@ export class Manifest {
   /** Forgets records not looked up since `beginPass` (their paths left the source). */
   forgetUnseen(): number {
     let forgotten = 0;
-    const seen = (slot: number) => this.store.seenIn(slot, this.pass);
-    for (const [dir, folder] of this.store.folders) {
-      // Perf: most folders lost nothing, and tell it without a string made per name.
-      if (!folder.everySlot(seen)) {
-        for (const [name, slot] of folder) {
-          if (seen(slot)) continue;
-          this.store.remove(dir, name);
-          this.layout.markDirty(dir, this.store.folder(dir)?.size ?? 0);
-          this.pending.set(joinRel(dir, name), null);
-          forgotten++;
-        }
-      }
-      // No lookup function of the walk holds it any more: an emptied folder goes.
-      if (folder.size === 0) this.store.folders.delete(dir);
-      else folder.compact();
-    }
+    for (const dir of [...this.store.folders.keys()]) forgotten += this.forgetUnseenInFolder(dir);
     return forgotten;
+  }
+
+  /** `forgetUnseen` for the files directly in `dirs` only (the folders a scoped pass listed). */
+  forgetUnseenIn(dirs: Iterable<string>): number {
+    let forgotten = 0;
+    for (const dir of dirs) forgotten += this.forgetUnseenInFolder(dir);
+    return forgotten;
+  }
+
+  private forgetUnseenInFolder(dir: string): number {
+    const folder = this.store.folder(dir);
+    if (folder === undefined) return 0;
+    let forgotten = 0;
+    const seen = (slot: number) => this.store.seenIn(slot, this.pass);
+    // Perf: most folders lost nothing, and tell it without a string made per name.
+    if (!folder.everySlot(seen)) {
+      for (const [name, slot] of folder) {
+        if (seen(slot)) continue;
+        this.store.remove(dir, name);
+        this.layout.markDirty(dir, this.store.folder(dir)?.size ?? 0);
+        this.pending.set(joinRel(dir, name), null);
+        forgotten++;
+      }
+    }
+    // No lookup function of the walk holds it any more: an emptied folder goes.
+    if (folder.size === 0) this.store.folders.delete(dir);
+    else folder.compact();
+    return forgotten;
+  }
+
+  /**
+   * The records of folder `from` and every folder below it, moved to `to` (a folder renamed in the
+   * source, renamed in the replica likewise): what they vouch for is unchanged (a folder's rename
+   * moves no file's fingerprint).
+   */
+  moveFolder(from: string, to: string): void {
+    for (const dir of [...this.store.folders.keys()]) {
+      if (dir !== from && !dir.startsWith(from + '/')) continue;
+      for (const [name] of [...this.store.folder(dir)!]) {
+        const record = this.peek(joinRel(dir, name))!;
+        this.delete(joinRel(dir, name));
+        this.set(joinRel(to + dir.slice(from.length), name), record);
+      }
+    }
+  }
+
+  /** Folders holding records (a scoped pass trusts those it does not list). */
+  get folderCount(): number {
+    return this.store.folders.size;
+  }
+
+  /** Records directly in `dir`. */
+  sizeOf(dir: string): number {
+    return this.store.folder(dir)?.size ?? 0;
   }
 
   setSourceRoot(root: { dev: string; ino: string; birth?: string }): void {
@@ -243,38 +274,7 @@ export class Manifest {
     this.mustFold = true;
     this.layout.reshardIfNeeded(this.size);
     if (this.rewriteAll) for (let index = 0; index < this.layout.shardCount; index++) this.layout.dirty.add(index);
-    // A folder written in groups is rewritten whole if any of its shards is (its groups follow the
-    // order of its records, which moves).
-    for (const [dir, folder] of this.store.folders) {
-      const groups = this.layout.groupsOf(dir, folder.size);
-      if (groups === 1) continue;
-      let any = false;
-      for (let g = 0; g < groups && !any; g++) any = this.layout.dirty.has(this.layout.shardOfGroup(dir, g));
-      if (any) for (let g = 0; g < groups; g++) this.layout.dirty.add(this.layout.shardOfGroup(dir, g));
-    }
-    const shards = new Map<number, unknown[]>([...this.layout.dirty].sort((a, b) => a - b).map((index) => [index, []]));
-    const groupsNow = new Map<string, number>();
-    for (const [dir, folder] of this.store.folders) {
-      if (folder.size === 0) continue;
-      const groups = this.layout.groupCount(folder.size);
-      if (groups > 1) groupsNow.set(dir, groups);
-      let group = 0;
-      let out = shards.get(this.layout.shardOfGroup(dir, 0));
-      let names: string[] = [];
-      let slots: number[] = [];
-      const writeGroup = () => {
-        if (out !== undefined) out.push(dir, group, names.join('/'), ...this.store.groupValues(slots));
-        out = shards.get(this.layout.shardOfGroup(dir, ++group));
-        names = [];
-        slots = [];
-      };
-      for (const [name, slot] of folder.ordered()) {
-        if (names.length === (this.options.groupSize ?? GROUP)) writeGroup();
-        names.push(name);
-        slots.push(slot);
-      }
-      writeGroup();
-    }
+    const { shards, groupsNow } = this.layout.foldContents(this.store);
     if (shards.size > 0) fs.mkdirSync(this.shardDir, { recursive: true });
     // Highest first: in a reshard a folder only moves to a higher shard, so its new home is
     // written before its old one is rewritten without it (a fold cut short loses nothing).

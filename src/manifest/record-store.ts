@@ -241,6 +241,19 @@ export class RecordStore {
     return column === SECONDS && value === NO_SECONDS ? (this.wideSeconds.get(slot * 4 + AT_OF[k]) ?? NaN) : value;
   }
 
+  /** Records, and the bytes of their files. */
+  totals(): { entries: number; bytes: number } {
+    let entries = 0;
+    let bytes = 0;
+    for (const folder of this.folders.values()) {
+      folder.forEachSlot((slot) => {
+        entries++;
+        bytes += this.size(slot);
+      });
+    }
+    return { entries, bytes };
+  }
+
   size(slot: number): number {
     return this.number(slot, 0);
   }

@@ -17,7 +17,7 @@ export class PassContext {
   private lastYield = Date.now();
   private loaded: Manifest | undefined;
 
-  constructor(readonly o: PassOptions) {
+  constructor(public o: PassOptions) {
     this.progress = o.progress ?? noProgress;
     this.owners = o.owners ?? processOwners();
   }

@@ -15,6 +15,8 @@ export interface GuardFacts {
   replica: string;
   /** Files the manifest listed when the pass began. */
   known: number;
+  /** The replica's entries for `--max-delete n%` when the walk did not list them all (a scoped pass). */
+  replicaEntries?: number;
   /** The source root's identity now, and as the manifest recorded it. */
   sourceId: RootIdentity | undefined;
   recordedSourceId: RootIdentity | undefined;
@@ -77,8 +79,9 @@ export function deleteRefusals(plan: Plan, walk: WalkResult, massDelete: string 
     refusals.push(`${massDelete}; nothing was deleted. If this is intended, run once with --allow-mass-delete`);
   }
   if (maxDelete !== undefined) {
-    const limit = 'count' in maxDelete ? maxDelete.count : Math.floor((maxDelete.percent * walk.replicaEntries) / 100);
-    const shown = 'count' in maxDelete ? `--max-delete ${maxDelete.count}` : `--max-delete ${maxDelete.percent}% (${limit} of ${walk.replicaEntries} replica entries)`;
+    const entries = f.replicaEntries ?? walk.replicaEntries;
+    const limit = 'count' in maxDelete ? maxDelete.count : Math.floor((maxDelete.percent * entries) / 100);
+    const shown = 'count' in maxDelete ? `--max-delete ${maxDelete.count}` : `--max-delete ${maxDelete.percent}% (${limit} of ${entries} replica entries)`;
     if (plan.deleteCount > limit) {
       refusals.push(`refusing to delete ${plan.deleteCount} entries: more than ${shown}; nothing was deleted (run with a higher --max-delete if this is intended)`);
     }

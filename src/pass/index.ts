@@ -18,8 +18,8 @@ import type { PassOptions, PassResult } from './options.js';
 import { Recorder } from './recorder.js';
 import { findRoots, type Roots } from './roots.js';
 import { hashSource, settle } from './settle.js';
-import { finish } from './summary.js';
-import { walkTrees, type Walked } from './walk.js';
+import { finish, type Outcome } from './summary.js';
+import { moveFolders, walkTrees, type Walked } from './walk.js';
 
 export type { PassOptions, PassResult } from './options.js';
 
@@ -46,28 +46,40 @@ export async function runPass(options: PassOptions): Promise<PassResult> {
     log: { debug: (message) => pass.debug(message), warn: (message) => pass.warn(message) },
   });
   const recorder = new Recorder(pass, replica);
-  let refusedDeletes = false;
-  let walkComplete = false;
+  const outcome: Outcome = { refusedDeletes: false, walkComplete: false, replicaEntries: 0 };
   try {
     const roots = findRoots(pass, replica);
     if (roots === undefined) {
       await closeListers(options.listers);
       await pass.loadManifest();
     } else {
+      // A scoped pass (--watch) makes the folder renames it was told of first, then lists its scope.
+      if (options.scope) pass.o = { ...options, scope: await moveFolders(pass, replica, recorder, options.scope) };
       const walked = await walkTrees(pass, replica, roots);
-      walkComplete = walked.result.complete;
+      outcome.walkComplete = walked.result.complete;
+      outcome.replicaEntries = walked.result.replicaEntries;
+      if (pass.o.scope) outcome.scoped = { listed: walked.listedDirs.size, trusted: trusted(walked) };
       const facts = guardFacts(pass, roots, walked);
       // Safety: an empty replica the last pass left files in is an unmounted disk (most likely):
-      // nothing is copied onto the disk beneath it.
-      const emptyReplica = emptyReplicaReason(walked.result, facts);
+      // nothing is copied onto the disk beneath it. (A scoped pass lists too little to tell: the
+      // loop checks the replica root's identity before each.)
+      const emptyReplica = pass.o.scope ? undefined : emptyReplicaReason(walked.result, facts);
       if (emptyReplica !== undefined) pass.error(emptyReplica);
-      else refusedDeletes = await syncReplica(pass, replica, recorder, walked, facts);
+      else outcome.refusedDeletes = await syncReplica(pass, replica, recorder, walked, facts);
     }
   } finally {
     await replica.close(); // (its threads stopped, folders it opened closed, left-over temporary files swept)
   }
   pass.debug(`executed at ${Date.now() - pass.started} ms`);
-  return finish(pass, recorder, refusedDeletes, walkComplete);
+  return finish(pass, recorder, outcome);
+}
+
+/** The files a scoped pass trusted: those the manifest had in the folders it did not list. */
+function trusted(walked: Walked): number {
+  let listed = 0;
+  // (A manifest folder the walk listed: its records were checked.)
+  for (const dir of walked.listedDirs) listed += walked.manifest.sizeOf(dir);
+  return Math.max(0, walked.known - listed);
 }
 
 /** Settle, pair moves, plan, guard, execute, record. Returns whether deletes were refused. */
@@ -95,7 +107,11 @@ async function syncReplica(pass: PassContext, replica: Replica, recorder: Record
 
   // Records are forgotten only after a complete pass that deleted what it had to: after a
   // refused pass (an unmounted source), the next one finds everything still known.
-  if (walked.result.complete && !pass.interrupted && !o.dryRun && !refused) pass.manifest.forgetUnseen();
+  if (walked.result.complete && !pass.interrupted && !o.dryRun && !refused) {
+    // (A scoped pass looked only in the folders it listed.)
+    if (o.scope) pass.manifest.forgetUnseenIn(walked.listedDirs);
+    else pass.manifest.forgetUnseen();
+  }
   // The source's identity is remembered unless this pass refused deletes because of it.
   const massRefused = massDelete !== undefined && plan.deleteCount > 0;
   if (!o.dryRun && !massRefused) pass.manifest.setSourceRoot(facts.sourceId!);
@@ -108,6 +124,7 @@ function guardFacts(pass: PassContext, roots: Roots, walked: Walked): GuardFacts
     source: o.source,
     replica: o.replica,
     known: walked.known,
+    replicaEntries: o.scope ? o.replicaEntriesHint : undefined,
     sourceId: roots.sourceId,
     recordedSourceId: pass.manifest.sourceRoot,
     allowMassDelete: o.allowMassDelete,

@@ -63,10 +63,25 @@ export interface PassOptions {
   copyThreads?: number;
   /** With `threads`: small copies written by the addon on libuv's thread pool when it is built (default true). */
   poolCopies?: boolean;
+  /**
+   * A scoped pass (`--watch`): only these folders are listed (one level each) and these subtrees
+   * (whole); every other folder is trusted as the manifest has it. Folder renames are made first.
+   */
+  scope?: PassScope;
+  /** For `--max-delete n%` in a scoped pass: the replica's entries as the last full pass counted them. */
+  replicaEntriesHint?: number;
   /** `--hard-links`: files that are one in the source are one in the replica (rsync -H). */
   hardLinks?: boolean;
   /** Which owners and groups are kept (default: as this process can, `processOwners`). */
   owners?: Owners;
+}
+
+/** What a scoped pass lists (see `PassOptions.scope`). */
+export interface PassScope {
+  folders: ReadonlySet<string>;
+  subtrees: ReadonlySet<string>;
+  /** Folders renamed in the source (`from` → `to`): renamed in the replica too, their records moved. */
+  renames: readonly { from: string; to: string }[];
 }
 
 export interface PassResult {
@@ -76,8 +91,10 @@ export interface PassResult {
   interrupted: boolean;
   durationMs: number;
   summary: string;
-  /** Every source folder was listed (not stopped, none unreadable). */
+  /** Every source folder the pass set out to list was listed (not stopped, none unreadable). */
   walkComplete: boolean;
+  /** Entries listed in the replica (a full pass's: all of them). */
+  replicaEntries: number;
 }
 
 /** The counters every pass reports. */

@@ -130,10 +130,20 @@ export class Recorder {
     const manifest = this.pass.manifest;
     for (const relPath of relPaths) {
       const record = manifest.peek(relPath);
-      const now = record === undefined ? undefined : this.replica.statFile(relPath);
-      if (record === undefined || now === undefined) continue;
+      const now = record === undefined ? undefined : this.replica.statEntry(relPath);
+      if (record === undefined || now?.kind !== 'file') continue;
       manifest.set(relPath, makeRecord(record.md5, { ...now, size: record.size, mtimeS: record.mtimeS, mtimeN: record.mtimeN, ctimeS: record.ctimeS, ctimeN: record.ctimeN, ino: record.ino }, now, record.trusted));
     }
+  }
+
+  /** A folder renamed in the replica as in the source (a scoped pass's, `--watch` saw it). */
+  folderMoved(from: string, to: string): void {
+    if (!this.pass.o.dryRun) {
+      this.touched(from);
+      this.touched(to);
+    }
+    this.pass.o.log.action({ verb: this.verb('move', 'moved'), from: `${show(from)}/`, path: `${show(to)}/`, reason: 'moved in source' });
+    this.pass.stats.moved++;
   }
 
   deleted(op: DeleteOp): void {

@@ -1,10 +1,19 @@
 /** The end of a pass: folders flushed, the summary line, the last pass and the records saved. */
-import { formatBytes } from '../log/units.js';
+import { formatBytes, formatCount } from '../log/units.js';
 import type { PassContext } from './context.js';
 import type { PassResult } from './options.js';
 import type { Recorder } from './recorder.js';
 
-export async function finish(pass: PassContext, recorder: Recorder, refusedDeletes: boolean, walkComplete: boolean): Promise<PassResult> {
+/** How a pass went, for the summary: `scoped`, what a scoped pass listed and trusted. */
+export interface Outcome {
+  refusedDeletes: boolean;
+  walkComplete: boolean;
+  replicaEntries: number;
+  scoped?: { listed: number; trusted: number };
+}
+
+export async function finish(pass: PassContext, recorder: Recorder, outcome: Outcome): Promise<PassResult> {
+  const { refusedDeletes, walkComplete, replicaEntries, scoped } = outcome;
   const { o, stats: s } = pass;
   // Flushed before the summary, so a folder that cannot be flushed is counted in it.
   const flushed = o.dryRun || (await recorder.flushDirs());
@@ -13,7 +22,8 @@ export async function finish(pass: PassContext, recorder: Recorder, refusedDelet
     const summary =
       `${o.dryRun ? 'dry run ' : ''}pass ${pass.interrupted ? 'stopped' : 'finished'}: ` +
       `${s.copied} copied, ${s.moved} moved, ${s.updated} updated, ${s.deleted} deleted, ${s.hashed} hashed, ${s.errors} errors; ` +
-      `${formatBytes(s.bytesCopied)} transferred in ${(durationMs / 1000).toFixed(2)} s`;
+      `${formatBytes(s.bytesCopied)} transferred in ${(durationMs / 1000).toFixed(2)} s` +
+      (scoped ? ` (scoped: ${formatCount(scoped.listed)} folder${scoped.listed === 1 ? '' : 's'} listed, ${formatCount(scoped.trusted)} trusted)` : '');
     const exitStatus: 0 | 1 = s.errors > 0 || refusedDeletes ? 1 : 0;
     return { summary, exitStatus };
   };
@@ -28,5 +38,5 @@ export async function finish(pass: PassContext, recorder: Recorder, refusedDelet
     if (s.errors !== errors) ({ summary, exitStatus } = summarize());
   }
   o.log.info(summary, { ...s, durationMs, dryRun: o.dryRun, stopped: pass.interrupted });
-  return { stats: s, exitStatus, interrupted: pass.interrupted, durationMs, summary, walkComplete };
+  return { stats: s, exitStatus, interrupted: pass.interrupted, durationMs, summary, walkComplete, replicaEntries };
 }

@@ -6,7 +6,12 @@ import { distrustCache, trustCache } from '../compare/fingerprint.js';
 import { LinkIndex } from '../compare/links.js';
 import type { Change } from '../compare/types.js';
 import { unreadableMessage, Walker, type WalkResult } from '../compare/walk.js';
-import { show } from '../errors.js';
+import { describe, show } from '../errors.js';
+import type { Entry } from '../tree/entry.js';
+import type { Manifest } from '../manifest/manifest.js';
+import { toEntry } from '../tree/scan.js';
+import type { PassScope } from './options.js';
+import type { Recorder } from './recorder.js';
 import type { Replica } from '../replica/replica.js';
 import { chooseLister } from '../tree/choose.js';
 import { closeListers, type Listers } from '../tree/lister.js';
@@ -23,6 +28,9 @@ export interface Walked {
   known: number;
   /** With `--hard-links`: the files with more than one name the walk saw. */
   links: LinkIndex | undefined;
+  /** In a scoped pass, the folders listed (on either side). */
+  listedDirs: ReadonlySet<string>;
+  manifest: Manifest;
 }
 
 export async function walkTrees(pass: PassContext, replica: Replica, roots: Roots): Promise<Walked> {
@@ -33,7 +41,8 @@ export async function walkTrees(pass: PassContext, replica: Replica, roots: Root
   let known = 0;
   let walker: Walker | undefined;
   let result: WalkResult;
-  const listers = o.listers ?? openListers(pass, replica);
+  const listers = o.scope ? scopedListers(pass, replica) : (o.listers ?? openListers(pass, replica));
+  if (o.scope && o.listers) await closeListers(o.listers);
   try {
     const manifest = await pass.loadManifest();
     known = manifest.size;
@@ -63,13 +72,61 @@ export async function walkTrees(pass: PassContext, replica: Replica, roots: Root
     });
     const counting = walker;
     pass.progress.begin('scanning', () => ({ files: counting.listed, bytes: 0 }));
-    result = await walker.run(roots.source, roots.replica);
+    result = o.scope ? await walker.runScoped(o.scope, (side, relPath) => stat(pass, replica, side, relPath)) : await walker.run(roots.source, roots.replica);
   } finally {
     pass.progress.end();
     await closeListers(listers); // whatever happened, even the manifest failing to load
   }
   pass.debug(`walk: ${walker.listed} entries listed in ${Date.now() - pass.started} ms, ${changes.length} to look at`);
-  return { result, changes, temps, known, links };
+  return { result, changes, temps, known, links, listedDirs: walker.listedDirs, manifest: pass.manifest };
+}
+
+/** A scoped pass lists a few folders: on the main thread, through the `Io` (no thread to start). */
+function scopedListers(pass: PassContext, replica: Replica): Listers {
+  return { source: chooseLister({ root: pass.o.source, excludes: [], own: [] }, { threads: false, io: pass.o.io }), replica: replica.inlineLister() };
+}
+
+/** One side's entry at `relPath`, or undefined if there is none. */
+function stat(pass: PassContext, replica: Replica, side: 'source' | 'replica', relPath: string): Entry | undefined {
+  const name = relPath.slice(relPath.lastIndexOf('/') + 1);
+  try {
+    if (side === 'replica') return replica.statEntry(relPath);
+    return toEntry(name, pass.o.io.lstat(relPath === '' ? pass.o.source : pass.o.source + '/' + relPath));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A scoped pass's folder renames (`--watch` saw them): each made in the replica too, by one
+ * rename, and its records moved, when the replica has the folder at the old path and nothing at
+ * the new one, and the source the reverse; those not made are listed whole instead (`subtrees`).
+ */
+export async function moveFolders(pass: PassContext, replica: Replica, recorder: Recorder, scope: PassScope): Promise<PassScope> {
+  const subtrees = new Set(scope.subtrees);
+  const manifest = await pass.loadManifest();
+  for (const { from, to } of scope.renames) {
+    const ok =
+      stat(pass, replica, 'source', from) === undefined &&
+      stat(pass, replica, 'source', to)?.kind === 'dir' &&
+      replica.statEntry(from)?.kind === 'dir' &&
+      replica.statEntry(to) === undefined;
+    if (!ok) {
+      subtrees.add(to);
+      continue;
+    }
+    try {
+      if (!pass.o.dryRun) {
+        replica.renameFolder(from, to);
+        manifest.moveFolder(from, to);
+      }
+      recorder.folderMoved(from, to);
+    } catch (error) {
+      pass.warn(`${describe(error)}; its content is copied instead`);
+      subtrees.add(to);
+    }
+  }
+  return { ...scope, subtrees };
 }
 
 /** The pass's own listers: the source's chosen here, the replica's by the replica. */

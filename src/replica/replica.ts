@@ -109,8 +109,8 @@ export interface Replica {
   /** A lister of this replica's folders on the main thread (for a folder `openFolder` opened, and below). */
   inlineLister(): Lister;
   readlink(relPath: string): string;
-  /** A regular file of the replica as it is now; undefined if there is none. */
-  statFile(relPath: string): Entry | undefined;
+  /** An entry of the replica as it is now (lstat); undefined if there is none. */
+  statEntry(relPath: string): Entry | undefined;
   /** Reads files of the replica to know their MD5 (`local`: with the pass's own hasher). */
   hashFiles(jobs: readonly { relPath: string; size: number }[], local: Hasher): Promise<(HashResult | undefined)[]>;
 
@@ -147,6 +147,8 @@ export interface Replica {
   setDirMeta(relPath: string, source: Entry): Reason | undefined;
   /** Removes an entry (a folder once empty); false when it was already gone. */
   remove(relPath: string, entry: Entry): Promise<boolean>;
+  /** Renames a folder (the source renamed it: `--watch` saw it), with everything in it. */
+  renameFolder(from: string, to: string): void;
   /** Renames a file the walk saw at `from` (`replica`) to `to`, with the source's metadata; what it is after. */
   move(from: string, to: string, source: Entry, replica: Entry): Entry;
   /** Makes the entries renamed into these folders durable; the folders that could not be, with why. */

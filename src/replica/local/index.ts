@@ -20,7 +20,7 @@ import { chooseCopiers, writeWith, type Copier, type CopierOptions, type LocalCo
 import { removeQuietly, tempPathFor, type LocalContext } from './context.js';
 import { abandonCopy, finishCopy, RESUME_MIN_BYTES, type LocalPendingCopy } from './copy.js';
 import type { Io } from './io.js';
-import { deleteEntry, fixMeta, fixMetaError, makeDir, makeHardLink, makeLink, moveEntry, setDirMeta, setLinkMeta } from './ops.js';
+import { deleteEntry, fixMeta, fixMetaError, makeDir, makeHardLink, makeLink, moveEntry, renameFolder, setDirMeta, setLinkMeta } from './ops.js';
 import { isOwnerRefused } from './context.js';
 
 export interface LocalReplicaOptions {
@@ -126,13 +126,16 @@ export class LocalReplica implements Replica {
     return this.o.io.readlink(this.root + '/' + relPath);
   }
 
-  statFile(relPath: string): Entry | undefined {
+  statEntry(relPath: string): Entry | undefined {
     try {
-      const entry = toEntry(relPath.slice(relPath.lastIndexOf('/') + 1), this.o.io.lstat(this.root + '/' + relPath));
-      return entry.kind === 'file' ? entry : undefined;
+      return toEntry(relPath.slice(relPath.lastIndexOf('/') + 1), this.o.io.lstat(relPath === '' ? this.root : this.root + '/' + relPath));
     } catch {
       return undefined;
     }
+  }
+
+  renameFolder(from: string, to: string): void {
+    renameFolder(this.ctx, from, to);
   }
 
   hardlink(relPath: string, leader: string, replacing: Entry | undefined): { replica: Entry; linked: boolean } {

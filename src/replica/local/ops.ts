@@ -235,6 +235,15 @@ export function moveEntry(ctx: LocalContext, from: string, to: string, source: E
   return setMeta(ctx, metaFix(to, source, replica, ctx.owners)).replica;
 }
 
+/** Renames a replica folder, with what it holds (read-only parents made writable for it). */
+export function renameFolder(ctx: LocalContext, from: string, to: string): void {
+  try {
+    inWritableParents(ctx, [from, to], () => ctx.io.rename(ctx.replicaRoot + '/' + from, ctx.replicaRoot + '/' + to));
+  } catch (error) {
+    throw new RenameFailed(`moving ${show(from)}/ ->`, to + '/', error);
+  }
+}
+
 /** Throws `ChangedInReplica` unless the replica file at `relPath` is still `seen` (its fingerprint). */
 function checkUnchanged(ctx: LocalContext, relPath: string, seen: Entry): void {
   let now: Entry;
