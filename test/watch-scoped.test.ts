@@ -69,6 +69,15 @@ describe('--watch: scoped passes', () => {
       if (loadNative()) assert.ok(r.lines.includes('moved c/ -> renamed/ (moved in source)'), r.lines.join('\n'));
       assert.equal(fs.readFileSync(path.join(w.replica, 'renamed/deep/x.txt'), 'utf8'), 'x');
 
+      // A folder and its grandchild in one pass (not the child between them): both listed.
+      r = await step(() => {
+        fs.writeFileSync(src('top.txt'), 't, edited');
+        fs.writeFileSync(src('renamed/deep/x.txt'), 'x, edited');
+      });
+      scoped(r);
+      assert.ok(r.lines.includes('updated top.txt (content changed)') && r.lines.includes('updated renamed/deep/x.txt (content changed)'), r.lines.join('\n'));
+      assert.match(r.summary, /\(scoped: 2 folders listed, /);
+
       r = await step(() => fs.rmSync(src('made'), { recursive: true }));
       scoped(r);
       assert.ok(r.lines.includes('deleted made/ (not in source)'), r.lines.join('\n'));

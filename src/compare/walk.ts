@@ -173,15 +173,15 @@ export class Walker {
     return false;
   }
 
-  /** Whether a folder above `relDir` is in the scope (it reaches `relDir` by descent). */
+  /**
+   * Whether `relDir` is reached by descent in a scoped walk: its parent is walked into (listed
+   * itself, or inside a subtree). A folder further up does not reach it: a folder named by the
+   * scope is listed one level, and its children outside the scope are trusted, not entered.
+   */
   private ancestorInScope(relDir: string): boolean {
     if (relDir === '') return false;
-    const scope = this.scope!;
-    for (let at = relDir.lastIndexOf('/'); ; at = relDir.lastIndexOf('/', at - 1)) {
-      const parent = at < 0 ? '' : relDir.slice(0, at);
-      if (scope.folders.has(parent) || scope.subtrees.has(parent)) return true;
-      if (at <= 0) return false;
-    }
+    const slash = relDir.lastIndexOf('/');
+    return this.inScope(slash < 0 ? '' : relDir.slice(0, slash));
   }
 
   private result(): WalkResult {
