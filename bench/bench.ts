@@ -7,7 +7,7 @@
  *   BENCH_FS_ARGS="<args>"  extra arguments for every timed folder-sync pass (e.g. --no-fsync)
  *
  * Scenarios: nochange-100k, change1pct-100k, touchall-100k, firstsync-100k, nochange-1m, big-4g
- * (see scenarios.ts). The trees are generated once, deterministically, and reused (trees.ts).
+ * (see scenarios.ts), and watch-1m (`--watch` on the 1M tree: see watch.ts). The trees are generated once, deterministically, and reused (trees.ts).
  *
  * Every timed run is wrapped in GNU time (wall seconds, peak RSS). folder-sync and each peer
  * alternate run by run, each with its own replica, so drift in the machine's state hits both.
@@ -23,10 +23,14 @@ import { dropCaches, GNU_TIME, hasCommand, run, syncDisks } from './proc.js';
 import { machineLines, type Row, table } from './report.js';
 import { makeScenarios, type Scenario } from './scenarios.js';
 import { ensureTree, type TreeName } from './trees.js';
+import { runWatchScenario } from './watch.js';
+
+/** The watcher's scenario (`watch.ts`). */
+const WATCH = 'watch-1m';
 
 const log = (line: string): void => void process.stderr.write(line + '\n');
 
-function main(): number {
+async function main(): Promise<number> {
   const startedAt = new Date();
   let cfg;
   try {
@@ -36,8 +40,9 @@ function main(): number {
   }
   const h = new Harness(cfg, log);
   const all = makeScenarios(h);
-  const unknown = (cfg.only ?? []).filter((name) => !all.some((s) => s.name === name));
-  if (unknown.length > 0) throw new Prerequisite(`unknown scenario(s) in BENCH_ONLY: ${unknown.join(', ')}; known: ${all.map((s) => s.name).join(', ')}`);
+  const unknown = (cfg.only ?? []).filter((name) => name !== WATCH && !all.some((s) => s.name === name));
+  if (unknown.length > 0) throw new Prerequisite(`unknown scenario(s) in BENCH_ONLY: ${unknown.join(', ')}; known: ${[...all.map((s) => s.name), WATCH].join(', ')}`);
+  const watching = !cfg.only || cfg.only.includes(WATCH);
   const scenarios = all.filter((s) => !cfg.only || cfg.only.includes(s.name));
 
   checkPrerequisites(h);
@@ -45,7 +50,7 @@ function main(): number {
 
   // 1. Trees: built once, reused while their marker is current.
   const generation: string[] = [];
-  const needed = (['t100k', 't1m', 'big'] as TreeName[]).filter((t) => scenarios.some((s) => s.trees.includes(t)));
+  const needed = (['t100k', 't1m', 'big'] as TreeName[]).filter((t) => scenarios.some((s) => s.trees.includes(t)) || (t === 't1m' && watching));
   for (const name of needed) {
     const { info, built } = ensureTree(cfg.cacheDir, name, log);
     generation.push(`${name} ${built ? `built in ${info.seconds} s` : `reused (built in ${info.seconds} s)`}`);
@@ -69,6 +74,20 @@ function main(): number {
     const seconds = ((performance.now() - started) / 1000).toFixed(0);
     wallTimes.push(`${scenario.name} ${seconds} s`);
     log(`== ${scenario.name}: ${seconds} s in all (with untimed preparation)`);
+  }
+
+  // The watcher's scenario (a long-running process, not a timed pass).
+  if (watching) {
+    const started = performance.now();
+    log(`== ${WATCH}: --watch on the 1M-file tree: 10 changes, a burst of 10,000, memory`);
+    try {
+      rows.push(...(await runWatchScenario(h, log)));
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      errors.push(`${WATCH}: ${message}`);
+      log(`  !! ${WATCH} failed: ${message}`);
+    }
+    wallTimes.push(`${WATCH} ${((performance.now() - started) / 1000).toFixed(0)} s`);
   }
 
   // 3. Report.
@@ -191,7 +210,7 @@ function commandLine(): string {
 }
 
 try {
-  process.exitCode = main();
+  process.exitCode = await main();
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error);
   log(`bench: ${error instanceof Prerequisite ? '' : 'error: '}${message}`);

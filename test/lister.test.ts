@@ -7,6 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { DIR, entryAt, FILE, type FolderListing, kindAt } from '../src/tree/entry.js';
 import { type ListerJob } from '../src/tree/batches.js';
 import { NativeWalkLister } from '../src/tree/native-walker.js';
+import { NativeFolderLister } from '../src/tree/native-folder.js';
+import { InlineLister } from '../src/tree/inline.js';
+import { nodeIo } from '../src/replica/local/io.js';
 import { prestartListers, spareListers, ThreadLister } from '../src/tree/thread-lister.js';
 import { chooseListers } from '../src/tree/choose.js';
 import { closeListers } from '../src/tree/lister.js';
@@ -464,5 +467,32 @@ describe('listing threads started before the pass (the CLI starts its first pass
     const { calls, listers } = started(s);
     await assert.rejects(sync(s, { listers, manifest: Promise.reject(new Error('manifest unreadable')) }), /manifest unreadable/);
     assert.equal(calls.closed, 2);
+  });
+});
+
+describe('the folder lister of scoped passes (the addon on the main thread)', () => {
+  test('lists each folder as the inline lister does: names in the walk\'s order, numbers, temporary files; big folders; names not UTF-8; a missing folder', { skip: walker === undefined ? 'the native lister is not built' : false }, () => {
+    const root = tempDir();
+    fs.mkdirSync(path.join(root, 'big'));
+    // 1,500 names of 204 bytes: more text and more entries than the lister's buffers start with.
+    for (let i = 0; i < 1500; i++) fs.writeFileSync(path.join(root, 'big', 'é'.repeat(100) + String(i).padStart(4, '0')), 'x'.repeat(i % 7));
+    fs.writeFileSync(path.join(root, 'big', '.folder-sync-0123456789abcdef.tmp'), '');
+    fs.mkdirSync(path.join(root, 'odd'));
+    for (const name of ['🙂', '\uffee', 'a', 'ü']) fs.writeFileSync(path.join(root, 'odd', name), name);
+    fs.writeFileSync(Buffer.concat([Buffer.from(path.join(root, 'odd') + '/'), Buffer.from([0x66, 0xe9])]), 'latin-1'); // "f\xe9"
+    fs.symlinkSync('nowhere', path.join(root, 'odd', 'link'));
+    const native = new NativeFolderLister(walker!, root);
+    const inline = new InlineLister(nodeIo, root);
+    for (const dir of ['', 'big', 'odd']) {
+      const a = native.list(dir);
+      const b = inline.list(dir);
+      assert.deepEqual(a.names, b.names, dir);
+      assert.deepEqual([...a.nums], [...b.nums], dir);
+      assert.deepEqual(a.temps, b.temps, dir);
+    }
+    assert.equal(native.list('big').names.length, 1500);
+    assert.deepEqual(native.list('big').temps, ['.folder-sync-0123456789abcdef.tmp']);
+    assert.deepEqual(native.list('odd').names, ['a', 'f\udce9', 'link', 'ü', '🙂', '\uffee']);
+    assert.throws(() => native.list('missing'), { code: 'ENOENT' });
   });
 });

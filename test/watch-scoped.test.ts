@@ -3,6 +3,7 @@
  * that lists only what events named; what only a full pass can see brings one, with its reason.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
@@ -158,4 +159,37 @@ describe('--watch: lost events', () => {
       watcher.close();
     }
   });
+
+  test('a filesystem mounted in the source, unmounted: the next pass is a full one, with its reason', { skip: loadNative() && canMount() ? false : 'needs the addon (inotify) and mount(2)' }, async () => {
+    const w = world({ 'a/f.txt': 'f' });
+    const disk = path.join(w.source, 'disk');
+    fs.mkdirSync(disk);
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', 'none', disk]).status, 0);
+    let mounted = true;
+    try {
+      writeTree(disk, { 'photo.jpg': 'on the disk' });
+      const { child } = await watching(w);
+      try {
+        assert.equal(fs.readFileSync(path.join(w.replica, 'disk/photo.jpg'), 'utf8'), 'on the disk');
+        assert.equal(spawnSync('umount', [disk]).status, 0);
+        mounted = false;
+        // The folder beneath is empty: a scoped pass would not have listed it (no event names it).
+        await waitFor(child.output, (t) => t.includes('full pass: events may have been lost: a filesystem in the source was unmounted (disk)') && !fs.existsSync(path.join(w.replica, 'disk/photo.jpg')), 15_000);
+        assert.deepEqual(mirrorDiff(w.source, w.replica), []);
+      } finally {
+        child.kill('SIGTERM');
+        await exited(child);
+      }
+    } finally {
+      if (mounted) spawnSync('umount', [disk]);
+    }
+  });
 });
+
+/** Whether this process may mount a tmpfs (root, not in a container that forbids it). */
+function canMount(): boolean {
+  const at = tempDir('fs-mount-');
+  if (spawnSync('mount', ['-t', 'tmpfs', 'none', at]).status !== 0) return false;
+  spawnSync('umount', [at]);
+  return true;
+}

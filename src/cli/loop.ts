@@ -20,6 +20,7 @@ import { passExclude, type Config } from './config.js';
 import { acquireLock, type Lock } from './lock.js';
 import { Stopper } from './stopper.js';
 import { SourceWatcher } from '../watch/watcher.js';
+import { Memory, memoryLine } from './memory.js';
 import { PassKinds } from './passes.js';
 
 export async function runSync(config: Config, io: Io): Promise<number> {
@@ -102,6 +103,7 @@ export async function runSync(config: Config, io: Io): Promise<number> {
       watcher.start();
       log.debug(`--watch: watching ${watcher.watching} source folders (${watcher.name})`);
     }
+    const memory = new Memory();
     const kinds = new PassKinds(config.intervalMinutes * 60_000, config.source, config.replica, watcher);
     let passes = 0;
     for (;;) {
@@ -151,6 +153,9 @@ export async function runSync(config: Config, io: Io): Promise<number> {
       status = Math.max(status, result.exitStatus);
       passes++;
       if (config.once || stopper.stopping) break;
+      // (A pass that read or changed much leaves its garbage for the next to collect: long.)
+      const collected = memory.afterPass();
+      if (config.logLevel === 'debug') log.debug(`memory between passes: ${memoryLine()}${collected ? ` (collected in ${collected} ms)` : ''}`);
       // A pass that overran the interval is followed at once by the next, never run twice at once.
       for (;;) {
         const due = Math.min(kinds.nextFullAt, watcher?.due ?? Infinity);

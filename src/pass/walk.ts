@@ -13,7 +13,7 @@ import { toEntry } from '../tree/scan.js';
 import type { PassScope } from './options.js';
 import type { Recorder } from './recorder.js';
 import type { Replica } from '../replica/replica.js';
-import { chooseLister } from '../tree/choose.js';
+import { chooseFolderLister, chooseLister } from '../tree/choose.js';
 import { closeListers, type Listers } from '../tree/lister.js';
 import type { PassContext } from './context.js';
 import type { Roots } from './roots.js';
@@ -81,9 +81,9 @@ export async function walkTrees(pass: PassContext, replica: Replica, roots: Root
   return { result, changes, temps, known, links, listedDirs: walker.listedDirs, manifest: pass.manifest };
 }
 
-/** A scoped pass lists a few folders: on the main thread, through the `Io` (no thread to start). */
+/** A scoped pass lists a few folders: on the main thread (no thread to start). */
 function scopedListers(pass: PassContext, replica: Replica): Listers {
-  return { source: chooseLister({ root: pass.o.source, excludes: [], own: [] }, { threads: false, io: pass.o.io }), replica: replica.inlineLister() };
+  return { source: chooseFolderLister(pass.o.source, pass.o.io), replica: replica.inlineLister() };
 }
 
 /** One side's entry at `relPath`, or undefined if there is none. */

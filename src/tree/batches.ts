@@ -6,7 +6,7 @@
 import { NUMS, type FolderListing } from './entry.js';
 import type { Lister, ListerSpec } from './lister.js';
 import { fromTransport } from './names.js';
-import { byName } from './scan.js';
+import { inWalkOrder } from './native-folder.js';
 
 /**
  * Perf: the first buffer detached in a thread (here: a batch's numbers, sent by a listing thread,
@@ -190,20 +190,11 @@ class Batch {
     const to = this.namesEnd(at);
     const names = to === from ? [] : this.text.toString('utf8', from, to).split('\0');
     const nums = this.packed.nums.subarray(this.numsStart(at), this.numsEnd(at));
-    if (extra?.escaped) return this.decoded(names, nums, extra.temps);
+    if (extra?.escaped) {
+      const ordered = inWalkOrder(names, nums);
+      return new ThreadListing(ordered.names, ordered.nums, extra.temps, this);
+    }
     return new ThreadListing(names, nums, extra?.temps ?? NONE, this);
-  }
-
-  /**
-   * A listing with names that are not UTF-8: decoded (`fromTransport`) and put in the walk's order
-   * with their numbers (the listers sort by bytes, the walk by UTF-16 code units). Rare.
-   */
-  private decoded(transported: string[], nums: Float64Array, temps: string[]): FolderListing {
-    const names = transported.map(fromTransport);
-    const order = names.map((_, i) => i).sort((a, b) => byName(names[a], names[b]));
-    const sorted = new Float64Array(nums.length);
-    order.forEach((from, to) => sorted.set(nums.subarray(from * NUMS, (from + 1) * NUMS), to * NUMS));
-    return new ThreadListing(order.map((i) => names[i]), sorted, temps, this);
   }
 
   /**

@@ -4,9 +4,10 @@
  * (`listerName`).
  */
 import { loadNative, probeNative, type NativeWalk } from '../native.js';
-import type { Io } from '../replica/local/io.js';
+import { nodeIo, type Io } from '../replica/local/io.js';
 import { compileExcludes, plainNames, type OwnPath } from './filter.js';
 import { InlineLister } from './inline.js';
+import { NativeFolderLister } from './native-folder.js';
 import type { Lister, Listers, ListerSpec } from './lister.js';
 import { NativeWalkLister } from './native-walker.js';
 import { ThreadLister } from './thread-lister.js';
@@ -33,6 +34,15 @@ export function chooseLister(spec: ListerSpec, mode: ListingMode): Lister {
   if (!mode.threads) return new InlineLister(mode.io, spec.root);
   const native = nativeWalker(spec);
   return native !== undefined ? new NativeWalkLister(spec, native) : new ThreadLister(spec);
+}
+
+/**
+ * A lister of a few folders on the calling thread (a scoped pass's): the addon's `list` when it is
+ * built and the disk is the real one, else through `io`.
+ */
+export function chooseFolderLister(root: string, io: Io): Lister {
+  const native = io === nodeIo ? loadNative() : undefined;
+  return native !== undefined ? new NativeFolderLister(native, root) : new InlineLister(io, root);
 }
 
 /**

@@ -153,8 +153,13 @@ export class InotifyBackend implements WatchBackend {
         continue;
       }
       const dir = this.path(node);
-      if (mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) {
-        if (node === this.root) this.onEvent({ kind: 'lost', reason: 'the source root was removed, moved or unmounted' });
+      if (mask & IN_UNMOUNT) {
+        // A disk mounted in the source went away with what it held: its parent's event would not say.
+        this.onEvent({ kind: 'lost', reason: `a filesystem in the source was unmounted (${dir === '' ? 'the root' : dir})` });
+        continue;
+      }
+      if (mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+        if (node === this.root) this.onEvent({ kind: 'lost', reason: 'the source root was removed or moved' });
         continue;
       }
       const isDir = (mask & IN_ISDIR) !== 0;

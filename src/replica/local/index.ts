@@ -8,11 +8,10 @@ import { dirname } from 'node:path';
 import { describe, errorCode, isVanished, show } from '../../errors.js';
 import { CHUNK_SIZE, type Hasher, type HashResult } from '../../hash/hasher.js';
 import { nativeTimes } from '../../native.js';
-import { chooseLister, type ListingMode } from '../../tree/choose.js';
+import { chooseFolderLister, chooseLister, type ListingMode } from '../../tree/choose.js';
 import { entryFrom, type Entry } from '../../tree/entry.js';
 import type { Owners } from '../../compare/owners.js';
 import type { Reason } from '../../compare/types.js';
-import { InlineLister } from '../../tree/inline.js';
 import type { Lister, ListerSpec } from '../../tree/lister.js';
 import { toEntry } from '../../tree/scan.js';
 import type { CopyJob, InstalledCopy, MetaFix, MetaFixed, PendingCopy, Replica, ReplicaFeatures, Written } from '../replica.js';
@@ -119,7 +118,7 @@ export class LocalReplica implements Replica {
   }
 
   inlineLister(): Lister {
-    return new InlineLister(this.o.io, this.root);
+    return chooseFolderLister(this.root, this.o.io);
   }
 
   readlink(relPath: string): string {
