@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BIN, type Harness, type Sample } from './harness.js';
+import { BIN, bytesWritten, snapshotManifest, type Harness, type Sample } from './harness.js';
 import { run } from './proc.js';
 import type { Row } from './report.js';
 import { readList, treePaths, type FileEntry } from './trees.js';
@@ -171,10 +171,12 @@ export async function runWatchScenario(h: Harness, log: (line: string) => void):
       changes.push(added(path.join(source, picked[8][0], `watch-1m-new-${runNo}.txt`)));
       changes.push(deleted(path.join(source, picked[9][1][1])));
       let count = w.passes.length;
+      let manifestBefore = snapshotManifest(manifest);
       for (const c of changes) c.apply();
       const ten = await latency(w, count, Date.now());
-      tenFs.push({ seconds: ten.seconds, maxRssKiB: rssKiB(w.child), exitCode: 0, summary: ten.line });
-      log(`  [watch-1m #${runNo}] 10 changes: ${ten.seconds.toFixed(2)} s after the delay: ${ten.line.trim()}`);
+      await new Promise((r) => setTimeout(r, 500)); // (the manifest is saved after the summary line)
+      tenFs.push({ seconds: ten.seconds, maxRssKiB: rssKiB(w.child), exitCode: 0, summary: ten.line, manifestBytes: bytesWritten(manifestBefore, snapshotManifest(manifest)) });
+      log(`  [watch-1m #${runNo}] 10 changes: ${ten.seconds.toFixed(2)} s after the delay, manifest ${((tenFs.at(-1)!.manifestBytes ?? 0) / 1024).toFixed(1)} KiB written: ${ten.line.trim()}`);
       tenRsync.push(rsyncTime(source, rsyncReplica));
       log(`  [watch-1m #${runNo}] rsync -a --delete: ${tenRsync.at(-1)!.seconds.toFixed(2)} s`);
       for (const c of changes.reverse()) c.undo();
@@ -184,6 +186,7 @@ export async function runWatchScenario(h: Harness, log: (line: string) => void):
       // A burst: 10,000 edits across 1,000 folders.
       const burst = folders.slice(1000 + runNo * 1000, 2000 + runNo * 1000).flatMap(([, names]) => names.slice(0, 10).map((name) => edit(path.join(source, name))));
       count = w.passes.length;
+      manifestBefore = snapshotManifest(manifest);
       for (const c of burst) c.apply();
       const lastAt = Date.now();
       const b = await latency(w, count, lastAt);
@@ -191,7 +194,7 @@ export async function runWatchScenario(h: Harness, log: (line: string) => void):
       await quiet(w, false);
       const last = w.passes.at(-1)!;
       const seconds = (last.at - lastAt) / 1000 - DELAY_S;
-      burstFs.push({ seconds: Math.max(seconds, b.seconds), maxRssKiB: rssKiB(w.child), exitCode: 0, summary: last.line });
+      burstFs.push({ seconds: Math.max(seconds, b.seconds), maxRssKiB: rssKiB(w.child), exitCode: 0, summary: last.line, manifestBytes: bytesWritten(manifestBefore, snapshotManifest(manifest)) });
       log(`  [watch-1m #${runNo}] burst of ${burst.length}: ${Math.max(seconds, b.seconds).toFixed(2)} s after the delay: ${last.line.trim()}`);
       checkReplica(source, replica, folders.slice(1000 + runNo * 1000, 2000 + runNo * 1000).flatMap(([, names]) => names.slice(0, 10)));
       burstRsync.push(rsyncTime(source, rsyncReplica));
