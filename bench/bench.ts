@@ -7,7 +7,8 @@
  *   BENCH_FS_ARGS="<args>"  extra arguments for every timed folder-sync pass (e.g. --no-fsync)
  *
  * Scenarios: nochange-100k, change1pct-100k, touchall-100k, firstsync-100k, nochange-1m, big-4g
- * (see scenarios.ts), and watch-1m (`--watch` on the 1M tree: see watch.ts). The trees are generated once, deterministically, and reused (trees.ts).
+ * (see scenarios.ts), sftp-firstsync-10k, sftp-nochange-10k, sftp-firstsync-100k,
+ * sftp-nochange-100k (a replica over SFTP against rsync over ssh: see sftp.ts), and watch-1m (`--watch` on the 1M tree: see watch.ts). The trees are generated once, deterministically, and reused (trees.ts).
  *
  * Every timed run is wrapped in GNU time (wall seconds, peak RSS). folder-sync and each peer
  * alternate run by run, each with its own replica, so drift in the machine's state hits both.
@@ -24,6 +25,8 @@ import { machineLines, type Row, table } from './report.js';
 import { makeScenarios, type Scenario } from './scenarios.js';
 import { ensureTree, type TreeName } from './trees.js';
 import { runWatchScenario } from './watch.js';
+import { makeSftpScenarios, SFTP_SCENARIOS } from './sftp.js';
+import { sshdUnavailable, startSshd, type Server } from '../test/helpers/sshd.js';
 
 /** The watcher's scenario (`watch.ts`). */
 const WATCH = 'watch-1m';
@@ -39,7 +42,14 @@ async function main(): Promise<number> {
     throw new Prerequisite(error instanceof Error ? error.message : String(error));
   }
   const h = new Harness(cfg, log);
-  const all = makeScenarios(h);
+  let server: Server | undefined;
+  const all = [
+    ...makeScenarios(h),
+    ...makeSftpScenarios(h, () => {
+      if (server === undefined) throw new Error('internal: the SFTP server is not started');
+      return server;
+    }),
+  ];
   const unknown = (cfg.only ?? []).filter((name) => name !== WATCH && !all.some((s) => s.name === name));
   if (unknown.length > 0) throw new Prerequisite(`unknown scenario(s) in BENCH_ONLY: ${unknown.join(', ')}; known: ${[...all.map((s) => s.name), WATCH].join(', ')}`);
   const watching = !cfg.only || cfg.only.includes(WATCH);
@@ -54,6 +64,12 @@ async function main(): Promise<number> {
   for (const name of needed) {
     const { info, built } = ensureTree(cfg.cacheDir, name, log);
     generation.push(`${name} ${built ? `built in ${info.seconds} s` : `reused (built in ${info.seconds} s)`}`);
+  }
+
+  // The SFTP scenarios' server (sshd on 127.0.0.1), when one of them runs.
+  if (scenarios.some((s) => SFTP_SCENARIOS.includes(s.name))) {
+    if (sshdUnavailable) throw new Prerequisite(`the SFTP scenarios need an OpenSSH server: ${sshdUnavailable} (or leave them out with BENCH_ONLY)`);
+    server = await startSshd(['MaxStartups 100']);
   }
 
   // 2. Scenarios.
@@ -118,6 +134,7 @@ async function main(): Promise<number> {
   for (const f of h.failures) out.push(`- FAILED: ${f.what} exited ${f.exitCode}`);
   for (const e of errors) out.push(`- ERROR: ${e}`);
   process.stdout.write(out.join('\n') + '\n');
+  await server?.stop();
   return h.failures.length > 0 || errors.length > 0 ? 1 : 0;
 }
 

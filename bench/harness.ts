@@ -50,6 +50,10 @@ export interface FsTarget {
   source: string;
   replica: string;
   manifest: string;
+  /** Options this target needs (a remote replica's `--ssh-*`). */
+  args?: string[];
+  /** `replica` is a remote address, not a local folder. */
+  remote?: true;
 }
 
 /** A folder-sync run that exited non-zero (the benchmark then exits non-zero). */
@@ -98,7 +102,7 @@ export class Harness {
 
   /** The command line of one `--once` pass. */
   private fsArgs(target: FsTarget, logFile: string, extra: string[]): string[] {
-    return [BIN, target.source, target.replica, '1', logFile, '--once', '--manifest', target.manifest, ...extra];
+    return [BIN, target.source, target.replica, '1', logFile, '--once', '--manifest', target.manifest, ...(target.args ?? []), ...extra];
   }
 
   /**
@@ -162,7 +166,7 @@ export class Harness {
  * it is part of a first pass).
  */
 function makeParents(target: FsTarget): void {
-  fs.mkdirSync(path.dirname(target.replica), { recursive: true });
+  if (!target.remote) fs.mkdirSync(path.dirname(target.replica), { recursive: true });
   fs.mkdirSync(path.dirname(target.manifest), { recursive: true });
 }
 

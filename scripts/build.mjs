@@ -43,6 +43,9 @@ export async function bundle(outdir) {
     // The CommonJS packages (commander, winston) call require() for Node's own modules.
     banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
     logLevel: 'warning',
+    // ssh2 loads its optional native parts (.node files) itself, and only for a remote replica:
+    // left out of the bundle, it is loaded from node_modules when one is used.
+    external: ['ssh2'],
   });
 }
 

@@ -61,7 +61,7 @@ describe('the command line', () => {
     assert.deepEqual(shown, [
       '--allow-empty-replica', '--allow-mass-delete', '--backup-dir', '--checksum', '--copy-threads', '--dry-run', '--exclude', '--exclude-from', '--hard-links', '--hash-threads', '--help',
       '--log-format', '--log-level', '--log-max-files', '--log-max-size', '--manifest', '--max-delete', '--max-delete-bytes',
-      '--no-fsync', '--no-progress', '--once', '--quiet', '--version', '--watch', '--watch-delay',
+      '--no-fsync', '--no-progress', '--once', '--quiet', '--ssh-config', '--ssh-identity', '--ssh-known-hosts', '--version', '--watch', '--watch-delay',
     ]);
     const version = runCli(['--version']);
     assert.equal(version.status, 0);

@@ -11,7 +11,8 @@ import type { Invocation } from './program.js';
 import { Stopper } from './stopper.js';
 
 export async function runVerify(invocation: Extract<Invocation, { command: 'verify' }>): Promise<number> {
-  const { source, replica } = checkPair(invocation.source, invocation.replica);
+  const { source, replica, remote } = checkPair(invocation.source, invocation.replica, false, invocation.options);
+  if (remote && invocation.options.hardLinks) throw new UsageError('--hard-links needs a local replica (SFTP reports no inode numbers)');
   const excludes = readExcludes(invocation.options.excludeFrom ?? [], invocation.options.exclude ?? []);
   const hashThreads = parseHashThreads(invocation.options.hashThreads);
   const { patterns, problem } = passPatterns({ source, excludes });
@@ -33,6 +34,7 @@ export async function runVerify(invocation: Extract<Invocation, { command: 'veri
       progress,
       hashThreads,
       hardLinks: invocation.options.hardLinks === true,
+      remote,
     });
     const counts = new Map<string, number>();
     for (const d of result.differences) counts.set(d.kind, (counts.get(d.kind) ?? 0) + 1);

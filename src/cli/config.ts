@@ -8,6 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UsageError, describe, isVanished } from '../errors.js';
 import { IGNORE_FILE, buildExclude, readPatternFile, type ExcludeMatcher, type OwnPath } from '../tree/filter.js';
+import { parseRemote, type RemoteAddress } from '../replica/sftp/address.js';
+import type { SshOptions } from '../replica/sftp/connect.js';
 import { DEFAULT_LOG_FILES, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log/log.js';
 
 export interface RawOptions {
@@ -34,13 +36,18 @@ export interface RawOptions {
   hashThreads?: string;
   copyThreads?: string;
   hardLinks?: boolean;
+  sshIdentity?: string;
+  sshKnownHosts?: string;
+  sshConfig?: string;
 }
 
 export interface Config {
   /** Real, absolute path of the source folder. */
   source: string;
-  /** Absolute path of the replica folder (symlinks in existing parents resolved). */
+  /** Absolute path of the replica folder (symlinks in existing parents resolved); for a remote one, as given. */
   replica: string;
+  /** A replica on another machine (`host:path`, `sftp://…`), and how to reach it. */
+  remote: Remote | undefined;
   intervalMinutes: number;
   logFile: string;
   manifestPath: string;
@@ -147,8 +154,10 @@ export function buildConfig(
   const watchDelayMs = raw.watchDelay === undefined ? 2000 : Math.round(parseSeconds(raw.watchDelay, '--watch-delay') * 1000);
 
   const source = checkSource(args.source);
-  const replica = resolveReplica(args.replica);
-  checkOverlap(source, replica);
+  const remote = remoteReplica(args.replica, raw);
+  const replica = remote ? args.replica : resolveReplica(args.replica);
+  if (!remote) checkOverlap(source, replica);
+  if (remote && raw.hardLinks) throw new UsageError('--hard-links needs a local replica (SFTP reports no inode numbers to tell which replica files are linked)');
 
   const logFile = path.resolve(args.logFile);
   checkWritableFile(logFile, 'log file');
@@ -158,20 +167,25 @@ export function buildConfig(
   if (logFile === manifestPath || logFile.startsWith(manifestPath + '.')) {
     throw new UsageError(`log file '${logFile}' would overwrite the manifest or its files: choose another log file or --manifest`);
   }
-  const backupDir = raw.backupDir === undefined ? undefined : checkBackupDir(raw.backupDir, source, replica);
+  // (A remote replica's backup dir is a folder on its server, as given: absolute, or relative to the login folder.)
+  const backupDir = raw.backupDir === undefined ? undefined : remote ? raw.backupDir.replace(/\/+$/, '') : checkBackupDir(raw.backupDir, source, replica);
   // With rotation, the log's rotated files (`sync1.log`…) are ours too.
   const rotated = logMaxFiles === undefined ? 0 : logMaxFiles - 1;
   const own: OwnPath[] = [
-    ...relInside(logFile, [source, replica]).map((rel): OwnPath => ({ kind: 'log', path: rel, rotated })),
-    ...relInside(manifestPath, [source, replica]).map((rel): OwnPath => ({ kind: 'manifest', path: rel })),
+    ...relInside(logFile, remote ? [source] : [source, replica]).map((rel): OwnPath => ({ kind: 'log', path: rel, rotated })),
+    ...relInside(manifestPath, remote ? [source] : [source, replica]).map((rel): OwnPath => ({ kind: 'manifest', path: rel })),
   ];
   // The backup dir is one exact path (and what is under it), reserved in the replica only.
-  if (backupDir !== undefined && inside(replica, backupDir)) own.push({ kind: 'backup', path: relInside(backupDir, [replica])[0] });
+  if (remote && backupDir !== undefined && (backupDir + '/').startsWith(remote.address.path.replace(/\/+$/, '') + '/')) {
+    throw new UsageError(`backup dir '${backupDir}' is inside the replica '${args.replica}': give a folder beside it on the server`);
+  }
+  if (!remote && backupDir !== undefined && inside(replica, backupDir)) own.push({ kind: 'backup', path: relInside(backupDir, [replica])[0] });
   const exclude = buildExclude(excludes, own);
 
   return {
     source,
     replica,
+    remote,
     intervalMinutes,
     logFile,
     manifestPath,
@@ -241,8 +255,16 @@ export function readExcludes(excludeFrom: readonly string[], exclude: readonly s
 }
 
 /** A source and replica for `verify` or `status`: both resolved; the source must be a folder (the replica too, unless `replicaMayBeMissing`). */
-export function checkPair(sourceGiven: string, replicaGiven: string, replicaMayBeMissing = false): { source: string; replica: string } {
+export function checkPair(
+  sourceGiven: string,
+  replicaGiven: string,
+  replicaMayBeMissing = false,
+  ssh: Pick<RawOptions, 'sshIdentity' | 'sshKnownHosts' | 'sshConfig'> = {},
+): { source: string; replica: string; remote?: Remote } {
   const source = checkSource(sourceGiven);
+  // (A remote replica is looked at when it is opened: `verify` connects.)
+  const remote = remoteReplica(replicaGiven, ssh);
+  if (remote) return { source, replica: replicaGiven, remote };
   const replica = resolveReplica(replicaGiven);
   if (!replicaMayBeMissing && !fs.existsSync(replica)) throw new UsageError(`replica '${replicaGiven}' does not exist`);
   checkOverlap(source, replica);
@@ -304,6 +326,38 @@ function checkSource(given: string): string {
   }
   if (!fs.statSync(real).isDirectory()) throw new UsageError(`source '${given}' is not a folder`);
   return real;
+}
+
+/** A replica on another machine and how to reach it. */
+export interface Remote {
+  address: RemoteAddress;
+  ssh: SshOptions;
+}
+
+/** The replica argument's remote address, if it names one (`host:path`, `sftp://…`); `--ssh-*` options need one. */
+function remoteReplica(given: string, raw: Pick<RawOptions, 'sshIdentity' | 'sshKnownHosts' | 'sshConfig'>): Remote | undefined {
+  const address = parseRemote(given);
+  const ssh: SshOptions = {
+    identity: raw.sshIdentity === undefined ? undefined : readableFile(raw.sshIdentity, '--ssh-identity'),
+    knownHosts: raw.sshKnownHosts === undefined ? undefined : path.resolve(raw.sshKnownHosts),
+    config: raw.sshConfig === undefined ? undefined : readableFile(raw.sshConfig, '--ssh-config'),
+  };
+  if (address === undefined) {
+    const options = ['--ssh-identity', '--ssh-known-hosts', '--ssh-config'].filter((_, i) => [raw.sshIdentity, raw.sshKnownHosts, raw.sshConfig][i] !== undefined);
+    if (options.length > 0) throw new UsageError(`${options.join(', ')}: the replica '${given}' is a local folder (a replica over SFTP is written host:path or sftp://host/path)`);
+    return undefined;
+  }
+  return { address, ssh };
+}
+
+function readableFile(given: string, option: string): string {
+  const file = path.resolve(given);
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (error) {
+    throw new UsageError(`${option} '${given}': ${describe(error)}`);
+  }
+  return file;
 }
 
 /** The replica's absolute path with symlinks in its existing part resolved (it may not exist yet). */

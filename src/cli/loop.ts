@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, EXIT_USAGE, show } from '../errors.js';
+import { describe, EXIT_USAGE, show, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../log/log.js';
 import { TerminalProgress } from '../log/progress.js';
 import { Manifest } from '../manifest/manifest.js';
@@ -88,7 +88,7 @@ export async function runSync(config: Config, io: Io): Promise<number> {
     let selection = early ?? passExclude(config);
     if (config.logLevel === 'debug') {
       log.debug(`lister: ${listerName({ excludes: selection.patterns, own: config.ownRelPaths })}`);
-      log.debug(`replica: ${replicaName(config.replica)}`);
+      log.debug(`replica: ${replicaName(config.remote)}`);
     }
     if (config.watch && !config.once) {
       watcher = new SourceWatcher({
@@ -122,6 +122,7 @@ export async function runSync(config: Config, io: Io): Promise<number> {
       const result = await runPass({
         source: config.source,
         replica: config.replica,
+        remote: config.remote,
         exclude,
         dryRun: config.dryRun,
         checksum: config.checksum,
@@ -167,8 +168,14 @@ export async function runSync(config: Config, io: Io): Promise<number> {
     }
     if (stopper.signal) log.info(`stopped on ${stopper.signal}`);
   } catch (error) {
-    log.error(`unexpected failure: ${describe(error)}`);
-    status = Math.max(status, 1);
+    // What the user must fix (a remote replica's unknown host key, a refused login): exit 2.
+    if (error instanceof UsageError) {
+      log.error(error.message);
+      status = EXIT_USAGE;
+    } else {
+      log.error(`unexpected failure: ${describe(error)}`);
+      status = Math.max(status, 1);
+    }
   } finally {
     watcher?.close();
     progress?.end();
@@ -198,6 +205,6 @@ function startListing(config: Config, patterns: string[]): Listers | undefined {
       return false; // the pass says why
     }
   };
-  if (!isFolder(config.source) || !isFolder(config.replica)) return undefined;
+  if (config.remote || !isFolder(config.source) || !isFolder(config.replica)) return undefined;
   return chooseListers(config.source, config.replica, { excludes: patterns, own: config.ownRelPaths }, { threads: true });
 }

@@ -23,8 +23,20 @@ Exit status: 0 synced (verify: the two match), 1 some entries failed, deletes we
 /** What the command line asks for, once parsed. */
 export type Invocation =
   | { command: 'sync'; args: { source: string; replica: string; interval: string; logFile: string }; options: RawOptions }
-  | { command: 'verify'; source: string; replica: string; options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean; hashThreads?: string; hardLinks?: boolean } }
+  | { command: 'verify'; source: string; replica: string; options: VerifyFlags }
   | { command: 'status'; source?: string; replica?: string; options: { manifest?: string; json?: boolean } };
+
+/** `verify`'s options. */
+export interface VerifyFlags {
+  exclude?: string[];
+  excludeFrom?: string[];
+  progress?: boolean;
+  hashThreads?: string;
+  hardLinks?: boolean;
+  sshIdentity?: string;
+  sshKnownHosts?: string;
+  sshConfig?: string;
+}
 
 /** The root command (the contract's four-argument sync); `addSubcommands` adds `verify` and `status`. */
 export function buildProgram(chosen: (invocation: Invocation) => void = () => {}): Command {
@@ -59,6 +71,9 @@ export function buildProgram(chosen: (invocation: Invocation) => void = () => {}
     .option('--allow-mass-delete', 'delete even if the source looks vanished or replaced (this pass only)')
     .option('--allow-empty-replica', 'copy into a replica found empty although the manifest lists files there, e.g. a new disk (this pass only)')
     .option('--backup-dir <dir>', 'move files a pass would delete or overwrite to <dir>/<time>/<path> instead')
+    .option('--ssh-identity <file>', 'a replica over SFTP: the private key to log in with (default: the SSH agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa)')
+    .option('--ssh-known-hosts <file>', "a replica over SFTP: the known-hosts file the server's key is checked against (default ~/.ssh/known_hosts)")
+    .option('--ssh-config <file>', 'a replica over SFTP: the OpenSSH client config read for host aliases (default ~/.ssh/config)')
     .optionsGroup('Output and log:')
     .option('-q, --quiet', 'console: warnings and errors only (the log file still gets every line)')
     .addOption(new Option('--no-progress', 'no progress line (it shows only when stderr is a terminal)'))
@@ -93,8 +108,11 @@ export function addSubcommands(program: Command, chosen: (invocation: Invocation
     .addOption(new Option('--no-progress', 'no progress line'))
     .option('--hash-threads <n>', 'threads that hash (default 2)')
     .option('--hard-links', 'also report names hard-linked together on one side and not on the other')
+    .option('--ssh-identity <file>', 'a replica over SFTP: the private key to log in with')
+    .option('--ssh-known-hosts <file>', "a replica over SFTP: the known-hosts file the server's key is checked against")
+    .option('--ssh-config <file>', 'a replica over SFTP: the OpenSSH client config read for host aliases')
     .helpOption('-h, --help', 'print this help')
-    .action((source: string, replica: string, options: { exclude?: string[]; excludeFrom?: string[]; progress?: boolean; hashThreads?: string; hardLinks?: boolean }) =>
+    .action((source: string, replica: string, options: VerifyFlags) =>
       chosen({ command: 'verify', source, replica, options }),
     );
   program

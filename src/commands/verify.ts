@@ -11,16 +11,19 @@
  */
 import { distrustCache } from '../compare/fingerprint.js';
 import { LinkIndex } from '../compare/links.js';
-import { ownerDiffers, processOwners, type Owners } from '../compare/owners.js';
+import { NO_OWNERS, ownerDiffers, processOwners, wholeSeconds, type Owners } from '../compare/owners.js';
 import type { Change } from '../compare/types.js';
 import { byWalkOrder, Walker, type Side, type Unreadable } from '../compare/walk.js';
-import { describe, show } from '../errors.js';
+import { UsageError, describe, show } from '../errors.js';
 import type { Hasher, HashJob, HashResult } from '../hash/hasher.js';
 import { InlineHasher } from '../hash/inline.js';
 import { DEFAULT_HASH_THREADS, HashPool } from '../hash/threads.js';
 import { noProgress, type Progress } from '../log/progress.js';
 import { nodeIo, type Io } from '../replica/local/io.js';
-import { chooseListers } from '../tree/choose.js';
+import { chooseLister, chooseListers, type ListingMode } from '../tree/choose.js';
+import type { Remote } from '../cli/config.js';
+import { openReplica, remoteAccess } from '../replica/choose.js';
+import type { Replica } from '../replica/replica.js';
 import type { Entry, Kind } from '../tree/entry.js';
 import type { ExcludeMatcher, OwnPath } from '../tree/filter.js';
 import { closeListers } from '../tree/lister.js';
@@ -71,6 +74,8 @@ export interface VerifyOptions {
   owners?: Owners;
   /** `--hard-links`: names linked together on one side and not on the other are differences. */
   hardLinks?: boolean;
+  /** The replica is on another machine (`replica` is its address as given): read over SFTP. */
+  remote?: Remote;
 }
 
 export interface VerifyResult {
@@ -137,19 +142,34 @@ class Audit {
   /** The walk is done: differences are reported as found from now on. */
   private walked = false;
 
+  /** A remote replica, opened (read only: nothing but its listings, stats, links and reads). */
+  private readonly remote: Replica | undefined;
+  /** Reads begun by the walk (a remote replica's link targets), awaited after it. */
+  private readonly later: Promise<void>[] = [];
+
   constructor(private readonly o: VerifyOptions) {
     this.io = o.io ?? nodeIo;
     this.stop = o.shouldStop ?? (() => false);
     this.report = o.onDifference ?? (() => {});
     this.roots = { source: o.source, replica: o.replica };
-    this.owners = o.owners ?? processOwners();
+    // (Over SFTP, a replica keeps no owners and whole-second mtimes: what a pass keeps.)
+    this.owners = o.owners ?? (o.remote ? wholeSeconds(NO_OWNERS) : processOwners());
     this.links = o.hardLinks ? new LinkIndex() : undefined;
+    this.remote = o.remote ? openReplica(remoteAccess(o.remote, o.source, this.io)) : undefined;
   }
 
   async run(): Promise<VerifyResult> {
+    try {
+      return await this.audit();
+    } finally {
+      await this.remote?.close();
+    }
+  }
+
+  private async audit(): Promise<VerifyResult> {
     let entries = 0;
-    const source = this.lstatRoot('source');
-    const replica = this.lstatRoot('replica');
+    const source = await this.lstatRoot('source');
+    const replica = await this.lstatRoot('replica');
     this.stopped = this.stop();
     if (source !== undefined && replica !== undefined && !this.stopped) entries = await this.walk(source, replica);
     // The walk finds a folder's replica-only entries after the others: reported in walk order once it is done.
@@ -178,27 +198,38 @@ class Audit {
     return (root.endsWith('/') ? root : root + '/') + relPath;
   }
 
-  private lstatRoot(side: Side): Entry | undefined {
+  private async lstatRoot(side: Side): Promise<Entry | undefined> {
     try {
+      if (side === 'replica' && this.remote) {
+        const root = await this.remote.statRoot();
+        if (root === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, ${this.o.replica}`), { code: 'ENOENT' });
+        return root;
+      }
       return toEntry('', this.io.lstat(this.abs(side, '')));
     } catch (error) {
+      if (error instanceof UsageError) throw error; // (a remote replica's unknown host key, a refused login)
       this.unreadable(side, '', error);
       return undefined;
     }
   }
 
+  private readlink(side: Side, relPath: string): string | Promise<string> {
+    return side === 'replica' && this.remote ? this.remote.readlink(relPath) : this.io.readlink(this.abs(side, relPath));
+  }
+
   /** The lockstep walk, one side-only folder reported alone (not walked into). Returns the paths compared. */
   private async walk(sourceRoot: Entry, replicaRoot: Entry): Promise<number> {
     const { o } = this;
-    const listers =
-      o.lists !== undefined && o.io === undefined
-        ? chooseListers(o.source, o.replica, o.lists, { threads: true })
-        : chooseListers(o.source, o.replica, { excludes: [], own: [] }, { threads: false, io: this.io });
+    const mode: ListingMode = o.lists !== undefined && o.io === undefined ? { threads: true } : { threads: false, io: this.io };
+    const lists = mode.threads ? o.lists! : { excludes: [], own: [] };
+    const listers = this.remote
+      ? { source: chooseLister({ root: o.source, ...lists }, mode), replica: this.remote.lister(lists) }
+      : chooseListers(o.source, o.replica, lists, mode);
     const noRecord = () => undefined;
     const walker = new Walker({
       sourceLister: listers.source,
       replicaLister: listers.replica,
-      readlink: (side, relPath) => this.io.readlink(this.abs(side, relPath)),
+      readlink: (side, relPath) => this.readlink(side, relPath),
       exclude: o.exclude,
       seen: () => {},
       records: () => noRecord,
@@ -221,6 +252,7 @@ class Audit {
     progress.begin('scanning', () => ({ files: walker.compared, bytes: 0 }));
     try {
       await walker.run(sourceRoot, replicaRoot);
+      await Promise.all(this.later);
     } finally {
       progress.end();
       await closeListers(listers);
@@ -272,9 +304,16 @@ class Audit {
       case 'link': {
         this.owner(relPath, change.source, change.replica);
         if (change.reason !== 'link target changed') return; // a link's own mtime is not compared
-        const source = this.io.readlink(this.abs('source', relPath));
-        const replica = this.io.readlink(this.abs('replica', relPath));
-        return this.add('link target', relPath, `'${source}' vs '${replica}'`);
+        const targets = async () => {
+          try {
+            const [source, replica] = await Promise.all([this.readlink('source', relPath), this.readlink('replica', relPath)]);
+            this.add('link target', relPath, `'${source}' vs '${replica}'`);
+          } catch (error) {
+            this.unreadable('replica', relPath, error);
+          }
+        };
+        this.later.push(targets());
+        return;
       }
       case 'file':
       case 'update':
@@ -306,7 +345,9 @@ class Audit {
     if (this.pairs.length === 0) return counted;
     const jobs: HashJob[] = [];
     for (const pair of this.pairs) {
-      jobs.push({ absPath: this.abs('source', pair.relPath), size: pair.sourceSize }, { absPath: this.abs('replica', pair.relPath), size: pair.replicaSize });
+      jobs.push({ absPath: this.abs('source', pair.relPath), size: pair.sourceSize });
+      // (A remote replica's files are read over SFTP, beside the source's.)
+      if (!this.remote) jobs.push({ absPath: this.abs('replica', pair.relPath), size: pair.replicaSize });
     }
     const hasher: Hasher =
       this.o.threads === false
@@ -317,7 +358,10 @@ class Audit {
     progress.begin('hashing', () => ({ files: hasher.done.files, bytes: hasher.done.bytes, totalFiles: jobs.length, totalBytes }));
     let hashed: (HashResult | undefined)[];
     try {
-      hashed = await hasher.hashAll(jobs);
+      if (this.remote) {
+        const [sources, replicas] = await Promise.all([hasher.hashAll(jobs), this.remote.hashFiles(this.pairs.map((pair) => ({ relPath: pair.relPath, size: pair.replicaSize })), hasher)]);
+        hashed = sources.flatMap((result, i) => [result, replicas[i]]);
+      } else hashed = await hasher.hashAll(jobs);
     } finally {
       progress.end();
       await hasher.close();

@@ -14,7 +14,8 @@ import type { Change, RecordFields, Reason } from './types.js';
  */
 export const MTIME_TOLERANCE_NS = 2_000;
 
-export function sameMtime(a: Entry, b: Entry): boolean {
+export function sameMtime(a: Entry, b: Entry, wholeSeconds = false): boolean {
+  if (wholeSeconds) return a.mtimeS === b.mtimeS;
   const delta = (a.mtimeS - b.mtimeS) * 1e9 + (a.mtimeN - b.mtimeN);
   return delta < MTIME_TOLERANCE_NS && delta > -MTIME_TOLERANCE_NS;
 }
@@ -48,7 +49,7 @@ export function metaToFix(op: { source: Entry; replica: Entry; asLeft?: true }, 
  */
 export function metaReason(source: Entry, replica: Entry, owners: Owners, compare: { mode: boolean; mtime: boolean } = { mode: true, mtime: true }): Reason | undefined {
   const mode = compare.mode && source.mode !== replica.mode;
-  const mtime = compare.mtime && !sameMtime(source, replica);
+  const mtime = compare.mtime && !sameMtime(source, replica, owners.wholeSeconds);
   // Perf: runs for every folder and link in sync: no array made for them.
   if (!mode && !mtime && sameOwner(owners, source, replica)) return undefined;
   const owner = ownerDiffers(owners, source, replica);

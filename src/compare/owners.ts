@@ -12,6 +12,11 @@ export interface Owners {
   uid(source: Entry): number | undefined;
   /** The group to give it, or undefined. */
   gid(source: Entry): number | undefined;
+  /**
+   * The replica keeps mtimes to the whole second only (a replica over SFTP): an mtime is compared
+   * by its seconds. (Chosen with the owners: both are what the replica can keep.)
+   */
+  readonly wholeSeconds?: true;
 }
 
 /** Owners as root: every owner and group kept. */
@@ -46,4 +51,9 @@ export function sameOwner(owners: Owners, source: Entry, replica: Entry): boolea
   const uid = owners.uid(source);
   const gid = owners.gid(source);
   return (uid === undefined || uid === replica.uid) && (gid === undefined || gid === replica.gid);
+}
+
+/** `owners`, on a replica that keeps mtimes to the whole second. */
+export function wholeSeconds(owners: Owners): Owners {
+  return { ...owners, name: `${owners.name}; mtimes to the second`, wholeSeconds: true };
 }

@@ -21,7 +21,7 @@ export interface WalkContext {
   sourceLister: Lister;
   replicaLister: Lister;
   /** A symbolic link's target text on one side. */
-  readlink(side: Side, relPath: string): string;
+  readlink(side: Side, relPath: string): string | Promise<string>;
   exclude: ExcludeMatcher;
   /** Marks a path's record (if any) as still in the source. */
   seen(relPath: string): void;
@@ -53,7 +53,7 @@ export interface WalkContext {
    * A replica folder we may not list (EACCES: its mode shuts us out) is `open`ed for us, if it can
    * be (false: it stays unreadable), and it and its subfolders are then listed by `lister`.
    */
-  openReplicaFolder?: { open(relPath: string): boolean; lister: Lister };
+  openReplicaFolder?: { open(relPath: string): boolean | Promise<boolean>; lister: Lister };
   /**
    * Whether a folder on one side only is walked into (default true: a pass creates or deletes
    * everything beneath it). `verify` reports the folder alone.
@@ -142,13 +142,13 @@ export class Walker {
    * they are). A scope member is walked from itself, given its two entries (`stat`), unless an
    * ancestor in the scope reaches it.
    */
-  async runScoped(scope: { folders: ReadonlySet<string>; subtrees: ReadonlySet<string> }, stat: (side: Side, relPath: string) => Entry | undefined): Promise<WalkResult> {
+  async runScoped(scope: { folders: ReadonlySet<string>; subtrees: ReadonlySet<string> }, stat: (side: Side, relPath: string) => Promise<Entry | undefined>): Promise<WalkResult> {
     this.scope = scope;
     const members = [...new Set([...scope.folders, ...scope.subtrees])].filter((dir) => !this.ancestorInScope(dir)).sort(byWalkOrder);
     for (const dir of members) {
       if (this.stopped) break;
-      const source = stat('source', dir);
-      const replica = stat('replica', dir);
+      const source = await stat('source', dir);
+      const replica = await stat('replica', dir);
       // Gone from the source: its parent's listing (an event named it there) finds it missing.
       if (source === undefined || source.kind !== 'dir') continue;
       if (dir === '' || replica?.kind === 'dir') await this.folder(dir, source, replica!);
@@ -242,7 +242,7 @@ export class Walker {
     } catch (error) {
       // A replica folder whose mode shuts us out (mirrored from a source folder that did): opened,
       // and it and what it holds listed again (its lister never could).
-      if (!opened && errorCode(error) === 'EACCES' && this.ctx.openReplicaFolder?.open(relPath)) {
+      if (!opened && errorCode(error) === 'EACCES' && this.ctx.openReplicaFolder && (await this.ctx.openReplicaFolder.open(relPath))) {
         this.opened.push(relPath);
         return this.listReplica(relPath);
       }
@@ -303,7 +303,7 @@ export class Walker {
           break;
         }
         case SYMLINK: {
-          const targets = this.readLinks(childRel);
+          const targets = await this.readLinks(childRel);
           if (targets === undefined) break;
           const change = compareLinks(childRel, entryAt(source, i), entryAt(replica, r), targets[0], targets[1], ctx.owners);
           if (change) ctx.onChange(change);
@@ -337,15 +337,15 @@ export class Walker {
   }
 
   /** Both sides' link targets; undefined if either could not be read (each failure reported). */
-  private readLinks(relPath: string): [string, string] | undefined {
-    const source = this.readLink('source', relPath);
-    const replica = this.readLink('replica', relPath);
+  private async readLinks(relPath: string): Promise<[string, string] | undefined> {
+    const source = await this.readLink('source', relPath);
+    const replica = await this.readLink('replica', relPath);
     return source === undefined || replica === undefined ? undefined : [source, replica];
   }
 
-  private readLink(side: Side, relPath: string): string | undefined {
+  private async readLink(side: Side, relPath: string): Promise<string | undefined> {
     try {
-      return this.ctx.readlink(side, relPath);
+      return await this.ctx.readlink(side, relPath);
     } catch (error) {
       this.ctx.onUnreadable({ side, what: 'link', relPath, error });
       return undefined;

@@ -1,5 +1,5 @@
 /** What every stage of a pass shares: its options, counters, manifest, progress line, and when to stop. */
-import { processOwners, type Owners } from '../compare/owners.js';
+import { NO_OWNERS, processOwners, wholeSeconds, type Owners } from '../compare/owners.js';
 import { noProgress, type Progress } from '../log/progress.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { emptyStats, type PassOptions, type PassStats } from './options.js';
@@ -14,12 +14,15 @@ export class PassContext {
   interrupted = false;
   /** Replica folders this pass created (their bits are set silently at the end). */
   readonly created = new Set<string>();
+  /** Why the replica is out of reach, once it is (`lose`). */
+  private lost: string | undefined;
   private lastYield = Date.now();
   private loaded: Manifest | undefined;
 
   constructor(public o: PassOptions) {
     this.progress = o.progress ?? noProgress;
-    this.owners = o.owners ?? processOwners();
+    // A replica over SFTP keeps no owners (its login user's), and mtimes to the second.
+    this.owners = o.owners ?? (o.remote ? wholeSeconds(NO_OWNERS) : processOwners());
   }
 
   /** The manifest, once loaded (`loadManifest`). */
@@ -44,14 +47,27 @@ export class PassContext {
     return this.interrupted;
   }
 
+  /**
+   * The replica is out of reach (its connection lost): the pass stops, with this one error. What
+   * fails after, for the same reason, is counted and logged at debug only.
+   */
+  lose(why: string): void {
+    if (this.lost !== undefined) return;
+    this.error(`${why}; the pass stops (the next one goes on)`);
+    this.lost = why;
+    this.interrupted = true;
+  }
+
   warn(message: string): void {
     this.stats.warnings++;
-    this.o.log.warn(message);
+    if (this.lost === undefined) this.o.log.warn(message);
+    else this.o.log.debug(message);
   }
 
   error(message: string): void {
     this.stats.errors++;
-    this.o.log.error(message);
+    if (this.lost === undefined) this.o.log.error(message);
+    else this.o.log.debug(message);
   }
 
   debug(message: string): void {

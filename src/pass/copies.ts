@@ -128,7 +128,7 @@ export class CopyBatches {
     if ('error' in outcome) throw outcome.error; // the write failed (its temporary file is gone)
     const { pending } = outcome;
     if (outcome.flushError !== undefined) {
-      this.replica.abandonCopy(pending);
+      await this.replica.abandonCopy(pending);
       throw new StepError('copying (flushing)', op.relPath, outcome.flushError);
     }
     return this.replica.installCopy(pending);

@@ -30,7 +30,7 @@ export async function execute(pass: PassContext, replica: Replica, recorder: Rec
   }
   try {
     if (!(await executor.phases(phases))) return;
-    if (refresh.size > 0 && !pass.o.dryRun) recorder.refreshReplica(refresh);
+    if (refresh.size > 0 && !pass.o.dryRun) await recorder.refreshReplica(refresh);
     await executor.folders(plan, refusedDeletes);
   } finally {
     pass.progress.end();
@@ -119,14 +119,14 @@ class Executor {
     try {
       switch (op.op) {
         case 'mkdir':
-          if (!dryRun) replica.mkdir(op.relPath);
+          if (!dryRun) await replica.mkdir(op.relPath);
           recorder.folderCreated(op.relPath);
           return;
         case 'copy':
           return recorder.wouldCopy(op); // (real copies go through `copies`)
         case 'link': {
           if (op.replacing !== undefined && op.reason !== 'link target changed' && op.reason !== 'type changed') {
-            if (!dryRun) replica.setLinkMeta(op.relPath, op.source, op.replacing);
+            if (!dryRun) await replica.setLinkMeta(op.relPath, op.source, op.replacing);
             return recorder.linkMetaSet(op.relPath, op.reason);
           }
           // A dry run reads the target too (read-only), so its line is the real run's.
@@ -136,7 +136,7 @@ class Executor {
           } catch (error) {
             throw new StepError('reading link', op.relPath, error);
           }
-          if (!dryRun) replica.symlink(op.relPath, target, op.source, op.replacing !== undefined);
+          if (!dryRun) await replica.symlink(op.relPath, target, op.source, op.replacing !== undefined);
           return recorder.linked(op, target);
         }
         case 'meta': // (a dry run's: a real run's go through `applyMetas`)
@@ -144,7 +144,7 @@ class Executor {
         case 'dirmeta': {
           // (A dry run says what differs of the folders the walk found: owner and bits, as a real run logs.)
           const wouldFix = op.replica === undefined ? undefined : metaReason(op.source, op.replica, this.pass.owners, { mode: true, mtime: false });
-          return recorder.folderMeta(op.relPath, dryRun ? wouldFix : replica.setDirMeta(op.relPath, op.source));
+          return recorder.folderMeta(op.relPath, dryRun ? wouldFix : await replica.setDirMeta(op.relPath, op.source));
         }
         case 'move':
           return await this.move(op);
@@ -152,7 +152,7 @@ class Executor {
           if (dryRun || (await replica.remove(op.relPath, op.replica))) recorder.deleted(op);
           return;
         case 'hardlink':
-          return recorder.hardLinked(op, dryRun ? undefined : replica.hardlink(op.relPath, op.leader, op.replacing));
+          return recorder.hardLinked(op, dryRun ? undefined : await replica.hardlink(op.relPath, op.leader, op.replacing));
       }
     } catch (error) {
       recorder.failed(op, error);
@@ -166,7 +166,7 @@ class Executor {
   private async move(op: Extract<Op, { op: 'move' }>): Promise<void> {
     if (this.pass.o.dryRun) return this.recorder.moved(op, undefined, this.hashedAt);
     try {
-      this.recorder.moved(op, this.replica.move(op.from, op.relPath, op.source, op.replica), this.hashedAt);
+      this.recorder.moved(op, await this.replica.move(op.from, op.relPath, op.source, op.replica), this.hashedAt);
     } catch (error) {
       const renameFailed = error instanceof RenameFailed && errorCode(error) !== 'ENOENT';
       if (errorCode(error) !== 'ENOENT' && !(error instanceof ChangedInReplica) && !renameFailed) throw error;

@@ -44,11 +44,13 @@ export async function runPass(options: PassOptions): Promise<PassResult> {
     tick: () => pass.tick(),
     owners: pass.owners,
     log: { debug: (message) => pass.debug(message), warn: (message) => pass.warn(message) },
+    remote: options.remote,
+    lost: (why) => pass.lose(why),
   });
   const recorder = new Recorder(pass, replica);
   const outcome: Outcome = { refusedDeletes: false, walkComplete: false, replicaEntries: 0 };
   try {
-    const roots = findRoots(pass, replica);
+    const roots = await findRoots(pass, replica);
     if (roots === undefined) {
       await closeListers(options.listers);
       await pass.loadManifest();
@@ -102,7 +104,7 @@ async function syncReplica(pass: PassContext, replica: Replica, recorder: Record
   const refused = refusals.length > 0;
   pass.debug(`plan: ${plan.upserts.length + plan.deletes.length + plan.afterDeletes.length} operations at ${Date.now() - pass.started} ms (${pass.stats.hashed} files read)`);
 
-  replica.prepare(walked.temps, copyJobs(plan));
+  await replica.prepare(walked.temps, copyJobs(plan));
   await execute(pass, replica, recorder, plan, refused, hashedAt, linked.refresh);
 
   // Records are forgotten only after a complete pass that deleted what it had to: after a

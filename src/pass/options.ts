@@ -1,5 +1,5 @@
 /** What a pass is given, and what it answers. */
-import type { DeleteLimit } from '../cli/config.js';
+import type { DeleteLimit, Remote } from '../cli/config.js';
 import type { Owners } from '../compare/owners.js';
 import type { Reporter } from '../log/log.js';
 import type { Progress } from '../log/progress.js';
@@ -12,6 +12,8 @@ export interface PassOptions {
   /** Absolute, resolved roots. */
   source: string;
   replica: string;
+  /** The replica is on another machine (`replica` is then its address as given). */
+  remote?: Remote;
   exclude: ExcludeMatcher;
   dryRun: boolean;
   checksum: boolean;

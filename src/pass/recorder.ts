@@ -126,11 +126,11 @@ export class Recorder {
    * The records of replica files whose inode changed since they were recorded (a name of it
    * linked, unlinked or fixed): their replica side as it is now, so the next pass vouches for them.
    */
-  refreshReplica(relPaths: ReadonlySet<string>): void {
+  async refreshReplica(relPaths: ReadonlySet<string>): Promise<void> {
     const manifest = this.pass.manifest;
     for (const relPath of relPaths) {
       const record = manifest.peek(relPath);
-      const now = record === undefined ? undefined : this.replica.statEntry(relPath);
+      const now = record === undefined ? undefined : await this.replica.statEntry(relPath);
       if (record === undefined || now?.kind !== 'file') continue;
       manifest.set(relPath, makeRecord(record.md5, { ...now, size: record.size, mtimeS: record.mtimeS, mtimeN: record.mtimeN, ctimeS: record.ctimeS, ctimeN: record.ctimeN, ino: record.ino }, now, record.trusted));
     }

@@ -1,5 +1,6 @@
 /** The two roots a pass starts from: the source must be a folder; the replica is created if missing (not in a dry run). */
-import { describe } from '../errors.js';
+import { UsageError, describe } from '../errors.js';
+import { Unreachable } from '../replica/sftp/connect.js';
 import type { Replica } from '../replica/replica.js';
 import type { Entry } from '../tree/entry.js';
 import { toEntry } from '../tree/scan.js';
@@ -20,7 +21,7 @@ export interface Roots {
 }
 
 /** The roots, or undefined (an error logged: nothing can be done this pass). */
-export function findRoots(pass: PassContext, replica: Replica): Roots | undefined {
+export async function findRoots(pass: PassContext, replica: Replica): Promise<Roots | undefined> {
   const { io, source } = pass.o;
   let sourceEntry: Entry;
   let sourceId: RootIdentity;
@@ -36,14 +37,16 @@ export function findRoots(pass: PassContext, replica: Replica): Roots | undefine
   }
   let replicaEntry: Entry | undefined;
   try {
-    replicaEntry = replica.statRoot();
+    replicaEntry = await replica.statRoot();
   } catch (error) {
-    pass.error(`reading replica ${replica.root}: ${describe(error)}; nothing done`);
+    if (error instanceof UsageError) throw error; // (a remote replica's host key or login: exit 2)
+    if (error instanceof Unreachable) pass.error(`${error.message}; nothing done`);
+    else pass.error(`reading replica ${replica.root}: ${describe(error)}; nothing done`);
     return undefined;
   }
   if (replicaEntry !== undefined || pass.o.dryRun) return { source: sourceEntry, replica: replicaEntry, sourceId };
   try {
-    replicaEntry = replica.createRoot();
+    replicaEntry = await replica.createRoot();
     pass.created.add('');
     return { source: sourceEntry, replica: replicaEntry, sourceId };
   } catch (error) {

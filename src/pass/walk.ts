@@ -87,10 +87,10 @@ function scopedListers(pass: PassContext, replica: Replica): Listers {
 }
 
 /** One side's entry at `relPath`, or undefined if there is none. */
-function stat(pass: PassContext, replica: Replica, side: 'source' | 'replica', relPath: string): Entry | undefined {
+async function stat(pass: PassContext, replica: Replica, side: 'source' | 'replica', relPath: string): Promise<Entry | undefined> {
   const name = relPath.slice(relPath.lastIndexOf('/') + 1);
   try {
-    if (side === 'replica') return replica.statEntry(relPath);
+    if (side === 'replica') return await replica.statEntry(relPath);
     return toEntry(name, pass.o.io.lstat(relPath === '' ? pass.o.source : pass.o.source + '/' + relPath));
   } catch {
     return undefined;
@@ -107,17 +107,17 @@ export async function moveFolders(pass: PassContext, replica: Replica, recorder:
   const manifest = await pass.loadManifest();
   for (const { from, to } of scope.renames) {
     const ok =
-      stat(pass, replica, 'source', from) === undefined &&
-      stat(pass, replica, 'source', to)?.kind === 'dir' &&
-      replica.statEntry(from)?.kind === 'dir' &&
-      replica.statEntry(to) === undefined;
+      (await stat(pass, replica, 'source', from)) === undefined &&
+      (await stat(pass, replica, 'source', to))?.kind === 'dir' &&
+      (await replica.statEntry(from))?.kind === 'dir' &&
+      (await replica.statEntry(to)) === undefined;
     if (!ok) {
       subtrees.add(to);
       continue;
     }
     try {
       if (!pass.o.dryRun) {
-        replica.renameFolder(from, to);
+        await replica.renameFolder(from, to);
         manifest.moveFolder(from, to);
       }
       recorder.folderMoved(from, to);

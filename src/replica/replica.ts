@@ -89,15 +89,18 @@ export function metaFix(relPath: string, source: Entry, seen: Entry, owners: Own
  */
 export type MetaFixed = { kind: 'fixed'; replica: Entry; ownerRefused?: true; ownerError?: unknown } | { kind: 'failed'; error: unknown };
 
+/** A value now (a local folder answers at once) or later (a replica over the network). */
+export type Later<T> = T | Promise<T>;
+
 export interface Replica {
   /** As the user gave it, for messages. */
   readonly root: string;
   readonly features: ReplicaFeatures;
 
   /** The root folder; undefined if it does not exist. Throws for any other problem. */
-  statRoot(): Entry | undefined;
+  statRoot(): Later<Entry | undefined>;
   /** Creates the root (and its parents). */
-  createRoot(): Entry;
+  createRoot(): Later<Entry>;
   /** A lister of this replica's folders (the local one: chosen as the source's). */
   lister(spec: Omit<ListerSpec, 'root'>): Lister;
   /**
@@ -105,12 +108,12 @@ export interface Replica {
    * us (u+rwx) for the rest of the pass, as rsync does; `setDirMeta` gives it its final mode, or
    * `close` its old one. False: it is not ours to open. Never in a dry run.
    */
-  openFolder(relPath: string): boolean;
+  openFolder(relPath: string): Later<boolean>;
   /** A lister of this replica's folders on the main thread (for a folder `openFolder` opened, and below). */
   inlineLister(): Lister;
-  readlink(relPath: string): string;
+  readlink(relPath: string): Later<string>;
   /** An entry of the replica as it is now (lstat); undefined if there is none. */
-  statEntry(relPath: string): Entry | undefined;
+  statEntry(relPath: string): Later<Entry | undefined>;
   /** Reads files of the replica to know their MD5 (`local`: with the pass's own hasher). */
   hashFiles(jobs: readonly { relPath: string; size: number }[], local: Hasher): Promise<(HashResult | undefined)[]>;
 
@@ -118,7 +121,7 @@ export interface Replica {
    * Before the first change: our temporary files the walk found (`temps`) are swept, except those
    * of `copies` worth resuming; and the way copies are written is chosen, from how many there are.
    */
-  prepare(temps: readonly string[], copies: readonly CopyJob[]): void;
+  prepare(temps: readonly string[], copies: readonly CopyJob[]): Later<void>;
   /** A copy's first half: the source's content into a temporary file beside its target, hashed as it goes. */
   writeCopy(job: CopyJob): Promise<Written>;
   /** Flushes written copies: per copy, undefined or the error its flush met. Never rejects. */
@@ -126,31 +129,31 @@ export interface Replica {
   /** A flushed copy put in place (mtime, rename over the target), and what it is after. */
   installCopy(pending: PendingCopy): Promise<InstalledCopy>;
   /** Gives up a written copy: its temporary file goes, the replica keeps what it had. */
-  abandonCopy(pending: PendingCopy): void;
+  abandonCopy(pending: PendingCopy): Later<void>;
   /** A symbolic link with `target`, replacing what is at `relPath` (`replacing`), with the source's times. */
-  symlink(relPath: string, target: string, source: Entry, replacing: boolean): Entry;
+  symlink(relPath: string, target: string, source: Entry, replacing: boolean): Later<Entry>;
   /**
    * A hard link to the replica's file `leader` at `relPath` (over `replacing`: the entry there, if
    * any), unless it is one already (`linked` false); what it is after.
    */
-  hardlink(relPath: string, leader: string, replacing: Entry | undefined): { replica: Entry; linked: boolean };
+  hardlink(relPath: string, leader: string, replacing: Entry | undefined): Later<{ replica: Entry; linked: boolean }>;
   /** A link's own owner and times, as the source's (`replica`: the link as the walk saw it). */
-  setLinkMeta(relPath: string, source: Entry, replica: Entry): void;
+  setLinkMeta(relPath: string, source: Entry, replica: Entry): Later<void>;
   /** Metadata fixes, one outcome each, in order. */
   fixMetas(fixes: readonly MetaFix[]): Promise<MetaFixed[]>;
   /** A folder, private (0700) until `setDirMeta` gives it its metadata at the end of the pass. */
-  mkdir(relPath: string): void;
+  mkdir(relPath: string): Later<void>;
   /**
    * A folder given the source folder's owner, bits and times, once its content is final: what of
    * its owner and bits changed (a reason), or undefined; its mtime is set silently.
    */
-  setDirMeta(relPath: string, source: Entry): Reason | undefined;
+  setDirMeta(relPath: string, source: Entry): Later<Reason | undefined>;
   /** Removes an entry (a folder once empty); false when it was already gone. */
   remove(relPath: string, entry: Entry): Promise<boolean>;
   /** Renames a folder (the source renamed it: `--watch` saw it), with everything in it. */
-  renameFolder(from: string, to: string): void;
+  renameFolder(from: string, to: string): Later<void>;
   /** Renames a file the walk saw at `from` (`replica`) to `to`, with the source's metadata; what it is after. */
-  move(from: string, to: string, source: Entry, replica: Entry): Entry;
+  move(from: string, to: string, source: Entry, replica: Entry): Later<Entry>;
   /** Makes the entries renamed into these folders durable; the folders that could not be, with why. */
   flushFolders(relDirs: readonly string[]): Promise<{ relDir: string; error: unknown }[]>;
   /** After the last change: temporary files kept for resuming and not used are swept; threads stop. */
