@@ -23,6 +23,9 @@ interface BatchedCopy {
   /** Never rejects: it may wait unawaited. */
   written: Promise<Written>;
   startedAt: number;
+  /** Set once it is recorded; then `after` runs (`afterCopies`). */
+  recorded?: true;
+  after?: (() => void)[];
 }
 
 /** A copy's first half done, and its flush: `flushError` set if that failed. */
@@ -41,6 +44,8 @@ export class CopyBatches {
   private flushing: FlushingBatch | undefined;
   /** The batch before it, being put in place meanwhile (awaited before any other is, or any other operation). */
   private installing: Promise<void> = Promise.resolve();
+  /** The copy added last. */
+  private last: BatchedCopy | undefined;
   /** For the progress line: copies written so far, and their bytes. */
   readonly written = { files: 0, bytes: 0 };
 
@@ -63,7 +68,8 @@ export class CopyBatches {
       },
       (error: unknown): Written => ({ kind: 'failed', error }),
     );
-    this.batch.push({ op, written, startedAt: Date.now() });
+    this.last = { op, written, startedAt: Date.now() };
+    this.batch.push(this.last);
     this.batchBytes += op.source.size;
     if (this.batch.length >= COPY_BATCH_FILES || this.batchBytes >= COPY_BATCH_BYTES) await this.nextBatch();
   }
@@ -81,6 +87,16 @@ export class CopyBatches {
       // It never rejects; were it to (a bug), the rejection waits for the next await of it.
       this.installing.catch(() => {});
     }
+  }
+
+  /**
+   * `record` runs once every copy started so far is recorded (at once if they are): what is done
+   * meanwhile (a folder made) is logged in the plan's order.
+   */
+  afterCopies(record: () => void): void {
+    const last = this.last;
+    if (last === undefined || last.recorded) record();
+    else (last.after ??= []).push(record);
   }
 
   /** Every copy started so far flushed, put in place and recorded. */
@@ -115,10 +131,13 @@ export class CopyBatches {
     const flushed = await flushing;
     // Never rejected: each waits unawaited until its turn.
     const installed = batch.map(({ op }, i) => this.put(op, flushed[i]).then(undefined, (error: unknown) => ({ error })));
-    for (const [i, { op, startedAt }] of batch.entries()) {
+    for (const [i, copy] of batch.entries()) {
+      const { op, startedAt } = copy;
       const result = await installed[i];
       if ('error' in result) this.recorder.failed(op, result.error);
       else this.recorder.copied(op, result, startedAt);
+      copy.recorded = true;
+      for (const record of copy.after ?? []) record();
       await this.recorder.checkpoint();
     }
   }
