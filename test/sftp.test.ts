@@ -112,6 +112,17 @@ describe('a replica over SFTP', { skip }, () => {
     const hashed = runCli(args, p.env);
     assert.equal(hashed.status, 0, hashed.stdout + hashed.stderr);
     assert.equal(fs.readFileSync(path.join(p.replica, 'a.txt'), 'utf8'), 'a');
+
+    // Known by its other key only (ECDSA): that one is asked for, as ssh does.
+    fs.writeFileSync(empty, `[127.0.0.1]:${server.port} ${server.ecdsaHostKey}\n`);
+    const ecdsa = runCli(args, p.env);
+    assert.equal(ecdsa.status, 0, ecdsa.stdout + ecdsa.stderr);
+
+    // Revoked further down: refused, wherever it is also listed as known.
+    fs.writeFileSync(empty, `[127.0.0.1]:${server.port} ${server.hostKey}\n@revoked * ${server.hostKey}\n`);
+    const revoked = runCli(args, p.env);
+    assert.equal(revoked.status, 2, revoked.stdout + revoked.stderr);
+    assert.match(revoked.stderr, /is marked revoked in .*known_hosts:2/);
   });
 
   test('a Host alias of the ssh config (HostName, Port, User, IdentityFile, UserKnownHostsFile), and the host:path form', () => {
@@ -127,6 +138,18 @@ describe('a replica over SFTP', { skip }, () => {
     assert.equal(relative.status, 0, relative.stdout + relative.stderr);
     assert.deepEqual(mirrorDiff(p.source, path.join(server.home, rel, 'm')), []);
     fs.rmSync(path.join(server.home, rel), { recursive: true });
+    // A name that starts with a dot is a name, not `./`.
+    const dot = `.fs-dot-${process.pid}`;
+    const dotted = runCli([p.source, `backup-box:${dot}`, '1', path.join(p.state, 'dot.log'), '--once', '--ssh-config', config], p.env);
+    assert.equal(dotted.status, 0, dotted.stdout + dotted.stderr);
+    assert.deepEqual(mirrorDiff(p.source, path.join(server.home, dot)), []);
+    assert.ok(!fs.existsSync(path.join(server.home, dot.slice(1))));
+    fs.rmSync(path.join(server.home, dot), { recursive: true });
+    // A backup dir inside the replica, once both are resolved on the server: refused, nothing done.
+    const inside = runCli([p.source, `backup-box:${rel}`, '1', path.join(p.state, 'in.log'), '--once', '--ssh-config', config, '--backup-dir', `${server.home}/${rel}/old`], p.env);
+    assert.equal(inside.status, 2, inside.stdout + inside.stderr);
+    assert.match(inside.stdout + inside.stderr, /backup dir .* and replica .* overlap/);
+    assert.ok(!fs.existsSync(path.join(server.home, rel)));
   });
 
   test('a key that needs a passphrase, with no agent: exit 2, one clear line, no prompt', () => {
@@ -169,12 +192,24 @@ describe('a replica over SFTP', { skip }, () => {
     assert.deepEqual(mirrorDiff(p.source, p.replica), [], real.stdout + real.stderr);
     const [stamp] = fs.readdirSync(backups);
     assert.equal(fs.readFileSync(path.join(backups, stamp, 'gone.txt'), 'utf8'), 'gone');
+    // A file that became a link: the file kept in the backup too.
+    fs.rmSync(path.join(p.source, 'new.txt'));
+    fs.symlinkSync('a.txt', path.join(p.source, 'new.txt'));
+    const linked = p.sync('--backup-dir', backups);
+    assert.equal(linked.status, 0, linked.stdout + linked.stderr);
+    assert.equal(fs.readlinkSync(path.join(p.replica, 'new.txt')), 'a.txt');
+    const stamps = fs.readdirSync(backups).sort();
+    assert.equal(stamps.length, 2);
+    assert.equal(fs.readFileSync(path.join(backups, stamps[1], 'new.txt'), 'utf8'), 'new');
     assert.equal(fs.readFileSync(path.join(backups, stamp, 'a.txt'), 'utf8'), 'a', 'the file overwritten');
   });
 
   /** Many files of 256 KiB: a first pass long enough to be cut in the middle. */
   function bigTree(files: number): Record<string, Buffer> {
-    return Object.fromEntries(Array.from({ length: files }, (_, i) => [`d${i % 4}/f${String(i).padStart(4, '0')}.bin`, Buffer.alloc(256 << 10, i % 251)]));
+    const tree = Object.fromEntries(Array.from({ length: files }, (_, i) => [`d${i % 4}/f${String(i).padStart(4, '0')}.bin`, Buffer.alloc(256 << 10, i % 251)]));
+    // (And files of more writes than are in flight at once: a failed write among them is waited for.)
+    for (let i = 0; i < 4; i++) tree[`d${i}/huge.bin`] = Buffer.alloc(12 << 20, i);
+    return tree;
   }
 
   /** Every file under a real name in the replica is whole: the source's bytes. */
@@ -238,7 +273,7 @@ describe('a replica over SFTP', { skip }, () => {
   });
 
   test("the server's disk full: an error for the file that does not fit, no file under its name, no temporary file left", (t) => {
-    const p = pair({ 'small.txt': 'small', 'big.bin': Buffer.alloc(3 << 20, 1), 'z.txt': 'z' });
+    const p = pair({ 'small.txt': 'small', 'big.bin': Buffer.alloc(8 << 20, 1), 'z.txt': 'z' });
     fs.mkdirSync(p.replica);
     if (!tryMount('-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', p.replica)) return t.skip('cannot mount a tmpfs here');
     try {

@@ -55,6 +55,8 @@ describe('the ssh client config', () => {
     assert.equal(hostConfig(text, 'box.lan').port, 2200);
     assert.equal(hostConfig(text, 'secret.lan').port, 22, 'negated');
     assert.equal(hostConfig(text, 'other').hostName, undefined);
+    assert.equal(hostConfig('Host x\n  Port ssh\nHost *\n  Port 2022', 'x').port, 22);
+    assert.equal(hostConfig('Host x\n  Port nonsense\nHost *\n  Port 2022', 'x').port, 2022);
   });
 });
 
@@ -83,6 +85,8 @@ describe('known hosts', () => {
     assert.equal(check([line('nas', other)], 'nas'), 'changed');
     assert.equal(check([line('nas', other), line('nas')], 'nas'), 'known', 'one of its keys');
     assert.equal(check(['@revoked ' + line('*'), line('nas')], 'nas'), 'revoked');
+    assert.equal(check([line('nas'), '@revoked ' + line('*')], 'nas'), 'revoked', 'revoked below, in any order');
+    assert.equal(check([line('nas')], 'NAS'), 'known', 'names are lowercased');
     assert.equal(check(['# a comment', '', '@cert-authority ' + line('nas')], 'nas'), 'unknown');
   });
 

@@ -33,8 +33,10 @@ export interface Server {
   identity: string;
   /** A known-hosts file with the server's key. */
   knownHosts: string;
-  /** The server's public key line (`ssh-ed25519 AAAA…`). */
+  /** The server's public key line (`ssh-ed25519 AAAA…`), the one in `knownHosts`. */
   hostKey: string;
+  /** Its other key (`ecdsa-sha2-nistp256 AAAA…`). */
+  ecdsaHostKey: string;
   dir: string;
   /** The options that reach it: `--ssh-identity`, `--ssh-known-hosts`, and an empty `--ssh-config`. */
   sshArgs: string[];
@@ -85,6 +87,7 @@ export async function startSshd(config: string[] = []): Promise<Server> {
   const dir = tempDir('fs-sshd-');
   fs.chmodSync(dir, 0o755);
   run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
+  run('ssh-keygen', ['-q', '-t', 'ecdsa', '-N', '', '-f', path.join(dir, 'host_key_ecdsa')]);
   run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'client_key')]);
   fs.mkdirSync(path.join(dir, 'authorized'));
   fs.copyFileSync(path.join(dir, 'client_key.pub'), path.join(dir, 'authorized', TEST_USER));
@@ -97,6 +100,7 @@ export async function startSshd(config: string[] = []): Promise<Server> {
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
       `HostKey ${path.join(dir, 'host_key')}`,
+      `HostKey ${path.join(dir, 'host_key_ecdsa')}`,
       `AuthorizedKeysFile ${path.join(dir, 'authorized')}/%u`,
       `PidFile ${path.join(dir, 'sshd.pid')}`,
       'UsePAM no',
@@ -111,6 +115,7 @@ export async function startSshd(config: string[] = []): Promise<Server> {
     ].join('\n') + '\n',
   );
   const hostKey = fs.readFileSync(path.join(dir, 'host_key.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+  const ecdsaHostKey = fs.readFileSync(path.join(dir, 'host_key_ecdsa.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
   const knownHosts = path.join(dir, 'known_hosts');
   fs.writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostKey}\n`);
   fs.writeFileSync(path.join(dir, 'ssh_config'), '');
@@ -122,6 +127,7 @@ export async function startSshd(config: string[] = []): Promise<Server> {
     identity,
     knownHosts,
     hostKey,
+    ecdsaHostKey,
     dir,
     sshArgs: ['--ssh-identity', identity, '--ssh-known-hosts', knownHosts, '--ssh-config', path.join(dir, 'ssh_config')],
     url: (abs) => `sftp://${TEST_USER}@127.0.0.1:${port}${abs}`,

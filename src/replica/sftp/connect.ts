@@ -10,10 +10,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { AuthMethod, Client, ConnectConfig, SFTPWrapper } from 'ssh2';
+import type { AuthMethod, Client, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import { UsageError, describe } from '../../errors.js';
 import type { RemoteAddress } from './address.js';
-import { checkHostKey, fingerprint, keyType, knownHostsName, type HostKeyVerdict } from './known-hosts.js';
+import { checkHostKey, fingerprint, keyType, knownHostsName, knownKeyTypes, type HostKeyVerdict } from './known-hosts.js';
 import { readHostConfig } from './ssh-config.js';
 
 /** `--ssh-identity`, `--ssh-known-hosts`, `--ssh-config`. */
@@ -33,6 +33,8 @@ export interface Endpoint {
   readonly user: string;
   /** Key files to try, in order (after the agent). */
   readonly identities: string[];
+  /** Only those (`--ssh-identity`, or `IdentitiesOnly yes`): the agent's keys are not offered, as ssh does not. */
+  readonly identitiesOnly: boolean;
   readonly knownHosts: string[];
   /** The folder on the server, as given (absolute, or relative to the login folder). */
   readonly path: string;
@@ -50,8 +52,14 @@ export function resolveEndpoint(address: RemoteAddress, options: SshOptions): En
     host: config.hostName ?? address.host,
     port: address.port ?? config.port ?? 22,
     user: address.user ?? config.user ?? userInfo().username,
-    identities: options.identity !== undefined ? [options.identity] : config.identityFiles.length > 0 ? config.identityFiles : defaults.filter((file) => existsSync(file)),
-    knownHosts: options.knownHosts !== undefined ? [options.knownHosts] : (config.knownHostsFiles ?? [join(home, '.ssh', 'known_hosts'), join(home, '.ssh', 'known_hosts2')]),
+    // (As ssh: key files of the config that do not exist are skipped.)
+    identities: options.identity !== undefined ? [options.identity] : (config.identityFiles.length > 0 ? config.identityFiles : defaults).filter((file) => existsSync(file)),
+    identitiesOnly: options.identity !== undefined || config.identitiesOnly === true,
+    knownHosts: [
+      ...(options.knownHosts !== undefined ? [options.knownHosts] : (config.knownHostsFiles ?? [join(home, '.ssh', 'known_hosts'), join(home, '.ssh', 'known_hosts2')])),
+      // The system's, as ssh reads them (GlobalKnownHostsFile), unless a file was named.
+      ...(options.knownHosts !== undefined ? [] : ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']),
+    ],
     path: address.path,
   };
 }
@@ -128,6 +136,9 @@ export async function connect(endpoint: Endpoint, log: { debug(message: string):
       return verdict.verdict.kind === 'known';
     },
     authHandler: auth,
+    // As ssh: the key types known_hosts has for the host are asked for first (a host known by its
+    // ECDSA key is not refused for offering its Ed25519 one first).
+    algorithms: { serverHostKey: hostKeyAlgorithms(knownKeyTypes(endpoint.knownHosts, endpoint.host, endpoint.port)) },
   };
   await new Promise<void>((resolve, reject) => {
     client.once('ready', () => {
@@ -152,6 +163,15 @@ export async function connect(endpoint: Endpoint, log: { debug(message: string):
     throw error;
   });
   return new Session(endpoint, client, sftp);
+}
+
+/** ssh2's host key algorithms, in its order of preference (its default list). */
+const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+
+/** The host key algorithms to offer: those of the key types known for the host first, then the rest. */
+function hostKeyAlgorithms(types: readonly string[]): ServerHostKeyAlgorithm[] {
+  const known = HOST_KEY_ALGORITHMS.filter((algorithm) => types.includes(algorithm.startsWith('rsa-sha2-') ? 'ssh-rsa' : algorithm));
+  return [...known, ...HOST_KEY_ALGORITHMS.filter((algorithm) => !known.includes(algorithm))];
 }
 
 function hostKeyError(endpoint: Endpoint, key: Buffer, verdict: HostKeyVerdict): UsageError {
@@ -183,8 +203,9 @@ function loginError(endpoint: Endpoint): UsageError {
  */
 function authMethods(endpoint: Endpoint, parseKey: typeof import('ssh2').utils.parseKey, log: { debug(message: string): void }): AuthMethod[] {
   const methods: AuthMethod[] = [];
-  const agent = process.env.SSH_AUTH_SOCK;
-  if (agent) methods.push({ type: 'agent', username: endpoint.user, agent } as AuthMethod);
+  const agent = process.env.SSH_AUTH_SOCK || undefined;
+  // (With IdentitiesOnly the agent still unlocks a key file that needs a passphrase, below.)
+  if (agent && !endpoint.identitiesOnly) methods.push({ type: 'agent', username: endpoint.user, agent } as AuthMethod);
   const locked: string[] = [];
   for (const file of endpoint.identities) {
     let text: Buffer;
@@ -205,6 +226,7 @@ function authMethods(endpoint: Endpoint, parseKey: typeof import('ssh2').utils.p
   }
   if (locked.length > 0) {
     if (!agent) throw new UsageError(`the SSH key ${locked.join(', ')} needs a passphrase, and no SSH agent runs to unlock it: add it to an agent (ssh-add), or give a key without one (--ssh-identity)`);
+    if (endpoint.identitiesOnly) methods.push({ type: 'agent', username: endpoint.user, agent } as AuthMethod);
     log.debug(`SSH key ${locked.join(', ')} needs a passphrase: left to the agent`);
   }
   return methods;

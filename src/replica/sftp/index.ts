@@ -13,13 +13,15 @@
  * link count (`features`). A replica file is trusted while its size and mtime are as we left them.
  */
 import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
 import { ChangedInReplica, ChangedWhileReading, Interrupted, RenameFailed, StepError, UsageError, describe, errorCode, show } from '../../errors.js';
 import type { Hasher, HashResult } from '../../hash/hasher.js';
 import { sameFingerprint } from '../../compare/fingerprint.js';
 import type { Owners } from '../../compare/owners.js';
 import type { Reason } from '../../compare/types.js';
 import type { Entry } from '../../tree/entry.js';
-import type { Lister } from '../../tree/lister.js';
+import type { Lister, ListerSpec } from '../../tree/lister.js';
+import { buildExclude } from '../../tree/filter.js';
 import { hasEscapes } from '../../tree/names.js';
 import { toEntry } from '../../tree/scan.js';
 import type { Io } from '../local/io.js';
@@ -56,6 +58,8 @@ const READS_AHEAD = 16;
 /** A batch of this many copies is flushed with one `sync -f` on the server first (`syncFs`); a slower one turns that off. */
 const SYNCFS_FROM = 16;
 const SYNCFS_SLOW_MS = 1000;
+/** A `sync -f` not answered in this long is given up (the batch's fsyncs still flush it). */
+const SYNCFS_GIVE_UP_MS = 10_000;
 /** Requests in flight for runs of small calls (temporary files swept, metadata fixes). */
 const CALLS_AT_ONCE = 64;
 
@@ -73,6 +77,8 @@ export class SftpReplica implements Replica {
   private client: Sftp | undefined;
   /** The replica's absolute path on the server, once connected. */
   private rootPath = '';
+  /** `--backup-dir`'s folder for this pass, absolute on the server, once connected. */
+  private backupRoot: string | undefined;
   private readonly slots = new Slots(FILES_AT_ONCE);
   private saidNoFsync = false;
   /** Why batches are no longer flushed with a syncfs first, once they are not (`syncFs`). */
@@ -104,6 +110,7 @@ export class SftpReplica implements Replica {
   /** Connects (first call of a pass); `UsageError` for what the user must fix, `Unreachable` otherwise. */
   private async open(): Promise<void> {
     if (this.session !== undefined) return;
+    const startedAt = Date.now();
     const session = await connect(this.endpoint, this.o.log);
     this.session = session;
     this.client = new Sftp(session.sftp);
@@ -111,10 +118,18 @@ export class SftpReplica implements Replica {
       this.client?.fail(why);
       this.o.lost(why);
     });
-    const path = this.endpoint.path;
-    this.rootPath = path.startsWith('/') ? path.replace(/\/+$/, '') || '/' : `${(await this.sftp.realpath('.')).replace(/\/+$/, '')}/${path.replace(/^\.\/?/, '').replace(/\/+$/, '')}`.replace(/\/$/, '');
+    // A relative path is relative to the login folder (as scp and rsync read `host:path`).
+    const home = this.endpoint.path.startsWith('/') && (this.o.backupRoot === undefined || this.o.backupRoot.startsWith('/')) ? '/' : await this.sftp.realpath('.');
+    this.rootPath = posix.resolve(home, this.endpoint.path);
+    if (this.o.backupRoot !== undefined) {
+      this.backupRoot = posix.resolve(home, this.o.backupRoot);
+      const backupDir = posix.dirname(this.backupRoot);
+      if (backupDir === this.rootPath || backupDir.startsWith(this.rootPath === '/' ? '/' : this.rootPath + '/') || this.rootPath.startsWith(backupDir + '/')) {
+        throw new UsageError(`backup dir ${backupDir} and replica ${this.rootPath} overlap on ${this.endpoint.name}: give a backup dir beside the replica`);
+      }
+    }
     const offered = ['posix-rename', 'fsync', 'lsetstat', 'hardlink'].filter((name) => this.sftp.offers(name));
-    this.o.log.debug(`connected to ${this.endpoint.user}@${this.endpoint.host}:${this.endpoint.port}; replica ${this.rootPath}; extensions: ${offered.join(', ') || 'none'}; writes of ${this.sftp.maxWrite} bytes`);
+    this.o.log.debug(`connected to ${this.endpoint.user}@${this.endpoint.host}:${this.endpoint.port} in ${Date.now() - startedAt} ms; replica ${this.rootPath}; extensions: ${offered.join(', ') || 'none'}; writes of ${this.sftp.maxWrite} bytes`);
     if (!this.sftp.offers('posix-rename')) this.o.log.warn(`${this.endpoint.name} offers no posix-rename: a file replaced is removed just before its new content is renamed in`);
   }
 
@@ -142,12 +157,13 @@ export class SftpReplica implements Replica {
     return sftpEntry('', await this.sftp.lstat(this.rootPath));
   }
 
-  lister(): Lister {
-    return new SftpLister(this.sftp, this.rootPath, true);
+  lister(spec: Omit<ListerSpec, 'root'>): Lister {
+    // (The walk enters no excluded folder: none is fetched ahead.)
+    return new SftpLister(this.sftp, this.rootPath, { skip: buildExclude(spec.excludes, spec.own) });
   }
 
   inlineLister(): Lister {
-    return new SftpLister(this.sftp, this.rootPath, false);
+    return new SftpLister(this.sftp, this.rootPath, undefined);
   }
 
   openFolder(): boolean {
@@ -156,6 +172,17 @@ export class SftpReplica implements Replica {
 
   readlink(relPath: string): Promise<string> {
     return this.sftp.readlink(this.abs(relPath));
+  }
+
+  /** Whether there is an entry at `relPath`: false only when the server says there is none (ENOENT). */
+  private async exists(relPath: string): Promise<boolean> {
+    try {
+      await this.sftp.lstat(this.abs(relPath));
+      return true;
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return false;
+      throw error;
+    }
   }
 
   async statEntry(relPath: string): Promise<Entry | undefined> {
@@ -239,9 +266,12 @@ export class SftpReplica implements Replica {
     try {
       const before = toEntry(source.name, io.fstat(fd));
       if (!sameFingerprint(before, source)) throw new ChangedWhileReading(job.relPath);
-      handle = await this.sftp.create(temp);
+      handle = await this.createTemp(temp);
       const hash = createHash('md5');
       const writes: Promise<void>[] = [];
+      /** The first write that failed: the others in flight are waited for (never left unhandled), then it is thrown. */
+      let failed: unknown;
+      const track = (write: Promise<void>) => write.catch((error: unknown) => void (failed ??= error));
       let position = 0;
       // The size the walk saw is read (a file grown since is found by its fstat after).
       while (position < source.size) {
@@ -251,14 +281,19 @@ export class SftpReplica implements Replica {
         if (bytes === 0) break;
         const data = buffer.subarray(0, bytes);
         hash.update(data);
-        writes.push(this.sftp.write(handle, data, position, temp));
+        writes.push(track(this.sftp.write(handle, data, position, temp)));
         position += bytes;
         if (writes.length >= WRITES_AHEAD) {
           await writes.shift();
-          if (await this.o.tick()) throw new Interrupted();
+          if (failed !== undefined) break;
+          if (await this.o.tick()) {
+            await Promise.all(writes);
+            throw new Interrupted();
+          }
         }
       }
       await Promise.all(writes);
+      if (failed !== undefined) throw failed;
       const after = toEntry(source.name, io.fstat(fd));
       if (position !== source.size || !sameFingerprint(after, source)) throw new ChangedWhileReading(job.relPath);
       await this.sftp.fsetstat(handle, { mode: source.mode, atime: source.atimeS, mtime: source.mtimeS }, temp);
@@ -268,6 +303,20 @@ export class SftpReplica implements Replica {
       throw error;
     } finally {
       io.close(fd);
+    }
+  }
+
+  /**
+   * Safety: the temporary file is created, never opened where something is (O_EXCL: a link put
+   * there is not followed); what is there (a left-over the sweep did not see) is removed first.
+   */
+  private async createTemp(temp: string): Promise<Buffer> {
+    try {
+      return await this.sftp.create(temp);
+    } catch (error) {
+      if (errorCode(error) !== 'EIO') throw error; // (OpenSSH answers "Failure" for EEXIST)
+      await this.sftp.unlink(temp).catch(() => {});
+      return this.sftp.create(temp);
     }
   }
 
@@ -301,7 +350,8 @@ export class SftpReplica implements Replica {
     const started = Date.now();
     let off: string | undefined;
     try {
-      const { code, stderr } = await this.session!.exec(`sync -f -- ${shellQuote(path)}`);
+      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${SYNCFS_GIVE_UP_MS / 1000} s`)), SYNCFS_GIVE_UP_MS).unref());
+      const { code, stderr } = await Promise.race([this.session!.exec(`sync -f -- ${shellQuote(path)}`), timeout]);
       if (code !== 0) off = `sync -f exited ${code}${stderr.trim() ? `: ${stderr.trim().split('\n')[0]}` : ''}`;
       else if (Date.now() - started > SYNCFS_SLOW_MS) off = `a sync -f took ${Date.now() - started} ms`;
     } catch (error) {
@@ -318,7 +368,7 @@ export class SftpReplica implements Replica {
     try {
       await this.sftp.close(copy.handle, copy.temp);
       // (With --backup-dir, what it replaces is kept there: moved just before.)
-      if (copy.replacing && this.o.backupRoot !== undefined && (await this.statEntry(copy.relPath)) !== undefined) await this.backup(copy.relPath);
+      if (copy.replacing && this.backupRoot !== undefined && (await this.exists(copy.relPath))) await this.backup(copy.relPath);
       await this.renameOver(copy.temp, target);
     } catch (error) {
       await this.sftp.unlink(copy.temp).catch(() => {});
@@ -348,6 +398,8 @@ export class SftpReplica implements Replica {
         await this.sftp.unlink(temp).catch(() => {});
         await this.sftp.symlink(target, temp);
         await this.setLinkTimes(temp, source);
+        // (With --backup-dir, what it replaces is kept there, as a copy's.)
+        if (this.backupRoot !== undefined && (await this.exists(relPath))) await this.backup(relPath);
         await this.renameOver(temp, abs);
       } else {
         await this.sftp.symlink(target, abs);
@@ -411,8 +463,12 @@ export class SftpReplica implements Replica {
   }
 
   async remove(relPath: string, entry: Entry): Promise<boolean> {
-    if (entry.kind !== 'dir' && this.o.backupRoot !== undefined) {
-      if ((await this.statEntry(relPath)) === undefined) return false; // already gone
+    if (entry.kind !== 'dir' && this.backupRoot !== undefined) {
+      try {
+        if (!(await this.exists(relPath))) return false; // already gone
+      } catch (error) {
+        throw new StepError('deleting', relPath, error);
+      }
       try {
         await this.backup(relPath);
         return true;
@@ -432,7 +488,7 @@ export class SftpReplica implements Replica {
 
   /** Moves a replica entry to `<backupRoot>/<relPath>` on the server, its folders made as needed. */
   private async backup(relPath: string): Promise<void> {
-    const root = this.o.backupRoot!;
+    const root = this.backupRoot!;
     const dir = split(relPath)[0];
     await this.makeFolders(dir === '' ? root : `${root}/${dir}`);
     await this.sftp.rename(this.abs(relPath), `${root}/${relPath}`);

@@ -35,9 +35,37 @@ export function keyType(key: Buffer): string {
 
 /** Checks `key` (the server's, as a public key blob) for `host` at `port` against the `files` (missing ones are empty). */
 export function checkHostKey(files: readonly string[], host: string, port: number, key: Buffer): HostKeyVerdict {
-  const name = knownHostsName(host, port);
   const type = keyType(key);
+  let known = false;
   let changed: HostKeyVerdict | undefined;
+  // (Every line of every file: a key revoked anywhere is refused, wherever it is also listed.)
+  for (const line of knownLines(files, host, port)) {
+    const same = line.type === type && Buffer.from(line.base64, 'base64').equals(key);
+    if (line.marker === '@revoked') {
+      if (same) return { kind: 'revoked', file: line.file, line: line.line };
+    } else if (same) known = true;
+    else if (line.type === type) changed ??= { kind: 'changed', file: line.file, line: line.line };
+  }
+  return known ? { kind: 'known' } : (changed ?? { kind: 'unknown' });
+}
+
+/** The key types the files know for `host` at `port` (ssh prefers them when it negotiates). */
+export function knownKeyTypes(files: readonly string[], host: string, port: number): string[] {
+  return [...new Set(knownLines(files, host, port).filter((line) => line.marker === undefined).map((line) => line.type))];
+}
+
+interface KnownLine {
+  file: string;
+  line: number;
+  marker: string | undefined;
+  type: string;
+  base64: string;
+}
+
+/** The lines of `files` (missing ones are empty) that name `host` at `port` (its name lowercased, as ssh does); `@cert-authority` lines left out. */
+function knownLines(files: readonly string[], host: string, port: number): KnownLine[] {
+  const name = knownHostsName(host.toLowerCase(), port);
+  const found: KnownLine[] = [];
   for (const file of files) {
     let text: string;
     try {
@@ -52,18 +80,11 @@ export function checkHostKey(files: readonly string[], host: string, port: numbe
       if (fields[0] === '' || fields[0].startsWith('#')) continue;
       const marker = fields[0].startsWith('@') ? fields.shift() : undefined;
       if (fields.length < 3 || marker === '@cert-authority') continue;
-      const [patterns, lineType, base64] = fields;
-      if (!namesHost(patterns, name)) continue;
-      const same = lineType === type && Buffer.from(base64, 'base64').equals(key);
-      if (marker === '@revoked') {
-        if (same) return { kind: 'revoked', file, line: i + 1 };
-        continue;
-      }
-      if (same) return { kind: 'known' };
-      if (lineType === type) changed ??= { kind: 'changed', file, line: i + 1 };
+      const [patterns, type, base64] = fields;
+      if (namesHost(patterns, name)) found.push({ file, line: i + 1, marker, type, base64 });
     }
   }
-  return changed ?? { kind: 'unknown' };
+  return found;
 }
 
 /** Whether a line's host field names `name`: a hashed entry, or comma-separated patterns. */

@@ -42,9 +42,11 @@ export function hostConfig(text: string, host: string): HostConfig {
       case 'hostname':
         config.hostName ??= args[0].replace(/%h/g, host).replace(/%%/g, '%');
         break;
-      case 'port':
-        config.port ??= Number(args[0]);
+      case 'port': {
+        const port = args[0] === 'ssh' ? 22 : Number(args[0]);
+        if (Number.isInteger(port) && port > 0 && port < 65536) config.port ??= port;
         break;
+      }
       case 'user':
         config.user ??= args[0];
         break;
