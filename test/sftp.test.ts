@@ -295,7 +295,7 @@ describe('a replica over SFTP', { skip }, () => {
     }
   });
 
-  test('replica drift a size and mtime cannot show: missed by a pass, found by verify (read back over SFTP), mended by --checksum; status reads the pair', () => {
+  test('replica drift a size and mtime cannot show: missed by a pass, found by verify (md5sum on the server), mended by --checksum; status reads the pair', () => {
     const p = pair({ 'a.txt': 'same size', 'l': { link: 'a.txt' }, 'd/b.txt': 'b' });
     assert.equal(p.sync().status, 0);
     const target = path.join(p.replica, 'a.txt');
@@ -310,9 +310,10 @@ describe('a replica over SFTP', { skip }, () => {
     assert.match(verify.stdout, /^content  a\.txt \(md5 /m);
     assert.match(verify.stdout, /verify: 1 differences \(1 content\) in 4 entries; 4 files hashed/);
 
-    const checksum = p.sync('--checksum');
+    const checksum = p.sync('--checksum', '--log-level', 'debug');
     assert.equal(checksum.status, 0, checksum.stdout + checksum.stderr);
     assert.match(checksum.stdout, /^updated a\.txt \(content changed\)$/m);
+    assert.doesNotMatch(checksum.stdout, /read back/, 'hashed by md5sum on the server');
     assert.equal(fs.readFileSync(target, 'utf8'), 'same size');
     const clean = runCli(['verify', p.source, server.url(p.replica), ...server.sshArgs], p.env);
     assert.equal(clean.status, 0, clean.stdout + clean.stderr);
@@ -322,6 +323,50 @@ describe('a replica over SFTP', { skip }, () => {
     assert.equal(status.status, 0, status.stdout + status.stderr);
     assert.match(status.stdout, new RegExp(`pair +${p.source} -> sftp://`));
     assert.match(status.stdout, /^entries +2 files, 10 B$/m);
+  });
+
+  test('an SFTP-only account (ForceCommand internal-sftp): copies flushed file by file, replica files read back to be hashed', async () => {
+    const only = await startSshd(['ForceCommand internal-sftp']);
+    try {
+      const spec = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.txt`, `file ${i}`]));
+      const p = pair(spec);
+      const url = only.url(p.replica);
+      const first = runCli([p.source, url, '1', p.log, '--once', '--log-level', 'debug', ...only.sshArgs], p.env);
+      assert.equal(first.status, 0, first.stdout + first.stderr);
+      assert.match(first.stdout, /copies flushed file by file on 127\.0\.0\.1 from now on \(the account runs no commands\)/);
+      assert.deepEqual(mirrorDiff(p.source, p.replica), []);
+      const target = path.join(p.replica, 'f3.txt');
+      const { mtime } = fs.statSync(target);
+      fs.writeFileSync(target, 'FILE 3');
+      fs.utimesSync(target, mtime, mtime);
+      const verify = runCli(['verify', p.source, url, ...only.sshArgs], p.env);
+      assert.equal(verify.status, 1, verify.stdout + verify.stderr);
+      assert.match(verify.stdout, /^content  f3\.txt \(md5 /m);
+      const checksum = runCli([p.source, url, '1', p.log, '--once', '--checksum', '--log-level', 'debug', ...only.sshArgs], p.env);
+      assert.equal(checksum.status, 0, checksum.stdout + checksum.stderr);
+      assert.match(checksum.stdout, /replica files read back to be hashed from now on \(the account runs no commands\)/);
+      assert.match(checksum.stdout, /^updated f3\.txt \(content changed\)$/m);
+      assert.deepEqual(mirrorDiff(p.source, p.replica), []);
+    } finally {
+      await only.stop();
+    }
+  });
+
+  test('--watch with a replica over SFTP: an edit and a new folder brought by a scoped pass', async () => {
+    const p = pair({ 'a/x.txt': 'x', 'b/y.txt': 'y' });
+    const child = startCli([p.source, server.url(p.replica), '60', p.log, '--watch', '--watch-delay', '0.2', ...server.sshArgs], p.env);
+    try {
+      await waitFor(child.output, (out) => /pass finished: 2 copied/.test(out));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      fs.writeFileSync(path.join(p.source, 'a/x.txt'), 'x, edited');
+      fs.mkdirSync(path.join(p.source, 'c'));
+      fs.writeFileSync(path.join(p.source, 'c/z.txt'), 'z');
+      await waitFor(child.output, (out) => /pass finished: 1 copied, 0 moved, 1 updated.*\(scoped: /.test(out));
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited(child), 0, child.output());
+    assert.deepEqual(mirrorDiff(p.source, p.replica), []);
   });
 });
 

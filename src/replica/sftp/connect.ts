@@ -94,6 +94,7 @@ export class Session {
     return new Promise((resolve, reject) => {
       this.client.exec(command, (error, channel) => {
         if (error) return reject(error);
+        channel.end(); // (no input: a command that reads some, a forced internal-sftp, sees its end)
         const out: Buffer[] = [];
         const err: Buffer[] = [];
         let code: number | null = null;

@@ -55,6 +55,8 @@ const WRITES_AHEAD = 16;
 /** Replica files read back (`hashFiles`) at once, and reads in flight per file. */
 const READS_AT_ONCE = 8;
 const READS_AHEAD = 16;
+/** Bytes of paths on one md5sum command line. */
+const MD5SUM_ARGS_BYTES = 64 << 10;
 /** A batch of this many copies is flushed with one `sync -f` on the server first (`syncFs`); a slower one turns that off. */
 const SYNCFS_FROM = 16;
 const SYNCFS_SLOW_MS = 1000;
@@ -81,6 +83,10 @@ export class SftpReplica implements Replica {
   private backupRoot: string | undefined;
   private readonly slots = new Slots(FILES_AT_ONCE);
   private saidNoFsync = false;
+  /** Whether the account runs commands (`runs`), once asked. */
+  private commands: Promise<boolean> | undefined;
+  /** Why replica files are no longer hashed by md5sum on the server, once they are not (`hashFiles`). */
+  private md5sumOff: string | undefined;
   /** Why batches are no longer flushed with a syncfs first, once they are not (`syncFs`). */
   private syncFsOff: string | undefined;
   /** Backup folders known to exist on the server (`makeFolders`). */
@@ -193,11 +199,32 @@ export class SftpReplica implements Replica {
     }
   }
 
-  /** Reads replica files back over SFTP, hashing them here. */
+  /**
+   * Replica files hashed on the server by `md5sum` over the connection (as rclone does), where the
+   * account may run it: their bytes never cross the network. Elsewhere (an SFTP-only account, no
+   * md5sum), and for a file it could not read, they are read back over SFTP and hashed here.
+   */
   async hashFiles(jobs: readonly { relPath: string; size: number }[], _local: Hasher): Promise<(HashResult | undefined)[]> {
+    const results: (HashResult | undefined)[] = jobs.map(() => undefined);
+    let start = 0;
+    while (this.md5sumOff === undefined && start < jobs.length) {
+      // (Command lines of up to ~64 KiB of paths.)
+      let end = start;
+      for (let bytes = 0; end < jobs.length && (end === start || bytes < MD5SUM_ARGS_BYTES); end++) bytes += this.abs(jobs[end].relPath).length + 3;
+      try {
+        const hashed = await this.md5sum(jobs.slice(start, end).map((job) => job.relPath));
+        hashed.forEach((result, i) => (results[start + i] = result));
+      } catch (error) {
+        this.md5sumOff = describe(error);
+        this.o.log.debug(`replica files read back to be hashed from now on (${this.md5sumOff})`);
+      }
+      start = end;
+    }
     const slots = new Slots(READS_AT_ONCE);
     return Promise.all(
-      jobs.map(async ({ relPath }): Promise<HashResult> => {
+      jobs.map(async ({ relPath }, i): Promise<HashResult> => {
+        const done = results[i];
+        if (done !== undefined) return done;
         await slots.acquire();
         try {
           return await this.hashRemote(relPath);
@@ -208,6 +235,46 @@ export class SftpReplica implements Replica {
         }
       }),
     );
+  }
+
+  /**
+   * Whether the account runs commands: `echo` answers (an SFTP-only account, `ForceCommand
+   * internal-sftp`, answers nothing), asked once a connection.
+   */
+  private runs(): Promise<boolean> {
+    this.commands ??= this.session!.exec('echo folder-sync').then(
+      ({ code, stdout }) => code === 0 && stdout.toString() === 'folder-sync\n',
+      () => false,
+    );
+    return this.commands;
+  }
+
+  /**
+   * `md5sum -z` of these files on the server: a result for each it hashed, undefined for each it
+   * could not (read back instead). Throws when md5sum cannot run there (then never tried again).
+   */
+  private async md5sum(relPaths: readonly string[]): Promise<(HashResult | undefined)[]> {
+    if (!(await this.runs())) throw new Error('the account runs no commands');
+    const paths = relPaths.map((relPath) => this.abs(relPath));
+    const before = await Promise.all(paths.map((path) => this.sftp.lstat(path).then((attrs) => sftpEntry('', attrs), () => undefined)));
+    const { code, stdout } = await this.session!.exec(`md5sum -z -- ${paths.map(shellQuote).join(' ')}`);
+    const sums = new Map<string, string>();
+    // With -z: `<md5>  <path>` ending in NUL, the path as given, nothing escaped.
+    for (const line of stdout.toString('utf8').split('\0')) {
+      if (line === '') continue;
+      const match = /^([0-9a-f]{32}) [ *](.*)$/s.exec(line);
+      if (match === null) throw new Error(`md5sum answered something else (${JSON.stringify(line.slice(0, 60))})`);
+      sums.set(match[2], match[1]);
+    }
+    if (sums.size === 0 && code !== 0) throw new Error(`md5sum -z exited ${code}`);
+    const after = await Promise.all(paths.map((path) => this.sftp.lstat(path).then((attrs) => sftpEntry('', attrs), () => undefined)));
+    return paths.map((path, i): HashResult | undefined => {
+      const md5 = sums.get(path);
+      const [was, now] = [before[i], after[i]];
+      if (md5 === undefined || was === undefined || now === undefined) return undefined;
+      if (!sameFingerprint(was, now)) return { kind: 'failed', error: new ChangedInReplica(relPaths[i]) };
+      return { kind: 'hashed', md5, fp: [now.size, now.mtimeS, now.mtimeN, now.ctimeS, now.ctimeN, now.ino] };
+    });
   }
 
   private async hashRemote(relPath: string): Promise<HashResult> {
@@ -350,12 +417,13 @@ export class SftpReplica implements Replica {
     const started = Date.now();
     let off: string | undefined;
     try {
+      if (!(await this.runs())) throw new Error('the account runs no commands');
       const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${SYNCFS_GIVE_UP_MS / 1000} s`)), SYNCFS_GIVE_UP_MS).unref());
       const { code, stderr } = await Promise.race([this.session!.exec(`sync -f -- ${shellQuote(path)}`), timeout]);
       if (code !== 0) off = `sync -f exited ${code}${stderr.trim() ? `: ${stderr.trim().split('\n')[0]}` : ''}`;
       else if (Date.now() - started > SYNCFS_SLOW_MS) off = `a sync -f took ${Date.now() - started} ms`;
     } catch (error) {
-      off = `no command runs there (${describe(error)})`;
+      off = describe(error);
     }
     if (off === undefined) return;
     this.syncFsOff = off;
