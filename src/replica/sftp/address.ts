@@ -64,8 +64,3 @@ function splitUser(given: string, host: string): { user: string | undefined; nam
   if (name === '' || user === '') throw new UsageError(`replica '${given}' names no ${name === '' ? 'host' : 'user'} before '${name === '' ? ':' : '@'}'`);
   return { user, name };
 }
-
-/** The address for messages: `user@host:path` (the port when one was given). */
-export function showRemote(address: RemoteAddress): string {
-  return address.given;
-}

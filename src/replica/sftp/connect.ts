@@ -69,6 +69,7 @@ export class Session {
   /** Set once the connection is gone (the server closed it, or the network dropped it). */
   lost: string | undefined;
   private readonly onLost: ((why: string) => void)[] = [];
+  private commands: Promise<boolean> | undefined;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -104,6 +105,18 @@ export class Session {
         channel.on('close', () => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
       });
     });
+  }
+
+  /**
+   * Whether the account runs commands: `echo` answers (an SFTP-only account, `ForceCommand
+   * internal-sftp`, answers nothing), asked once a connection.
+   */
+  runsCommands(): Promise<boolean> {
+    this.commands ??= this.exec('echo folder-sync').then(
+      ({ code, stdout }) => code === 0 && stdout.toString() === 'folder-sync\n',
+      () => false,
+    );
+    return this.commands;
   }
 
   close(): void {

@@ -9,13 +9,12 @@
  * target: the old file is removed first, and for that moment the name is missing (never half
  * written). A kill leaves only temporary files, swept by the next pass.
  *
- * What SFTP reports is less than lstat: size, mode, owner, whole-second times; no ctime, inode or
- * link count (`features`). A replica file is trusted while its size and mtime are as we left them.
+ * SFTP reports size, mode, owner and whole-second times: no ctime, inode or link count (`features`).
  */
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { ChangedInReplica, ChangedWhileReading, Interrupted, RenameFailed, StepError, UsageError, describe, errorCode, show } from '../../errors.js';
-import type { Hasher, HashResult } from '../../hash/hasher.js';
+import { ChangedInReplica, ChangedWhileReading, Interrupted, RenameFailed, StepError, UsageError, errorCode, show } from '../../errors.js';
+import type { HashResult } from '../../hash/hasher.js';
 import { sameFingerprint } from '../../compare/fingerprint.js';
 import type { Owners } from '../../compare/owners.js';
 import type { Reason } from '../../compare/types.js';
@@ -31,6 +30,9 @@ import type { RemoteAddress } from './address.js';
 import { Sftp, sftpEntry } from './client.js';
 import { connect, resolveEndpoint, type Endpoint, type Session, type SshOptions } from './connect.js';
 import { SftpLister } from './lister.js';
+import { RemoteHashing } from './hashing.js';
+import { Flusher } from './flush.js';
+import { inBatches, Slots } from './util.js';
 
 export interface SftpReplicaOptions {
   address: RemoteAddress;
@@ -52,20 +54,10 @@ export interface SftpReplicaOptions {
 /** Files uploaded at once; and writes in flight per file (each up to the server's largest write). */
 const FILES_AT_ONCE = 32;
 const WRITES_AHEAD = 16;
-/** Replica files read back (`hashFiles`) at once, and reads in flight per file. */
-const READS_AT_ONCE = 8;
-const READS_AHEAD = 16;
-/** Bytes of paths on one md5sum command line. */
-const MD5SUM_ARGS_BYTES = 64 << 10;
-/** A batch of this many copies is flushed with one `sync -f` on the server first (`syncFs`); a slower one turns that off. */
-const SYNCFS_FROM = 16;
-const SYNCFS_SLOW_MS = 1000;
-/** A `sync -f` not answered in this long is given up (the batch's fsyncs still flush it). */
-const SYNCFS_GIVE_UP_MS = 10_000;
 /** Requests in flight for runs of small calls (temporary files swept, metadata fixes). */
 const CALLS_AT_ONCE = 64;
 
-interface SftpPendingCopy extends PendingCopy {
+export interface SftpPendingCopy extends PendingCopy {
   readonly handle: Buffer;
   readonly temp: string;
   readonly replacing: boolean;
@@ -82,13 +74,8 @@ export class SftpReplica implements Replica {
   /** `--backup-dir`'s folder for this pass, absolute on the server, once connected. */
   private backupRoot: string | undefined;
   private readonly slots = new Slots(FILES_AT_ONCE);
-  private saidNoFsync = false;
-  /** Whether the account runs commands (`runs`), once asked. */
-  private commands: Promise<boolean> | undefined;
-  /** Why replica files are no longer hashed by md5sum on the server, once they are not (`hashFiles`). */
-  private md5sumOff: string | undefined;
-  /** Why batches are no longer flushed with a syncfs first, once they are not (`syncFs`). */
-  private syncFsOff: string | undefined;
+  private hashing: RemoteHashing | undefined;
+  private flusher: Flusher | undefined;
   /** Backup folders known to exist on the server (`makeFolders`). */
   private readonly made = new Set<string>();
 
@@ -198,113 +185,12 @@ export class SftpReplica implements Replica {
       return undefined;
     }
   }
-
-  /**
-   * Replica files hashed on the server by `md5sum` over the connection (as rclone does), where the
-   * account may run it: their bytes never cross the network. Elsewhere (an SFTP-only account, no
-   * md5sum), and for a file it could not read, they are read back over SFTP and hashed here.
-   */
-  async hashFiles(jobs: readonly { relPath: string; size: number }[], _local: Hasher): Promise<(HashResult | undefined)[]> {
-    const results: (HashResult | undefined)[] = jobs.map(() => undefined);
-    let start = 0;
-    while (this.md5sumOff === undefined && start < jobs.length) {
-      // (Command lines of up to ~64 KiB of paths.)
-      let end = start;
-      for (let bytes = 0; end < jobs.length && (end === start || bytes < MD5SUM_ARGS_BYTES); end++) bytes += this.abs(jobs[end].relPath).length + 3;
-      try {
-        const hashed = await this.md5sum(jobs.slice(start, end).map((job) => job.relPath));
-        hashed.forEach((result, i) => (results[start + i] = result));
-      } catch (error) {
-        this.md5sumOff = describe(error);
-        this.o.log.debug(`replica files read back to be hashed from now on (${this.md5sumOff})`);
-      }
-      start = end;
-    }
-    const slots = new Slots(READS_AT_ONCE);
-    return Promise.all(
-      jobs.map(async ({ relPath }, i): Promise<HashResult> => {
-        const done = results[i];
-        if (done !== undefined) return done;
-        await slots.acquire();
-        try {
-          return await this.hashRemote(relPath);
-        } catch (error) {
-          return { kind: 'failed', error: error as Error };
-        } finally {
-          slots.release();
-        }
-      }),
-    );
+  /** By md5sum on the server, or read back (`hashing.ts`). */
+  hashFiles(jobs: readonly { relPath: string; size: number }[]): Promise<(HashResult | undefined)[]> {
+    this.hashing ??= new RemoteHashing(this.sftp, this.session!, (relPath) => this.abs(relPath), this.o.log);
+    return this.hashing.hashFiles(jobs);
   }
 
-  /**
-   * Whether the account runs commands: `echo` answers (an SFTP-only account, `ForceCommand
-   * internal-sftp`, answers nothing), asked once a connection.
-   */
-  private runs(): Promise<boolean> {
-    this.commands ??= this.session!.exec('echo folder-sync').then(
-      ({ code, stdout }) => code === 0 && stdout.toString() === 'folder-sync\n',
-      () => false,
-    );
-    return this.commands;
-  }
-
-  /**
-   * `md5sum -z` of these files on the server: a result for each it hashed, undefined for each it
-   * could not (read back instead). Throws when md5sum cannot run there (then never tried again).
-   */
-  private async md5sum(relPaths: readonly string[]): Promise<(HashResult | undefined)[]> {
-    if (!(await this.runs())) throw new Error('the account runs no commands');
-    const paths = relPaths.map((relPath) => this.abs(relPath));
-    const before = await Promise.all(paths.map((path) => this.sftp.lstat(path).then((attrs) => sftpEntry('', attrs), () => undefined)));
-    const { code, stdout } = await this.session!.exec(`md5sum -z -- ${paths.map(shellQuote).join(' ')}`);
-    const sums = new Map<string, string>();
-    // With -z: `<md5>  <path>` ending in NUL, the path as given, nothing escaped.
-    for (const line of stdout.toString('utf8').split('\0')) {
-      if (line === '') continue;
-      const match = /^([0-9a-f]{32}) [ *](.*)$/s.exec(line);
-      if (match === null) throw new Error(`md5sum answered something else (${JSON.stringify(line.slice(0, 60))})`);
-      sums.set(match[2], match[1]);
-    }
-    if (sums.size === 0 && code !== 0) throw new Error(`md5sum -z exited ${code}`);
-    const after = await Promise.all(paths.map((path) => this.sftp.lstat(path).then((attrs) => sftpEntry('', attrs), () => undefined)));
-    return paths.map((path, i): HashResult | undefined => {
-      const md5 = sums.get(path);
-      const [was, now] = [before[i], after[i]];
-      if (md5 === undefined || was === undefined || now === undefined) return undefined;
-      if (!sameFingerprint(was, now)) return { kind: 'failed', error: new ChangedInReplica(relPaths[i]) };
-      return { kind: 'hashed', md5, fp: [now.size, now.mtimeS, now.mtimeN, now.ctimeS, now.ctimeN, now.ino] };
-    });
-  }
-
-  private async hashRemote(relPath: string): Promise<HashResult> {
-    const path = this.abs(relPath);
-    const before = sftpEntry('', await this.sftp.lstat(path));
-    const handle = await this.sftp.openRead(path);
-    const hash = createHash('md5');
-    try {
-      const chunk = this.sftp.maxRead;
-      let position = 0;
-      for (;;) {
-        const reads: Promise<Buffer>[] = [];
-        for (let i = 0; i < READS_AHEAD; i++) reads.push(this.sftp.read(handle, chunk, position + i * chunk, path));
-        const buffers = await Promise.all(reads);
-        let short = false;
-        for (const buffer of buffers) {
-          if (short) break;
-          hash.update(buffer);
-          position += buffer.length;
-          if (buffer.length < chunk) short = true;
-        }
-        if (short) break;
-      }
-    } finally {
-      await this.sftp.close(handle, path).catch(() => {});
-    }
-    const after = sftpEntry('', await this.sftp.lstat(path));
-    if (!sameFingerprint(before, after)) throw new ChangedInReplica(relPath);
-    return { kind: 'hashed', md5: hash.digest('hex'), fp: [after.size, after.mtimeS, after.mtimeN, after.ctimeS, after.ctimeN, after.ino] };
-  }
 
   /** Our temporary files the walk found are swept (an upload is not resumed: it starts again). */
   async prepare(temps: readonly string[]): Promise<void> {
@@ -392,42 +278,11 @@ export class SftpReplica implements Replica {
     await this.sftp.unlink(temp).catch(() => {});
   }
 
-  /** Each temporary file flushed on the server's disk (`fsync@openssh.com`), all at once. */
-  async flushCopies(pending: readonly PendingCopy[]): Promise<(unknown | undefined)[]> {
-    if (!this.o.fsync) return pending.map(() => undefined);
-    if (!this.sftp.offers('fsync')) {
-      if (!this.saidNoFsync) this.o.log.debug(`${this.endpoint.name} offers no fsync@openssh.com: copies land without a flush on the server`);
-      this.saidNoFsync = true;
-      return pending.map(() => undefined);
-    }
-    const copies = pending as readonly SftpPendingCopy[];
-    if (copies.length >= SYNCFS_FROM && this.syncFsOff === undefined) await this.syncFs(copies[0].temp);
-    return Promise.all(copies.map((copy) => this.sftp.fsync(copy.handle, copy.temp).then(() => undefined, (error: unknown) => error)));
-  }
-
-  /**
-   * Perf: one `sync -f` (syncfs) of the server's filesystem holding `path`, run over the SSH
-   * connection, before a batch's fsyncs, which then find nothing left to write (as a local
-   * replica's batches: `LocalReplica.flushCopies`). sftp-server answers one request at a time, and
-   * each fsync that writes costs a journal commit: a first sync of 10k files spent 4 s of its 12 s
-   * in them. A server that runs no commands (an SFTP-only account), a `sync` that fails or that
-   * takes longer than a second (a busy disk) turns it off for the pass: the fsyncs do it all.
-   */
-  private async syncFs(path: string): Promise<void> {
-    const started = Date.now();
-    let off: string | undefined;
-    try {
-      if (!(await this.runs())) throw new Error('the account runs no commands');
-      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${SYNCFS_GIVE_UP_MS / 1000} s`)), SYNCFS_GIVE_UP_MS).unref());
-      const { code, stderr } = await Promise.race([this.session!.exec(`sync -f -- ${shellQuote(path)}`), timeout]);
-      if (code !== 0) off = `sync -f exited ${code}${stderr.trim() ? `: ${stderr.trim().split('\n')[0]}` : ''}`;
-      else if (Date.now() - started > SYNCFS_SLOW_MS) off = `a sync -f took ${Date.now() - started} ms`;
-    } catch (error) {
-      off = describe(error);
-    }
-    if (off === undefined) return;
-    this.syncFsOff = off;
-    this.o.log.debug(`copies flushed file by file on ${this.endpoint.name} from now on (${off})`);
+  /** Each temporary file flushed on the server's disk (`flush.ts`). */
+  flushCopies(pending: readonly PendingCopy[]): Promise<(unknown | undefined)[]> {
+    if (!this.o.fsync) return Promise.resolve(pending.map(() => undefined));
+    this.flusher ??= new Flusher(this.sftp, this.session!, this.endpoint.name, this.o.log);
+    return this.flusher.flush(pending as readonly SftpPendingCopy[]);
   }
 
   async installCopy(pending: PendingCopy): Promise<InstalledCopy> {
@@ -608,37 +463,4 @@ export class SftpReplica implements Replica {
   async close(): Promise<void> {
     this.session?.close();
   }
-}
-
-/** Runs `each` over `items`, `atOnce` at a time; results in order. */
-async function inBatches<T, R>(items: readonly T[], atOnce: number, each: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = [];
-  for (let i = 0; i < items.length; i += atOnce) results.push(...(await Promise.all(items.slice(i, i + atOnce).map(each))));
-  return results;
-}
-
-/** At most `size` holders at once. */
-class Slots {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-  constructor(size: number) {
-    this.free = size;
-  }
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
-
-/** `text` as one word of a POSIX shell command line. */
-function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
 }
