@@ -314,6 +314,7 @@ describe('a replica over SFTP', { skip }, () => {
     assert.equal(checksum.status, 0, checksum.stdout + checksum.stderr);
     assert.match(checksum.stdout, /^updated a\.txt \(content changed\)$/m);
     assert.doesNotMatch(checksum.stdout, /read back/, 'hashed by md5sum on the server');
+    assert.match(checksum.stdout, /replica listed by find on the server in \d+ ms \(2 folders\)/);
     assert.equal(fs.readFileSync(target, 'utf8'), 'same size');
     const clean = runCli(['verify', p.source, server.url(p.replica), ...server.sshArgs], p.env);
     assert.equal(clean.status, 0, clean.stdout + clean.stderr);
@@ -345,6 +346,7 @@ describe('a replica over SFTP', { skip }, () => {
       const checksum = runCli([p.source, url, '1', p.log, '--once', '--checksum', '--log-level', 'debug', ...only.sshArgs], p.env);
       assert.equal(checksum.status, 0, checksum.stdout + checksum.stderr);
       assert.match(checksum.stdout, /replica files read back to be hashed from now on \(the account runs no commands\)/);
+      assert.match(checksum.stdout, /replica listed folder by folder over SFTP \(the account runs no commands\)/);
       assert.match(checksum.stdout, /^updated f3\.txt \(content changed\)$/m);
       assert.deepEqual(mirrorDiff(p.source, p.replica), []);
     } finally {

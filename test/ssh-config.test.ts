@@ -8,6 +8,7 @@ import { UsageError } from '../src/errors.js';
 import { parseRemote } from '../src/replica/sftp/address.js';
 import { checkHostKey, fingerprint } from '../src/replica/sftp/known-hosts.js';
 import { hostConfig } from '../src/replica/sftp/ssh-config.js';
+import { parse as parseFind } from '../src/replica/sftp/find-lister.js';
 import { tempDir } from './helpers/tree.js';
 
 describe('replica addresses', () => {
@@ -101,3 +102,19 @@ function sshBlob(x: string): Buffer {
   const string = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
   return Buffer.concat([string(Buffer.from('ssh-ed25519')), string(Buffer.from(x, 'base64url'))]);
 }
+
+describe("find's listing of a remote replica", () => {
+  test('records by folder: type, size, bits, whole-second times, owners; a name with a tab; anything else is refused', () => {
+    const text = ['d\t4096\t755\t1700000000.5\t1700000001.0\t1000\t1000\t', 'f\t5\t644\t1600000000.9999\t1600000000.0\t1000\t100\ta.txt', 'd\t4096\t700\t1\t1\t0\t0\tsub', 'l\t5\t777\t2\t2\t0\t0\tsub/link', 'f\t1\t600\t3\t3\t0\t0\tsub/tab\there', 'p\t0\t644\t4\t4\t0\t0\tsub/fifo'].join('\0') + '\0';
+    const tree = parseFind(text);
+    assert.deepEqual([...tree.keys()], ['', 'sub']);
+    assert.deepEqual(tree.get('')!.map((e) => [e.filename, e.attrs.mode.toString(8), e.attrs.size, e.attrs.mtime, e.attrs.uid, e.attrs.gid]), [
+      ['a.txt', '100644', 5, 1600000000, 1000, 100],
+      ['sub', '40700', 4096, 1, 0, 0],
+    ]);
+    assert.deepEqual(tree.get('sub')!.map((e) => [e.filename, e.attrs.mode.toString(8)]), [['link', '120777'], ['tab\there', '100600'], ['fifo', '10644']]);
+    assert.throws(() => parseFind(''), /answered nothing/);
+    assert.throws(() => parseFind('hello\n'), /something else/);
+    assert.throws(() => parseFind('f\t1\t644\t1\t1\t0\t0\ta\0'), /not the root folder first/);
+  });
+});

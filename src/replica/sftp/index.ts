@@ -30,6 +30,7 @@ import type { RemoteAddress } from './address.js';
 import { Sftp, sftpEntry } from './client.js';
 import { connect, resolveEndpoint, type Endpoint, type Session, type SshOptions } from './connect.js';
 import { SftpLister } from './lister.js';
+import { FindLister } from './find-lister.js';
 import { RemoteHashing } from './hashing.js';
 import { Flusher } from './flush.js';
 import { inBatches, Slots } from './util.js';
@@ -150,9 +151,11 @@ export class SftpReplica implements Replica {
     return sftpEntry('', await this.sftp.lstat(this.rootPath));
   }
 
+  /** The whole tree by one `find` on the server (`find-lister.ts`), else folder by folder over SFTP. */
   lister(spec: Omit<ListerSpec, 'root'>): Lister {
     // (The walk enters no excluded folder: none is fetched ahead.)
-    return new SftpLister(this.sftp, this.rootPath, { skip: buildExclude(spec.excludes, spec.own) });
+    const sftp = new SftpLister(this.sftp, this.rootPath, { skip: buildExclude(spec.excludes, spec.own) });
+    return new FindLister(this.session!, this.rootPath, sftp, this.o.log);
   }
 
   inlineLister(): Lister {
