@@ -212,6 +212,14 @@ describe('a replica over SFTP', { skip }, () => {
     return tree;
   }
 
+  /** The next pass exits 0 and leaves an exact mirror, with no temporary file. */
+  function nextPassMends(p: ReturnType<typeof pair>): void {
+    const next = p.sync();
+    assert.equal(next.status, 0, next.stdout + next.stderr);
+    assert.deepEqual(mirrorDiff(p.source, p.replica), []);
+    assert.deepEqual(tempFiles(p.replica), []);
+  }
+
   /** Every file under a real name in the replica is whole: the source's bytes. */
   function noHalfFiles(source: string, replica: string): void {
     const seen = readTree(replica);
@@ -236,11 +244,7 @@ describe('a replica over SFTP', { skip }, () => {
     assert.match(errors[0], /connection to 127\.0\.0\.1 lost.*the pass stops/);
     assert.match(out, /pass stopped: \d+ copied/);
     noHalfFiles(p.source, p.replica);
-
-    const next = p.sync();
-    assert.equal(next.status, 0, next.stdout + next.stderr);
-    assert.deepEqual(mirrorDiff(p.source, p.replica), []);
-    assert.deepEqual(tempFiles(p.replica), []);
+    nextPassMends(p);
   });
 
   test('folder-sync killed (SIGKILL) in the middle of uploads: the next pass leaves an exact mirror and no debris', async () => {
@@ -250,10 +254,7 @@ describe('a replica over SFTP', { skip }, () => {
     child.kill('SIGKILL');
     await exited(child);
     noHalfFiles(p.source, p.replica);
-    const next = p.sync();
-    assert.equal(next.status, 0, next.stdout + next.stderr);
-    assert.deepEqual(mirrorDiff(p.source, p.replica), []);
-    assert.deepEqual(tempFiles(p.replica), []);
+    nextPassMends(p);
   });
 
   test('in interval mode, a pass that cannot reach the server is an error; the next one reconnects and finishes', async () => {

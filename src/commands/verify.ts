@@ -11,7 +11,7 @@
  */
 import { distrustCache } from '../compare/fingerprint.js';
 import { LinkIndex } from '../compare/links.js';
-import { NO_OWNERS, ownerDiffers, processOwners, wholeSeconds, type Owners } from '../compare/owners.js';
+import { keptOwners, ownerDiffers, type Owners } from '../compare/owners.js';
 import type { Change } from '../compare/types.js';
 import { byWalkOrder, Walker, type Side, type Unreadable } from '../compare/walk.js';
 import { UsageError, describe, show } from '../errors.js';
@@ -153,7 +153,7 @@ class Audit {
     this.report = o.onDifference ?? (() => {});
     this.roots = { source: o.source, replica: o.replica };
     // (Over SFTP, a replica keeps no owners and whole-second mtimes: what a pass keeps.)
-    this.owners = o.owners ?? (o.remote ? wholeSeconds(NO_OWNERS) : processOwners());
+    this.owners = o.owners ?? keptOwners(o.remote !== undefined);
     this.links = o.hardLinks ? new LinkIndex() : undefined;
     this.remote = o.remote ? openReplica(remoteAccess(o.remote, o.source, this.io)) : undefined;
   }

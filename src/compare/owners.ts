@@ -53,7 +53,9 @@ export function sameOwner(owners: Owners, source: Entry, replica: Entry): boolea
   return (uid === undefined || uid === replica.uid) && (gid === undefined || gid === replica.gid);
 }
 
-/** `owners`, on a replica that keeps mtimes to the whole second. */
-export function wholeSeconds(owners: Owners): Owners {
-  return { ...owners, name: `${owners.name}; mtimes to the second`, wholeSeconds: true };
+/** What a replica keeps: a local one, what this process can (`processOwners`); one over SFTP, no owners and mtimes to the whole second. */
+export function keptOwners(remote: boolean): Owners {
+  return remote ? REMOTE_OWNERS : processOwners();
 }
+
+const REMOTE_OWNERS: Owners = { ...NO_OWNERS, name: 'none (a replica over SFTP); mtimes to the second', wholeSeconds: true };

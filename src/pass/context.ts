@@ -1,5 +1,5 @@
 /** What every stage of a pass shares: its options, counters, manifest, progress line, and when to stop. */
-import { NO_OWNERS, processOwners, wholeSeconds, type Owners } from '../compare/owners.js';
+import { keptOwners, type Owners } from '../compare/owners.js';
 import { noProgress, type Progress } from '../log/progress.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { emptyStats, type PassOptions, type PassStats } from './options.js';
@@ -22,7 +22,7 @@ export class PassContext {
   constructor(public o: PassOptions) {
     this.progress = o.progress ?? noProgress;
     // A replica over SFTP keeps no owners (its login user's), and mtimes to the second.
-    this.owners = o.owners ?? (o.remote ? wholeSeconds(NO_OWNERS) : processOwners());
+    this.owners = o.owners ?? keptOwners(o.remote !== undefined);
   }
 
   /** The manifest, once loaded (`loadManifest`). */

@@ -32,10 +32,6 @@ export class Recorder {
     private readonly replica: Replica,
   ) {}
 
-  private get would(): string {
-    return this.pass.o.dryRun ? 'would ' : '';
-  }
-
   /** `done` (`copied`), or under a dry run `would` + `verb` (`would copy`). */
   private verb(verb: string, done: string): string {
     return this.pass.o.dryRun ? `would ${verb}` : done;

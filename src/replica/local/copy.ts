@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ChangedWhileReading, Interrupted, StepError, errorCode } from '../../errors.js';
 import { sameFingerprint } from '../../compare/fingerprint.js';
-import type { Entry } from '../../tree/entry.js';
 import { toEntry } from '../../tree/scan.js';
 import type { InstalledCopy, PendingCopy } from '../replica.js';
 import { closeQuietly, removeQuietly, setOwner, split, tempPathFor, type LocalContext } from './context.js';

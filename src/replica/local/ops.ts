@@ -21,7 +21,6 @@ import { inWritableParent, inWritableParents } from './writable.js';
 export function makeLink(ctx: LocalContext, relPath: string, target: string, source: Entry, replacing: boolean): Entry {
   const { io } = ctx;
   const tempAbs = tempPathFor(ctx.replicaRoot, relPath);
-  const replicaAbs = ctx.replicaRoot + '/' + relPath;
   let step = 'creating link';
   try {
     removeQuietly(io, tempAbs);
@@ -33,18 +32,27 @@ export function makeLink(ctx: LocalContext, relPath: string, target: string, sou
       if (uid !== -1 || gid !== -1) setOwner(ctx, () => io.lchown(tempAbs, uid, gid));
       step = 'setting mtime of link';
       io.lutimes(tempAbs, source);
-      if (replacing && ctx.backupRoot) {
-        step = 'backing up the old version of';
-        backup(ctx, relPath);
-      }
-      step = 'renaming link into place';
-      io.rename(tempAbs, replicaAbs);
-      return toEntry(source.name, io.lstat(replicaAbs));
+      return linkIntoPlace(ctx, relPath, tempAbs, replacing, source.name, (next) => (step = next));
     });
   } catch (error) {
     removeQuietly(io, tempAbs);
     throw new StepError(step, relPath, error);
   }
+}
+
+/**
+ * A link made at `tempAbs` renamed over `relPath` (what it replaces moved to the backup dir first,
+ * with `--backup-dir`), and the link as it is after; `step` is told each step, for the error.
+ */
+function linkIntoPlace(ctx: LocalContext, relPath: string, tempAbs: string, replacing: boolean, name: string, step: (name: string) => void): Entry {
+  const abs = ctx.replicaRoot + '/' + relPath;
+  if (replacing && ctx.backupRoot) {
+    step('backing up the old version of');
+    backup(ctx, relPath);
+  }
+  step('renaming link into place');
+  ctx.io.rename(tempAbs, abs);
+  return toEntry(name, ctx.io.lstat(abs));
 }
 
 /**
@@ -74,13 +82,7 @@ export function makeHardLink(ctx: LocalContext, relPath: string, leader: string,
     removeQuietly(io, tempAbs);
     return inWritableParent(ctx, relPath, () => {
       io.link(leaderAbs, tempAbs);
-      if (replacing && ctx.backupRoot) {
-        step = 'backing up the old version of';
-        backup(ctx, relPath);
-      }
-      step = 'renaming link into place';
-      io.rename(tempAbs, abs);
-      return { replica: toEntry(name, io.lstat(abs)), linked: true };
+      return { replica: linkIntoPlace(ctx, relPath, tempAbs, replacing !== undefined, name, (next) => (step = next)), linked: true };
     });
   } catch (error) {
     removeQuietly(io, tempAbs);

@@ -16,7 +16,6 @@ import { posix } from 'node:path';
 import { ChangedInReplica, ChangedWhileReading, Interrupted, RenameFailed, StepError, UsageError, errorCode, show } from '../../errors.js';
 import type { HashResult } from '../../hash/hasher.js';
 import { sameFingerprint } from '../../compare/fingerprint.js';
-import type { Owners } from '../../compare/owners.js';
 import type { Reason } from '../../compare/types.js';
 import type { Entry } from '../../tree/entry.js';
 import type { Lister, ListerSpec } from '../../tree/lister.js';
@@ -46,7 +45,6 @@ export interface SftpReplicaOptions {
   /** `--backup-dir` for this pass, a folder on the server. */
   backupRoot?: string;
   tick(): Promise<boolean>;
-  owners: Owners;
   log: { debug(message: string): void; warn(message: string): void };
   /** The connection was lost: the pass ends (one error line). */
   lost(why: string): void;
